@@ -1,0 +1,119 @@
+"""Reading and writing images and masks, with the dtype policy of :mod:`blursynth`.
+
+Every writer is atomic: it writes ``<name>.tmp-<pid>`` beside the target and renames it, so
+an interrupted run never leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from blursynth.errors import BlursynthError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        im = Image.open(path)
+        im.load()  # force decoding now so truncated files fail here
+    except FileNotFoundError:
+        raise BlursynthError("file not found", path) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise BlursynthError(f"cannot read image ({exc})", path) from None
+    return im
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image as float32 RGB ``(H, W, 3)`` in ``[0, 1]``."""
+    return read_image_u8(path).astype(np.float32) / np.float32(255.0)
+
+
+def read_image_u8(path: str | Path) -> np.ndarray:
+    """Read an image as uint8 RGB ``(H, W, 3)``."""
+    im = _open(Path(path))
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def read_mask_u8(path: str | Path) -> np.ndarray:
+    """Read a single-channel mask as uint8 ``(H, W)``.
+
+    Mode ``L``/``1``/``I`` masks are read as they are; ``RGB``/``RGBA`` masks take their first
+    channel (CUHK ships a few RGBA masks whose colour channels are equal); palette masks are
+    read as their palette *indices* (see :func:`read_palette_indices`).
+    """
+    path = Path(path)
+    im = _open(path)
+    if im.mode == "P":
+        return np.asarray(im, dtype=np.uint8)
+    if im.mode in ("RGB", "RGBA", "LA"):
+        return np.asarray(im, dtype=np.uint8)[..., 0].copy()
+    if im.mode == "1":
+        return np.asarray(im, dtype=np.uint8) * np.uint8(255)
+    if im.mode in ("I", "I;16", "F"):
+        arr = np.asarray(im)
+        return np.clip(arr, 0, 255).astype(np.uint8)
+    return np.asarray(im.convert("L"), dtype=np.uint8)
+
+
+def read_palette_indices(path: str | Path) -> np.ndarray:
+    """Read a palette (mode ``P``) PNG as its uint8 indices ``(H, W)``.
+
+    Converting a VOC mask to RGB or L destroys its labels: this reads the indices themselves.
+    """
+    path = Path(path)
+    im = _open(path)
+    if im.mode != "P":
+        if im.mode == "L":  # some re-encoded VOC copies store indices as grey levels
+            return np.asarray(im, dtype=np.uint8)
+        raise BlursynthError(f"expected a palette (mode P) or L mask, got mode {im.mode}", path)
+    return np.asarray(im, dtype=np.uint8)
+
+
+def to_u8(x: np.ndarray) -> np.ndarray:
+    """float in [0, 1] -> uint8 with rounding (values outside are clipped)."""
+    return np.clip(np.rint(np.asarray(x, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+@contextmanager
+def atomic_path(target: str | Path):
+    """Yield a temporary path beside ``target``; rename it onto ``target`` on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_png(path: str | Path, array: np.ndarray) -> None:
+    """Write a uint8 ``(H, W)`` or ``(H, W, 3)`` array as a lossless PNG, atomically.
+
+    The PNG is encoded with fixed settings and no timestamp, so the same array gives the
+    same bytes.
+    """
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        raise TypeError(f"write_png expects uint8, got {array.dtype}")
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG", compress_level=6)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write a UTF-8 text file atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | Path, obj) -> None:
+    """Write JSON (sorted keys, 2-space indent, trailing newline) atomically."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,32 @@
+"""One progress wrapper for every long loop; ``quiet=True`` silences it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import click
+
+
+@contextmanager
+def progressbar(iterable: Iterable | None = None, *, length: int | None = None,
+                label: str = "", quiet: bool = False) -> Iterator:
+    """A :func:`click.progressbar` on stderr, or a silent pass-through when ``quiet``."""
+    if quiet:
+        yield _Silent(iterable)
+        return
+    with click.progressbar(iterable, length=length, label=label, file=sys.stderr,
+                           show_pos=True, show_eta=True) as bar:
+        yield bar
+
+
+class _Silent:
+    def __init__(self, iterable):
+        self._iterable = iterable
+
+    def __iter__(self):
+        return iter(self._iterable if self._iterable is not None else ())
+
+    def update(self, n: int = 1) -> None:
+        pass

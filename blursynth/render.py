@@ -1,0 +1,73 @@
+"""The report's two image-formation models: pure numpy, no I/O, no randomness.
+
+All inputs follow the package dtype policy: images float32 ``(H, W, 3)`` in [0, 1], the
+object mask ``m`` float32 ``(H, W)`` in [0, 1] (1 on the object), kernels from
+:mod:`blursynth.kernels`. F, B and m must have the same height and width.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from blursynth.kernels import convolve
+
+#: A soft blur map is binarised as ``soft >= BINARY_THRESHOLD`` (blurred).
+BINARY_THRESHOLD = 0.5
+
+
+def render_motion(fg: np.ndarray, bg: np.ndarray, mask: np.ndarray, k: np.ndarray):
+    """Equation (1): a moving object over a sharp background.
+
+    ``I = k*(m⊙F) + (1 − k*m)⊙B``.
+
+    Returns
+    -------
+    image : float32 (H, W, 3) in [0, 1]
+    blurred_mask : float32 (H, W)
+        ``k*m``, the ground truth (1 = blurred object).
+    """
+    _check(fg, bg, mask)
+    km = convolve(mask, k)
+    image = convolve(fg * mask[..., None], k) + (1.0 - km)[..., None] * bg
+    return np.clip(image, 0.0, 1.0, out=image), np.clip(km, 0.0, 1.0)
+
+
+def render_defocus(fg: np.ndarray, bg: np.ndarray, mask: np.ndarray, k1: np.ndarray,
+                   k2: np.ndarray):
+    """Equation (2): a sharp object over a defocused background.
+
+    ``I = (k2*m)⊙F + (1 − k2*m)⊙(k1*B)``.
+
+    Returns
+    -------
+    image : float32 (H, W, 3) in [0, 1]
+    soft_mask : float32 (H, W)
+        ``k2*m``, the softened object (sharp) weight; the ground truth is ``m`` itself.
+    """
+    _check(fg, bg, mask)
+    m2 = convolve(mask, k2)
+    image = m2[..., None] * fg + (1.0 - m2)[..., None] * convolve(bg, k1)
+    return np.clip(image, 0.0, 1.0, out=image), np.clip(m2, 0.0, 1.0)
+
+
+def blur_maps(model: str, mask: np.ndarray, soft: np.ndarray):
+    """Ground truth in the blur convention (1 = blurred) for one rendering.
+
+    * motion: soft blur map = ``k*m``; binary = ``k*m >= 0.5``.
+    * defocus: soft blur map = ``1 − k2*m``; binary = ``1 − m`` with ``m`` binarised at 0.5
+      (the object mask itself is the sharp truth, as in the report).
+
+    Returns ``(soft_blur float32, binary_blur bool)``.
+    """
+    if model == "motion":
+        return soft, soft >= BINARY_THRESHOLD
+    if model == "defocus":
+        return (1.0 - soft).astype(np.float32), mask < BINARY_THRESHOLD
+    raise ValueError(f"model must be 'motion' or 'defocus', got {model!r}")
+
+
+def _check(fg, bg, mask):
+    if fg.shape != bg.shape or fg.shape[:2] != mask.shape or fg.ndim != 3:
+        raise ValueError(
+            f"F, B and m must share height and width, got {fg.shape}, {bg.shape}, {mask.shape}"
+        )
