@@ -1,0 +1,87 @@
+"""Checkpoints: model, optimizer, iteration, config, normalisation and dataset hash.
+
+Saved with :func:`torch.save` as plain containers (tensors, dicts, lists, numbers, strings),
+so :func:`torch.load` can always use ``weights_only=True``. Written atomically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from blursynth.errors import BlursynthError
+from blursynth.imageio import atomic_path
+from blursynth_train.model import BlurNet, ModelConfig
+
+FORMAT = "blursynth-checkpoint"
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(path: str | Path, model: BlurNet, *, optimizer=None, iteration: int = 0,
+                    train_config: dict | None = None, extra: dict | None = None,
+                    half: bool = False) -> Path:
+    """Write a checkpoint atomically.
+
+    Parameters
+    ----------
+    model : BlurNet
+    optimizer : torch.optim.Optimizer, optional
+        Its state is stored for an exact ``--resume``.
+    iteration : int
+        Iterations done.
+    train_config : dict, optional
+        The training recipe (plain values only).
+    extra : dict, optional
+        Anything else plain: dataset manifest hash, metrics, RNG states.
+    half : bool
+        Store weights as float16 (for shipping; not for resuming).
+    """
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu()
+             for k, v in model.state_dict().items()}
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_config": model.config.to_dict(),
+        "model_state": state,
+        "iteration": int(iteration),
+        "train_config": dict(train_config or {}),
+        "extra": dict(extra or {}),
+    }
+    if optimizer is not None:
+        payload["optimizer_state"] = optimizer.state_dict()
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Read a checkpoint dict (``weights_only=True``); clear errors for bad files."""
+    path = Path(path)
+    if not path.is_file():
+        raise BlursynthError("checkpoint not found", path)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise BlursynthError(f"not a readable checkpoint ({type(exc).__name__}: {exc})",
+                             path) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise BlursynthError("not a blursynth checkpoint (missing format tag)", path)
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise BlursynthError(
+            f"checkpoint format {payload['format_version']} is newer than this blursynth_train"
+            f" ({FORMAT_VERSION}); upgrade the package", path)
+    return payload
+
+
+def load_model(path: str | Path, device="cpu") -> tuple[BlurNet, dict]:
+    """Load a model for inference (eval mode, float32) and its checkpoint dict."""
+    payload = load_checkpoint(path, map_location="cpu")
+    try:
+        model = BlurNet(ModelConfig.from_dict(payload["model_config"]))
+        state = {k: v.float() for k, v in payload["model_state"].items()}
+        model.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise BlursynthError(f"checkpoint does not match the model ({exc})", path) from None
+    return model.to(device).eval(), payload
