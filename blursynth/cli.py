@@ -39,10 +39,171 @@ def main():
 # --- generate (issue 2) -------------------------------------------------------------------
 
 
+@main.command()
+@click.option(
+    "--voc",
+    type=click.Path(exists=True, file_okay=False),
+    help="VOCdevkit, VOC2012 or a folder holding VOCdevkit [default: embedded sample].",
+)
+@click.option("--n", "n", type=click.IntRange(min=1), required=True, help="Images per model.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
+@click.option(
+    "--model",
+    type=click.Choice(["motion", "defocus", "both"]),
+    default="both",
+    show_default=True,
+    help="Blur model(s): eq. (1) motion, eq. (2) defocus.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Root seed.")
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes; the output does not depend on it.",
+)
+@click.option("--resume", is_flag=True, help="Complete an interrupted run in --out.")
+@click.option(
+    "--split",
+    type=click.Choice(["train", "val", "trainval"]),
+    default="train",
+    show_default=True,
+    help="VOC segmentation split to draw images from.",
+)
+@quiet_option
+@domain_errors
+def generate(voc, n, out, model, seed, jobs, resume, split, quiet):
+    """Render synthetic motion/defocus images with CUHK-style ground truth into OUT.
+
+    Writes image/, gt/ (255 = blurred), soft/, records.jsonl and report.json.
+    """
+    from blursynth.generate import generate as run_generate
+
+    report = run_generate(
+        out,
+        n=n,
+        voc=voc,
+        model=model,
+        seed=seed,
+        split=split,
+        jobs=jobs,
+        resume=resume,
+        quiet=quiet,
+    )
+    for line in report.lines():
+        click.echo(line, err=True)
+    click.echo(
+        f"{report.complete} of {report.requested} images in {out} ({report.written} new, "
+        f"{len(report.skipped_items)} VOC items skipped, {len(report.failed)} failed)"
+    )
+
+
 # --- patches / info / verify (issue 3) ----------------------------------------------------
 
 
+@main.command()
+@click.option("--source", "source_kind", required=True,
+              type=click.Choice(["shi", "synth", "folder"]),
+              help="shi: CUHK layout; synth: `blursynth generate` output; folder: image/+gt/.")
+@click.option("--root", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Source folder (holds image/ and gt/).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Dataset folder to write (rerun to finish an interrupted build).")
+@click.option("--train-patches", type=click.IntRange(min=0), default=1_000_000,
+              show_default=True, help="Training patches.")
+@click.option("--val-patches", type=click.IntRange(min=0), default=None,
+              help="Validation patches [default: train/4].")
+@click.option("--per-image", type=click.IntRange(min=1), default=None,
+              help="Patches from every train/val image instead of split totals.")
+@click.option("--eval-images", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Whole images held out for dense evaluation (half motion, half defocus).")
+@click.option("--patch-size", type=int, default=31, show_default=True, help="Odd.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Parallel workers (the output does not depend on it).")
+@click.option("--rows-per-shard", type=click.IntRange(min=1), default=100_000,
+              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["hdf5", "caffe"]), default="hdf5",
+              show_default=True, help="caffe: float32 data/label for Caffe/Mocha HDF5 layers.")
+@click.option("--polarity", type=click.Choice(["blurred-white", "sharp-white"]), default=None,
+              help="folder source: what white means in a mask (DUT: sharp-white).")
+@click.option("--threshold", type=click.IntRange(1, 255), default=None,
+              help="folder source: grey levels >= this are white.")
+@click.option("--blur-type", type=click.Choice(["motion", "defocus"]), default=None,
+              help="folder source: blur type of every image (otherwise unknown).")
+@quiet_option
+@domain_errors
+def patches(source_kind, root, out, train_patches, val_patches, per_image, eval_images,
+            patch_size, seed, jobs, rows_per_shard, fmt, polarity, threshold, blur_type, quiet):
+    """Sample balanced PATCH-SIZE patches into sharded HDF5 (train/val + eval list)."""
+    from pathlib import Path
+
+    from blursynth.patches import PatchParams, build_patch_dataset
+
+    params = PatchParams(
+        source=source_kind, root=str(Path(root).resolve()), polarity=polarity,
+        threshold=threshold, blur_type=blur_type, patch_size=patch_size, seed=seed,
+        train_patches=train_patches, val_patches=val_patches, per_image=per_image,
+        eval_images=eval_images, rows_per_shard=rows_per_shard, format=fmt)
+    report = build_patch_dataset(params, out, jobs=jobs, quiet=quiet)
+    for stem, why in report.skipped:
+        click.echo(f"skipped {stem}: {why}", err=True)
+    sizes = ", ".join(f"{k} {v:,}" for k, v in report.rows.items())
+    reused = f", {report.reused_shards} shard(s) reused" if report.reused_shards else ""
+    click.echo(f"{report.path}: {sizes} patches; {len(report.skipped)} image(s) skipped"
+               f"{reused}")
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False))
+@domain_errors
+def info(dataset):
+    """Counts table, shapes and parameters of a patch dataset."""
+    from blursynth.shards import dataset_info
+
+    click.echo(dataset_info(dataset))
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False))
+@quiet_option
+@domain_errors
+def verify(dataset, quiet):
+    """Check a patch dataset's checksums and schema (non-zero exit on any mismatch)."""
+    from blursynth.shards import verify_dataset
+
+    verify_dataset(dataset, quiet=quiet).close()
+    click.echo(f"{dataset}: OK")
+
+
 # --- preview (generate output or patch dataset) -------------------------------------------
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="PNG to write.")
+@click.option(
+    "--rows",
+    type=click.IntRange(min=1),
+    default=6,
+    show_default=True,
+    help="Rows of a generate contact sheet.",
+)
+@domain_errors
+def preview(folder, out, rows):
+    """Contact sheet of a generate output FOLDER, or a patch grid of a patch dataset."""
+    from pathlib import Path
+
+    if (Path(folder) / "manifest.json").is_file():
+        from blursynth.patch_preview import patch_grid
+
+        patch_grid(folder, out)
+    else:
+        from blursynth.preview import contact_sheet
+
+        contact_sheet(folder, out, rows=rows)
+    click.echo(f"wrote {out}")
 
 
 if __name__ == "__main__":  # pragma: no cover

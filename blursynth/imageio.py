@@ -20,12 +20,15 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
 def _open(path: Path) -> Image.Image:
+    im = None
     try:
         im = Image.open(path)
         im.load()  # force decoding now so truncated files fail here
     except FileNotFoundError:
         raise BlursynthError("file not found", path) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        if im is not None:
+            im.close()  # a failed load() leaves the file open
         raise BlursynthError(f"cannot read image ({exc})", path) from None
     return im
 

@@ -50,6 +50,8 @@ def motion_kernel(length: float, angle: float) -> np.ndarray:
         raise ValueError(f"motion kernel length must be a finite number >= 1, got {length}")
     if not np.isfinite(angle):
         raise ValueError(f"motion kernel angle must be finite, got {angle}")
+    if length == 1:  # a one-pixel "motion" is no motion at any angle (as documented)
+        return np.ones((1, 1))
     half = length / 2.0
     radius = int(math.ceil(half + 1))
     theta = math.radians(angle % 180.0)
@@ -106,9 +108,32 @@ def convolve(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
         raise ValueError(f"kernel must be 2-D with odd sides, got shape {kernel.shape}")
     if kernel.shape == (1, 1):
         return x * x.dtype.type(kernel[0, 0])
-    flipped = np.ascontiguousarray(kernel[::-1, ::-1], dtype=np.float32)
-    out = cv2.filter2D(x, -1, flipped, borderType=BORDER)
+    flipped = np.ascontiguousarray(kernel[::-1, ::-1], dtype=np.float64)
+    # Same result three ways; pick the fastest (5-8x on VOC-sized images for our kernels).
+    u, s, vt = np.linalg.svd(flipped)
+    if s[1:].sum() <= 1e-9 * s[0]:  # separable (Gaussians, 1-pixel-wide lines)
+        col, row = u[:, 0] * np.sqrt(s[0]), vt[0] * np.sqrt(s[0])
+        if col.sum() < 0:
+            col, row = -col, -row
+        out = cv2.sepFilter2D(
+            x, -1, row.astype(np.float32), col.astype(np.float32), borderType=BORDER
+        )
+    elif 2 * np.count_nonzero(flipped) <= flipped.size:  # sparse (oblique motion lines)
+        out = _convolve_taps(x, flipped)
+    else:
+        out = cv2.filter2D(x, -1, flipped.astype(np.float32), borderType=BORDER)
     return out.reshape(x.shape)
+
+
+def _convolve_taps(x: np.ndarray, flipped: np.ndarray) -> np.ndarray:
+    """Correlate with ``flipped`` as a sum of shifted copies, one per non-zero tap."""
+    ry, rx = flipped.shape[0] // 2, flipped.shape[1] // 2
+    padded = cv2.copyMakeBorder(x, ry, ry, rx, rx, BORDER)
+    h, w = x.shape[:2]
+    out = np.zeros_like(x)
+    for i, j in zip(*np.nonzero(flipped), strict=True):
+        cv2.scaleAdd(padded[i : i + h, j : j + w], float(flipped[i, j]), out, dst=out)
+    return out
 
 
 def _crop_centred(k: np.ndarray) -> np.ndarray:

@@ -64,8 +64,9 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files
-        raise BlursynthError(f"not a readable checkpoint ({type(exc).__name__}: {exc})",
-                             path) from None
+        # torch's messages run to many lines; the type is enough to tell corrupt from absent
+        raise BlursynthError(f"not a readable checkpoint ({type(exc).__name__}); expected a"
+                             " file written by `blursynth_train fit`", path) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise BlursynthError("not a blursynth checkpoint (missing format tag)", path)
     if payload.get("format_version", 0) > FORMAT_VERSION:
@@ -83,5 +84,10 @@ def load_model(path: str | Path, device="cpu") -> tuple[BlurNet, dict]:
         state = {k: v.float() for k, v in payload["model_state"].items()}
         model.load_state_dict(state)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise BlursynthError(f"checkpoint does not match the model ({exc})", path) from None
+        # load_state_dict lists every mismatch on its own line: keep the first one
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        detail = lines[1] if len(lines) > 1 else (lines[0] if lines else type(exc).__name__)
+        more = f" (+{len(lines) - 2} more)" if len(lines) > 2 else ""
+        raise BlursynthError(f"checkpoint does not match the model ({detail}{more})",
+                             path) from None
     return model.to(device).eval(), payload

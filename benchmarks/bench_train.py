@@ -1,0 +1,161 @@
+"""Training throughput: the model step against the data path, and the time for the recipe.
+
+Measures, for the report's BlurNet at batch 64:
+
+* the model step alone (forward, backward, SGD step) on random uint8 batches already on the
+  device: samples/s (on CPU for each ``--threads``; on CUDA in fp32 and bf16 autocast);
+* the data path alone: device-resident indexing (:class:`ResidentBatches`) and streamed HDF5
+  reading (:class:`StreamedBatches`, 0 and ``--workers`` workers) on a temporary dataset;
+
+and prints the estimated wall time of the recipe's 1,000,000 iterations, limited by the
+slower of the two. Run by hand; results go to ``docs/benchmarks.md``::
+
+    python benchmarks/bench_train.py                      # CPU, 1 and 2 threads
+    python benchmarks/bench_train.py --device cuda        # on a GPU machine
+    python benchmarks/bench_train.py --shards DIR         # data path on a real dataset
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from blursynth.imageio import write_json
+from blursynth.shards import MANIFEST, ShardWriter, manifest_base, open_dataset
+from blursynth_train.data import ResidentBatches, StreamedBatches, load_split
+from blursynth_train.model import BlurNet
+
+RECIPE_ITERATIONS = 1_000_000
+
+
+def random_dataset(root: Path, rows: int, patch_size: int = 31) -> Path:
+    """A patch dataset of random rows (content does not matter for throughput)."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    splits = {}
+    for name, n in (("train", rows), ("val", 64)):
+        with ShardWriter(root, name, n, 100_000, patch_size, "hdf5", {"plan_sha256": "b"}) as w:
+            for start in range(0, n, 4096):
+                m = min(4096, n - start)
+                zeros = np.zeros(m, np.int32)
+                w.write({"patches": rng.integers(0, 256, (m, 3, patch_size, patch_size),
+                                                 dtype=np.uint8),
+                         "label": rng.integers(0, 2, m, dtype=np.uint8),
+                         "blur_type": zeros.astype(np.uint8), "category": zeros.astype(np.uint8),
+                         "image_index": zeros, "center_y": zeros, "center_x": zeros})
+        splits[name] = {"rows": n, "shards": [vars(r) for r in w.records]}
+    write_json(root / MANIFEST, {**manifest_base(), "plan_sha256": "b", "splits": splits,
+                                 "params": {"patch_size": patch_size, "format": "hdf5"},
+                                 "counts": []})
+    return root
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def model_step(device: torch.device, batch: int, steps: int, bf16: bool = False,
+               compile: bool = False) -> float:
+    """Samples/s of forward + backward + SGD step on batches already on ``device``."""
+    torch.manual_seed(0)
+    model = BlurNet().to(device).train()
+    step_model = torch.compile(model) if compile else model
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4)
+    x = torch.randint(0, 256, (batch, 3, 31, 31), dtype=torch.uint8, device=device)
+    y = torch.randint(0, 2, (batch,), device=device)
+    warmup = 3 if device.type == "cpu" else 20
+    for i in range(warmup + steps):
+        if i == warmup:
+            sync(device)
+            t0 = time.perf_counter()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = step_model(x)
+        loss = F.cross_entropy(logits.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    sync(device)
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def data_path(batches, device: torch.device, n: int, batch: int) -> float:
+    """Samples/s of drawing ``n`` batches (after the first, which pays the start-up)."""
+    it = batches.iterate(0)
+    next(it)
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        x, y = next(it)
+    sync(device)
+    return n * batch / (time.perf_counter() - t0)
+
+
+def hours(samples_per_s: float, batch: int) -> float:
+    return RECIPE_ITERATIONS * batch / samples_per_s / 3600
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                    help="CPU thread counts for the model step.")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=0, help="Timed model steps (0: 6 CPU, 200 GPU).")
+    ap.add_argument("--rows", type=int, default=65536, help="Rows of the temporary dataset.")
+    ap.add_argument("--shards", type=Path, help="Use this dataset for the data path instead.")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--compile", action="store_true", help="Also time torch.compile (GPU).")
+    args = ap.parse_args()
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(args.device)
+    b = args.batch_size
+    steps = args.steps or (6 if device.type == "cpu" else 200)
+    results: list[tuple[str, float]] = []
+
+    # -- model step ------------------------------------------------------------------------
+    if device.type == "cpu":
+        for t in args.threads:
+            torch.set_num_threads(t)
+            results.append((f"model step, CPU {t} thread(s)", model_step(device, b, steps)))
+        torch.set_num_threads(max(args.threads))
+    else:
+        name = torch.cuda.get_device_name(device)
+        results.append((f"model step, {name} fp32", model_step(device, b, steps)))
+        results.append((f"model step, {name} bf16", model_step(device, b, steps, bf16=True)))
+        if args.compile:
+            results.append((f"model step, {name} bf16 + compile",
+                            model_step(device, b, steps, bf16=True, compile=True)))
+    step_rate = max(r for _, r in results)
+
+    # -- data path -------------------------------------------------------------------------
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.shards or random_dataset(Path(tmp) / "ds", args.rows)
+        split = open_dataset(root)["train"]
+        n = min(len(split) // b - 1, 2000)
+        resident = ResidentBatches(*load_split(split, device), b, seed=0)
+        results.append((f"data: device-resident indexing ({device.type})",
+                        data_path(resident, device, n, b)))
+        for w in sorted({0, args.workers}):
+            streamed = StreamedBatches(split, b, seed=0, device=device, workers=w)
+            results.append((f"data: streamed HDF5, {w} worker(s)",
+                            data_path(streamed, device, n, b)))
+    print(f"BlurNet, batch {b}, device {device}, torch {torch.__version__}")
+    print("| path | samples/s | 1M iterations at this rate (h) |")
+    print("|---|---:|---:|")
+    for label, rate in results:
+        print(f"| {label} | {rate:,.0f} | {hours(rate, b):,.1f} |")
+    print(f"\nestimate for {RECIPE_ITERATIONS:,} iterations at batch {b}: "
+          f"{hours(step_rate, b):,.1f} h ({hours(step_rate, b) / 24:,.1f} days), "
+          "bounded by the model step when it is slower than the data path")
+
+
+if __name__ == "__main__":
+    main()

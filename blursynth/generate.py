@@ -1,0 +1,308 @@
+"""``blursynth generate``: sample record -> load -> render -> write, in parallel, resumable.
+
+Output layout (CUHK-like, read back by :class:`blursynth.sources.SynthSource`)::
+
+    DIR/image/motion0001.png    8-bit RGB rendering
+    DIR/gt/motion0001.png       binary ground truth, 255 = blurred, 0 = sharp
+    DIR/soft/motion0001.png     soft blur map (motion k*m, defocus 1 - k2*m), 8-bit
+    DIR/records/motion0001.json the sample record (written last: its presence marks the
+                                sample complete)
+    DIR/records.jsonl           every record, one JSON line each, sorted by name
+    DIR/run.json                seed, models, split, parameters, catalogue digest (for --resume)
+    DIR/report.json             counts, skipped VOC items and failed samples
+
+The binary map is :func:`blursynth.render.blur_maps`: motion ``k*m >= 0.5``, defocus
+``m < 0.5`` (the sharp object is the mask itself). Every file is written atomically and
+depends only on its record, so the output is byte-identical for a seed whatever ``--jobs``,
+and ``--resume`` after a kill gives the same files as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from joblib import Parallel, delayed
+
+import blursynth
+from blursynth.errors import BlursynthError
+from blursynth.imageio import read_image, to_u8, write_json, write_png, write_text
+from blursynth.kernels import gaussian_kernel, motion_kernel
+from blursynth.progress import progressbar
+from blursynth.render import blur_maps, render_defocus, render_motion
+from blursynth.sampling import MODELS, SampleParams, SampleRecord, sample_record
+from blursynth.sources.voc import MIN_CLASS_FRACTION, VOCItem, VOCSegmentation, object_mask
+
+OUTPUT_DIRS = ("image", "gt", "soft")
+RECORD_DIR = "records"
+
+
+def default_voc_root() -> Path:
+    """The embedded VOC sample shipped in the repository (``datasets/embedded``)."""
+    root = Path(blursynth.__file__).resolve().parent.parent / "datasets" / "embedded"
+    if not root.is_dir():
+        raise BlursynthError(
+            "the embedded VOC sample is not there (it ships with a source checkout); "
+            "pass --voc PATH to a VOCdevkit",
+            root,
+        )
+    return root
+
+
+@dataclass
+class Report:
+    """What a run did; written to ``DIR/report.json``."""
+
+    requested: int = 0
+    written: int = 0
+    already_done: int = 0
+    skipped_items: list[dict] = field(default_factory=list)  # VOC items unusable at all
+    background_only: list[str] = field(default_factory=list)  # no class >= threshold
+    failed: list[dict] = field(default_factory=list)  # samples whose files failed to decode
+
+    @property
+    def complete(self) -> int:
+        return self.written + self.already_done
+
+    def lines(self, limit: int = 10) -> list[str]:
+        """Human-readable problems, at most ``limit`` of each kind."""
+        out = []
+        for kind, rows in (("skipped", self.skipped_items), ("failed", self.failed)):
+            for row in rows[:limit]:
+                out.append(f"{kind}: {row['file']}: {row['reason']}")
+            if len(rows) > limit:
+                out.append(f"... and {len(rows) - limit} more {kind} (see report.json)")
+        return out
+
+
+def scan(
+    voc: VOCSegmentation,
+    *,
+    jobs: int = 1,
+    quiet: bool = False,
+    min_fraction: float = MIN_CLASS_FRACTION,
+) -> tuple[list[VOCItem], list[dict]]:
+    """Check every item of the split; return usable items and the skipped ones."""
+    tasks = (delayed(_scan_one)(voc, image_id, min_fraction) for image_id in voc.ids)
+    items, bad = [], []
+    with progressbar(length=len(voc.ids), label="scan VOC", quiet=quiet) as bar:
+        results = Parallel(n_jobs=jobs, return_as="generator")(tasks)  # in order
+        for image_id, result in zip(voc.ids, results, strict=True):
+            if isinstance(result, VOCItem):
+                items.append(result)
+            else:
+                bad.append({"id": image_id, **result})
+            bar.update(1)
+    return items, bad
+
+
+def _scan_one(voc, image_id, min_fraction):
+    try:
+        return voc.scan_one(image_id, min_fraction)
+    except BlursynthError as exc:
+        return {"file": str(exc.path), "reason": exc.reason}
+
+
+def rerender(record: SampleRecord, voc: VOCSegmentation) -> dict[str, np.ndarray]:
+    """Render one record; the same record always gives the same arrays.
+
+    Returns
+    -------
+    dict
+        ``image`` uint8 (H, W, 3); ``gt`` uint8 (H, W) binary, 255 = blurred; ``soft`` uint8
+        (H, W), the soft blur map.
+    """
+    fg_image, labels = voc.load(record.fg)
+    bg_image = read_image(voc.image_path(record.bg))
+    fg = _crop(fg_image, record.fg_box, voc.image_path(record.fg))
+    bg = _crop(bg_image, record.bg_box, voc.image_path(record.bg))
+    mask = object_mask(_crop(labels, record.fg_box, voc.mask_path(record.fg)), record.cls)
+    if record.model == "motion":
+        image, soft = render_motion(fg, bg, mask, motion_kernel(record.length, record.angle))
+    else:
+        k1, k2 = gaussian_kernel(record.sigma1), gaussian_kernel(record.sigma2)
+        image, soft = render_defocus(fg, bg, mask, k1, k2)
+    soft_blur, binary = blur_maps(record.model, mask, soft)
+    return {
+        "image": to_u8(image),
+        "gt": binary.astype(np.uint8) * np.uint8(255),
+        "soft": to_u8(soft_blur),
+    }
+
+
+def _crop(array, box, path):
+    y0, x0, y1, x1 = box
+    if y1 > array.shape[0] or x1 > array.shape[1]:
+        raise BlursynthError(
+            f"crop {tuple(box)} does not fit the {array.shape[1]}x{array.shape[0]} image "
+            "(records from a different VOC tree?)",
+            path,
+        )
+    return array[y0:y1, x0:x1]
+
+
+def generate(
+    out,
+    *,
+    n: int,
+    voc=None,
+    model: str = "both",
+    seed: int = 0,
+    split: str = "train",
+    jobs: int = 1,
+    resume: bool = False,
+    quiet: bool = False,
+    params: SampleParams | None = None,
+) -> Report:
+    """Generate ``n`` images per model into ``out``.
+
+    Parameters
+    ----------
+    out : path
+        Output folder; must be empty or absent unless ``resume``.
+    n : int
+        Images per model.
+    voc : path, optional
+        ``VOCdevkit``, ``VOC2012`` or a folder holding ``VOCdevkit``; default the embedded
+        sample (:func:`default_voc_root`).
+    model : {"motion", "defocus", "both"}
+    seed : int
+    split : {"train", "val", "trainval"}
+    jobs : int
+        Worker processes (joblib); the output does not depend on it.
+    resume : bool
+        Complete an interrupted run in ``out`` (same seed, model, split and VOC images).
+    quiet : bool
+        No progress bar.
+    params : SampleParams, optional
+        Parameter ranges; default :class:`~blursynth.sampling.SampleParams`.
+
+    Returns
+    -------
+    Report
+
+    Raises
+    ------
+    BlursynthError
+        Bad VOC root or split, non-empty ``out`` without ``resume``, a resume with other
+        settings, or a run that produced nothing.
+    """
+    params = SampleParams() if params is None else params
+    if n < 1:
+        raise BlursynthError(f"--n must be >= 1, got {n}")
+    if jobs < 1:
+        raise BlursynthError(f"--jobs must be >= 1, got {jobs}")
+    models = MODELS if model == "both" else (model,)
+    if not set(models) <= set(MODELS):
+        raise BlursynthError(f"model must be motion, defocus or both, got {model!r}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BlursynthError("output path exists and is not a folder", out)
+    if not resume and out.exists() and any(out.iterdir()):
+        raise BlursynthError(
+            "output folder is not empty; add --resume to complete an interrupted run, or "
+            "choose a new folder",
+            out,
+        )
+
+    dataset = VOCSegmentation(default_voc_root() if voc is None else voc, split)
+    items, bad = scan(dataset, jobs=jobs, quiet=quiet)
+    report = Report(
+        requested=n * len(models),
+        skipped_items=bad,
+        background_only=[it.id for it in items if not it.classes],
+    )
+    if not any(it.classes for it in items):
+        raise BlursynthError(
+            f"no usable image in split {split!r}: no class covers >= "
+            f"{MIN_CLASS_FRACTION:.0%} of any readable image",
+            dataset.root,
+        )
+
+    run = {
+        "seed": int(seed),
+        "models": list(models),
+        "split": split,
+        "params": asdict(params),
+        "min_class_fraction": MIN_CLASS_FRACTION,
+        "catalog": _digest(items),
+    }
+    _check_run(out, run, resume)
+
+    records = [sample_record(items, m, i, seed, params) for m in models for i in range(n)]
+    todo = [r for r in records if not _is_complete(out, r.name)]
+    report.already_done = len(records) - len(todo)
+    single_thread = jobs > 1  # workers share the cores; one OpenCV thread each
+    tasks = (delayed(_render_and_write)(r, dataset, out, single_thread) for r in todo)
+    with progressbar(length=len(todo), label="generate", quiet=quiet) as bar:
+        for name, failure in Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks):
+            if failure is None:
+                report.written += 1
+            else:
+                report.failed.append({"name": name, **failure})
+            bar.update(1)
+    report.failed.sort(key=lambda row: row["name"])
+
+    _write_records(out, records)
+    write_json(out / "report.json", asdict(report))
+    if report.complete == 0:
+        first = (report.failed or report.skipped_items or [None])[0]
+        why = f" (first problem: {first['file']}: {first['reason']})" if first else ""
+        raise BlursynthError(f"nothing could be generated{why}; see report.json", out)
+    return report
+
+
+def _render_and_write(record: SampleRecord, voc: VOCSegmentation, out: Path, single_thread: bool):
+    if single_thread:
+        cv2.setNumThreads(1)
+    try:
+        arrays = rerender(record, voc)
+    except BlursynthError as exc:
+        return record.name, {"file": str(exc.path), "reason": exc.reason}
+    for sub in OUTPUT_DIRS:
+        write_png(out / sub / f"{record.name}.png", arrays[sub])
+    write_json(out / RECORD_DIR / f"{record.name}.json", record.to_dict())  # last: marks done
+    return record.name, None
+
+
+def _is_complete(out: Path, name: str) -> bool:
+    paths = [out / sub / f"{name}.png" for sub in OUTPUT_DIRS]
+    return (out / RECORD_DIR / f"{name}.json").is_file() and all(p.is_file() for p in paths)
+
+
+def _check_run(out: Path, run: dict, resume: bool) -> None:
+    run_path = out / "run.json"
+    if resume and run_path.is_file():
+        previous = json.loads(run_path.read_text())
+        diff = sorted(k for k in run if previous.get(k) != json.loads(json.dumps(run[k])))
+        if diff:
+            raise BlursynthError(
+                f"cannot resume: {', '.join(diff)} differ from the interrupted run "
+                "(use the same --seed, --model, --split and VOC images)",
+                run_path,
+            )
+    # a killed writer leaves '<name>.tmp-<pid>' files: drop them before going on
+    for sub in (*OUTPUT_DIRS, RECORD_DIR):
+        for tmp in (out / sub).glob("*.tmp-*"):
+            tmp.unlink()
+    for tmp in out.glob("*.tmp-*"):
+        tmp.unlink()
+    write_json(run_path, run)
+
+
+def _write_records(out: Path, records: list[SampleRecord]) -> None:
+    """Assemble ``records.jsonl`` from the sidecars of complete samples, sorted by name."""
+    lines = []
+    for record in sorted(records, key=lambda r: r.name):
+        if _is_complete(out, record.name):
+            lines.append(json.dumps(record.to_dict(), sort_keys=True))
+    write_text(out / "records.jsonl", "".join(line + "\n" for line in lines))
+
+
+def _digest(items: list[VOCItem]) -> str:
+    text = json.dumps([asdict(it) for it in items], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,137 @@
+"""Scores of a blur map against a ground-truth mask (pure numpy).
+
+Conventions
+-----------
+* ``prob`` is a float map ``(H, W)`` in [0, 1], the "blur-ness" of each pixel; ``gt`` is a
+  bool mask ``(H, W)``, True where blurred.
+* A map is binarised as ``prob >= threshold`` (blurred).
+* The adaptive threshold is ``min(2 * mean(prob), 1)`` (Achanta et al. 2009); an all-zero map
+  gets a threshold just above 0, so it predicts no blurred pixel.
+* Empty-class rule: when a class is absent from both prediction and ground truth, its IoU is
+  1 (nothing to find, nothing found); the F-measure is 1 when neither the prediction nor the
+  ground truth has a blurred pixel, and 0/0 precision or recall otherwise count as 0.
+
+Example
+-------
+>>> gt = np.array([[True, True], [False, False]])
+>>> prob = np.array([[0.9, 0.2], [0.7, 0.1]])
+>>> round(iou(prob >= 0.5, gt), 3)
+0.333
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BETA2 = 0.3
+METRICS = ("iou", "miou", "accuracy", "f_beta", "f_beta_adaptive", "mae")
+"""Keys of :func:`score_map`, in table order."""
+
+METRIC_TITLES = {
+    "iou": "IoU (blurred)",
+    "miou": "mean IoU",
+    "accuracy": "pixel acc.",
+    "f_beta": "F0.3 @0.5",
+    "f_beta_adaptive": "F0.3 @adapt.",
+    "mae": "MAE",
+}
+
+
+def confusion(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int, int, int]:
+    """Counts ``(tp, fp, fn, tn)`` of the blurred class for two bool masks of one shape."""
+    pred, gt = _check_pair(pred, gt)
+    if pred.dtype != bool:
+        raise ValueError(f"prediction must be bool, got {pred.dtype}")
+    tp = int(np.count_nonzero(pred & gt))
+    fp = int(np.count_nonzero(pred & ~gt))
+    fn = int(np.count_nonzero(~pred & gt))
+    return tp, fp, fn, pred.size - tp - fp - fn
+
+
+def iou(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Intersection over union of the blurred class; 1.0 when neither mask has blur."""
+    tp, fp, fn, _ = confusion(pred, gt)
+    return _ratio(tp, tp + fp + fn, empty=1.0)
+
+
+def mean_iou(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Mean of the blurred-class and sharp-class IoU (each 1.0 when its class is absent)."""
+    tp, fp, fn, tn = confusion(pred, gt)
+    return 0.5 * (_ratio(tp, tp + fp + fn, 1.0) + _ratio(tn, tn + fp + fn, 1.0))
+
+
+def pixel_accuracy(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Fraction of pixels whose class is right."""
+    tp, fp, fn, tn = confusion(pred, gt)
+    return _ratio(tp + tn, tp + fp + fn + tn, 1.0)
+
+
+def f_measure(pred: np.ndarray, gt: np.ndarray, beta2: float = BETA2) -> float:
+    """F-measure of the blurred class, ``(1 + b2) P R / (b2 P + R)``.
+
+    1.0 when neither mask has a blurred pixel; 0/0 precision or recall count as 0.
+    """
+    tp, fp, fn, _ = confusion(pred, gt)
+    if tp + fp + fn == 0:
+        return 1.0
+    precision, recall = _ratio(tp, tp + fp, 0.0), _ratio(tp, tp + fn, 0.0)
+    denom = beta2 * precision + recall
+    return 0.0 if denom == 0 else (1 + beta2) * precision * recall / denom
+
+
+def adaptive_threshold(prob: np.ndarray) -> float:
+    """``min(2 * mean(prob), 1)``, at least the smallest positive float64."""
+    t = 2.0 * float(np.mean(prob, dtype=np.float64))
+    return min(max(t, np.finfo(np.float64).tiny), 1.0)
+
+
+def mae(prob: np.ndarray, gt: np.ndarray) -> float:
+    """Mean absolute difference between the map and the 0/1 mask."""
+    prob, gt = _check_pair(prob, gt)
+    return float(np.mean(np.abs(prob.astype(np.float64) - gt)))
+
+
+def score_map(prob: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """All scores of one map, keyed as :data:`METRICS`.
+
+    Parameters
+    ----------
+    prob : float array (H, W) in [0, 1]
+        Blur-ness (probability of "blurred").
+    gt : bool array (H, W)
+        True where blurred.
+    threshold : float
+        Binarisation threshold of ``iou``, ``miou``, ``accuracy`` and ``f_beta``.
+    """
+    prob, gt = _check_pair(prob, gt)
+    if prob.size and not (np.nanmin(prob) >= 0 and np.nanmax(prob) <= 1):
+        raise ValueError(f"prob must lie in [0, 1], got [{prob.min()}, {prob.max()}]")
+    pred = prob >= threshold
+    return {
+        "iou": iou(pred, gt),
+        "miou": mean_iou(pred, gt),
+        "accuracy": pixel_accuracy(pred, gt),
+        "f_beta": f_measure(pred, gt),
+        "f_beta_adaptive": f_measure(prob >= adaptive_threshold(prob), gt),
+        "mae": mae(prob, gt),
+    }
+
+
+def average(scores: list[dict[str, float]]) -> dict[str, float]:
+    """Per-key mean over images (every image weighs the same); ``{}`` for no images."""
+    if not scores:
+        return {}
+    return {key: float(np.mean([s[key] for s in scores])) for key in scores[0]}
+
+
+def _ratio(num: int, den: int, empty: float) -> float:
+    return empty if den == 0 else num / den
+
+
+def _check_pair(a: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, gt = np.asarray(a), np.asarray(gt)
+    if a.shape != gt.shape:
+        raise ValueError(f"map and mask shapes differ: {a.shape} vs {gt.shape}")
+    if gt.dtype != bool:
+        raise ValueError(f"mask must be bool, got {gt.dtype}")
+    return a, gt

@@ -1,0 +1,73 @@
+"""A contact sheet of a patch dataset: a few patches per category x label, enlarged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from blursynth.errors import BlursynthError
+from blursynth.imageio import to_u8, write_png
+from blursynth.shards import CATEGORIES, open_dataset
+
+_CELLS = ((0, 0), (1, 1), (2, 0), (2, 1))  # (category, label) rows of the sheet
+_LABEL_WIDTH = 120
+
+
+def patch_grid(dataset_dir, out_path, *, per_cell: int = 8, seed: int = 0,
+               split: str | None = None, scale: int = 3) -> Path:
+    """Draw ``per_cell`` random patches for each category x label, one row each.
+
+    Parameters
+    ----------
+    dataset_dir : path
+        A patch dataset (see :mod:`blursynth.shards`).
+    out_path : path
+        PNG to write.
+    per_cell : int
+        Patches per row.
+    seed : int
+        Which patches are drawn.
+    split : str, optional
+        Split to draw from (default: the first, usually ``train``).
+    scale : int
+        Nearest-neighbour enlargement of each patch.
+
+    Returns
+    -------
+    Path
+        ``out_path``.
+    """
+    if per_cell < 1:
+        raise BlursynthError(f"per_cell must be >= 1, got {per_cell}")
+    rng = np.random.default_rng(seed)
+    with open_dataset(dataset_dir) as ds:
+        reader = ds[split or ds.splits[0]]
+        p = ds.params["patch_size"]
+        meta = reader.read(0, len(reader), fields=("label", "category"))
+        tile = p * scale + 4
+        sheet = Image.new("RGB", (_LABEL_WIDTH + per_cell * tile, len(_CELLS) * tile),
+                          (255, 255, 255))
+        draw = ImageDraw.Draw(sheet)
+        for r, (cat, label) in enumerate(_CELLS):
+            rows = np.flatnonzero((meta["category"] == cat) & (meta["label"] == label))
+            text = f"{CATEGORIES[cat]}\nlabel {label}\n({rows.size:,})"
+            draw.multiline_text((4, r * tile + 4), text, fill=(0, 0, 0))
+            if rows.size == 0:
+                continue
+            picks = np.sort(rng.choice(rows, size=min(per_cell, rows.size), replace=False))
+            for c, row in enumerate(picks):
+                patch = reader.read(int(row), int(row) + 1, fields=("patches",))["patches"][0]
+                hwc = np.transpose(patch, (1, 2, 0))
+                if hwc.dtype != np.uint8:  # caffe format: float32 in [0, 1]
+                    hwc = to_u8(hwc)
+                big = Image.fromarray(hwc).resize((p * scale, p * scale), Image.NEAREST)
+                # A frame coloured by label: red = blurred centre, green = sharp centre.
+                x, y = _LABEL_WIDTH + c * tile, r * tile
+                draw.rectangle((x, y, x + tile - 1, y + tile - 1),
+                               fill=(200, 40, 40) if label else (40, 160, 40))
+                sheet.paste(big, (x + 2, y + 2))
+    out_path = Path(out_path)
+    write_png(out_path, np.asarray(sheet))
+    return out_path

@@ -1,0 +1,85 @@
+"""Contact sheet of ``generate`` output: image | ground-truth overlay, one labelled row each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from blursynth.errors import BlursynthError
+from blursynth.imageio import read_image_u8, read_mask_u8, write_png
+
+#: Overlay colour of blurred pixels (RGB) and its opacity.
+BLUR_COLOUR = np.array([255, 40, 40], dtype=np.float32)
+ALPHA = 0.45
+
+
+def contact_sheet(folder, out_path, *, rows: int = 6, tile_height: int = 192) -> Path:
+    """Draw ``rows`` samples of a ``generate`` folder as ``image | overlay`` rows.
+
+    Samples are spread evenly over the sorted names (so both models show up). Blurred pixels
+    (gt 255) are tinted red, and the gt boundary is drawn in yellow.
+
+    Parameters
+    ----------
+    folder : path
+        Holds ``image/`` and ``gt/`` (the ``generate`` layout).
+    out_path : path
+        PNG to write.
+    rows : int
+    tile_height : int
+        Height of each tile in pixels; widths keep the aspect ratio.
+
+    Returns
+    -------
+    Path
+        ``out_path``.
+    """
+    if rows < 1:
+        raise BlursynthError(f"rows must be >= 1, got {rows}")
+    folder = Path(folder)
+    gt_dir = folder / "gt"
+    names = sorted(p.stem for p in (folder / "image").glob("*.png")) if gt_dir.is_dir() else []
+    names = [s for s in names if (gt_dir / f"{s}.png").is_file()]
+    if not names:
+        raise BlursynthError(
+            "no image/<name>.png with a gt/<name>.png here; is this a generate output?", folder
+        )
+    picks = [
+        names[i]
+        for i in np.unique(
+            np.linspace(0, len(names) - 1, min(rows, len(names))).round().astype(int)
+        )
+    ]
+    strips = [_row(folder, name, tile_height) for name in picks]
+    width = max(s.shape[1] for s in strips)
+    sheet = np.full((sum(s.shape[0] for s in strips), width, 3), 255, np.uint8)
+    y = 0
+    for strip in strips:
+        sheet[y : y + strip.shape[0], : strip.shape[1]] = strip
+        y += strip.shape[0]
+    write_png(out_path, sheet)
+    return Path(out_path)
+
+
+def _row(folder: Path, name: str, tile_height: int) -> np.ndarray:
+    image = read_image_u8(folder / "image" / f"{name}.png")
+    blurred = read_mask_u8(folder / "gt" / f"{name}.png") >= 128
+    if blurred.shape != image.shape[:2]:
+        raise BlursynthError("gt size differs from its image", folder / "gt" / f"{name}.png")
+    overlay = image.astype(np.float32)
+    overlay[blurred] = (1 - ALPHA) * overlay[blurred] + ALPHA * BLUR_COLOUR
+    overlay = overlay.round().astype(np.uint8)
+    edge = blurred ^ cv2.erode(blurred.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    overlay[edge] = (255, 255, 0)
+    scale = tile_height / image.shape[0]
+    size = (max(1, round(image.shape[1] * scale)), tile_height)
+    tiles = [cv2.resize(a, size, interpolation=cv2.INTER_AREA) for a in (image, overlay)]
+    label_h = 22
+    strip = np.full((tile_height + label_h, 2 * size[0] + 4, 3), 255, np.uint8)
+    strip[label_h:, : size[0]] = tiles[0]
+    strip[label_h:, size[0] + 4 :] = tiles[1]
+    text = f"{name}   image | blurred (red, gt=255)"
+    cv2.putText(strip, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    return strip

@@ -1,0 +1,266 @@
+"""Training batches from blursynth shards: device-resident or streamed.
+
+Both sources give the same contract: :meth:`iterate` yields ``(patches, labels)`` on the
+training device, ``patches`` uint8 ``(B, 3, P, P)`` and ``labels`` int64 ``(B,)``, from a given
+iteration onwards and forever. The order is a pure function of ``(seed, iteration)``, so a run
+resumed at iteration ``i`` sees exactly the batches an uninterrupted run would have seen, and
+no sampler state needs to be saved.
+
+* :class:`ResidentBatches` loads the whole split once (uint8, block by block) into device
+  memory (GPU memory, or RAM on CPU) and draws each batch by indexing with a random
+  permutation per epoch, so the accelerator never waits for the disk.
+* :class:`StreamedBatches` reads shuffled contiguous blocks with :class:`DataLoader` workers
+  (rows are pre-shuffled on disk, so a contiguous block is a random sample), shuffles the
+  rows inside each block, and cuts it into batches. Workers open the HDF5 files lazily,
+  inside their own process.
+
+An epoch has ``len(split) // batch_size`` batches in both sources; the remaining rows of an
+epoch are skipped (a different set each epoch for the resident source).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from blursynth.progress import progressbar
+
+FIELDS = ("patches", "label")
+
+
+def epoch_generator(seed: int, *key: int) -> torch.Generator:
+    """A CPU generator for one epoch (and optionally one block), independent of the device."""
+    state = np.random.SeedSequence([seed, *key]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def row_bytes(patch_size: int) -> int:
+    """Bytes of one row (uint8 patch + uint8 label)."""
+    return 3 * patch_size * patch_size + 1
+
+
+def memory_budget(device: torch.device) -> int:
+    """Bytes of data we allow ourselves to keep on ``device``.
+
+    Half of the free GPU memory (the rest is for the model, activations and the allocator), or
+    half of the available RAM on CPU.
+    """
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free // 2
+    return _available_ram() // 2
+
+
+def _available_ram() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def load_split(split, device: torch.device, *, rows: int | None = None,
+               block_rows: int = 16384, quiet: bool = True, label: str = "loading"
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Copy the first ``rows`` rows of a split to ``device`` block by block.
+
+    Returns
+    -------
+    patches : torch.Tensor
+        uint8 ``(n, 3, P, P)`` on ``device``.
+    labels : torch.Tensor
+        int64 ``(n,)`` on ``device``.
+    """
+    n = len(split) if rows is None else min(rows, len(split))
+    first = split.read(0, min(n, 1), fields=FIELDS)["patches"]
+    patches = torch.empty((n, *first.shape[1:]), dtype=torch.uint8, device=device)
+    labels = torch.empty((n,), dtype=torch.int64, device=device)
+    starts = range(0, n, block_rows)
+    with progressbar(starts, label=label, quiet=quiet) as bar:
+        for start in bar:
+            stop = min(start + block_rows, n)
+            block = split.read(start, stop, fields=FIELDS)
+            patches[start:stop] = torch.from_numpy(np.ascontiguousarray(block["patches"]))
+            labels[start:stop] = torch.from_numpy(block["label"].astype(np.int64))
+    return patches, labels
+
+
+class ResidentBatches:
+    """Batches drawn on the device from a split held in device memory.
+
+    Parameters
+    ----------
+    patches, labels : torch.Tensor
+        From :func:`load_split`.
+    batch_size : int
+    seed : int
+        Seeds the permutation of each epoch.
+    """
+
+    def __init__(self, patches: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int):
+        if batch_size > len(labels):
+            raise ValueError(f"batch_size {batch_size} exceeds the {len(labels)} rows")
+        self.patches, self.labels = patches, labels
+        self.batch_size, self.seed = batch_size, seed
+        self.batches_per_epoch = len(labels) // batch_size
+
+    def iterate(self, start_iteration: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches from ``start_iteration`` onwards, forever."""
+        epoch, j = divmod(start_iteration, self.batches_per_epoch)
+        b = self.batch_size
+        while True:
+            perm = torch.randperm(len(self.labels), generator=epoch_generator(self.seed, epoch))
+            perm = perm.to(self.patches.device)
+            for k in range(j, self.batches_per_epoch):
+                idx = perm[k * b:(k + 1) * b]
+                yield self.patches[idx], self.labels[idx]
+            epoch, j = epoch + 1, 0
+
+
+class _Blocks(Dataset):
+    """Map-style dataset whose item ``(epoch, block)`` is one shuffled block of rows.
+
+    The split object is only touched through :meth:`read` inside ``__getitem__``, that is
+    inside the worker process, where the reader opens its HDF5 files.
+    """
+
+    def __init__(self, split, block_rows: int, seed: int):
+        self.split, self.block_rows, self.seed = split, block_rows, seed
+
+    def __len__(self) -> int:
+        return -(-len(self.split) // self.block_rows)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, block = key
+        start = block * self.block_rows
+        stop = min(start + self.block_rows, len(self.split))
+        data = self.split.read(start, stop, fields=FIELDS)
+        order = torch.randperm(stop - start, generator=epoch_generator(self.seed, epoch, block))
+        patches = torch.from_numpy(np.ascontiguousarray(data["patches"]))[order]
+        labels = torch.from_numpy(data["label"].astype(np.int64))[order]
+        return patches, labels
+
+
+def _block_order(n_blocks: int, seed: int, epoch: int) -> list[int]:
+    return torch.randperm(n_blocks, generator=epoch_generator(seed, epoch)).tolist()
+
+
+class _BlockOrder:
+    """Sampler: ``(epoch, block)`` keys from a starting point onwards, forever."""
+
+    def __init__(self, n_blocks: int, seed: int, epoch: int, first: int):
+        self.n_blocks, self.seed, self.epoch, self.first = n_blocks, seed, epoch, first
+
+    def __iter__(self):
+        epoch, first = self.epoch, self.first
+        while True:
+            for block in _block_order(self.n_blocks, self.seed, epoch)[first:]:
+                yield epoch, block
+            epoch, first = epoch + 1, 0
+
+
+def _ignore_sigint(worker_id: int) -> None:
+    """Workers leave Ctrl-C to the training loop, which saves a checkpoint and stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class StreamedBatches:
+    """Batches cut from shuffled blocks read by :class:`DataLoader` workers.
+
+    Parameters
+    ----------
+    split
+        A split of :func:`blursynth.shards.open_dataset` (``read``, ``__len__``).
+    batch_size : int
+    seed : int
+    device : torch.device
+        Batches are moved there (from pinned memory on CUDA).
+    workers : int
+        Reader processes; 0 reads in the main process.
+    blocks_per_read : int
+        A block holds ``blocks_per_read * batch_size`` rows (contiguous on disk).
+    """
+
+    def __init__(self, split, batch_size: int, seed: int, device: torch.device, *,
+                 workers: int = 2, blocks_per_read: int = 64):
+        if batch_size > len(split):
+            raise ValueError(f"batch_size {batch_size} exceeds the {len(split)} rows")
+        self.blocks = _Blocks(split, batch_size * blocks_per_read, seed)
+        self.batch_size, self.seed, self.device = batch_size, seed, device
+        self.workers = workers
+        # every block but the last is a whole number of batches, so no rows are lost but the
+        # remainder of the split
+        self.batches_per_epoch = len(split) // batch_size
+
+    def _position(self, iteration: int) -> tuple[int, int, int]:
+        """(epoch, index of the block in that epoch's order, batch inside the block)."""
+        epoch, k = divmod(iteration, self.batches_per_epoch)
+        blocks = self.blocks
+        for pos, block in enumerate(_block_order(len(blocks), self.seed, epoch)):
+            rows = min(blocks.block_rows, len(blocks.split) - block * blocks.block_rows)
+            if k < rows // self.batch_size:
+                return epoch, pos, k
+            k -= rows // self.batch_size
+        raise AssertionError("unreachable: k < batches_per_epoch")
+
+    def iterate(self, start_iteration: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches from ``start_iteration`` onwards, forever."""
+        epoch, block_pos, inner = self._position(start_iteration)
+        order = _BlockOrder(len(self.blocks), self.seed, epoch, block_pos)
+        cuda = self.device.type == "cuda"
+        loader = DataLoader(self.blocks, batch_size=None, sampler=order,
+                            num_workers=self.workers, pin_memory=cuda,
+                            persistent_workers=False, worker_init_fn=_ignore_sigint,
+                            prefetch_factor=2 if self.workers else None,
+                            # its own generator: the loader must not draw from the global RNG,
+                            # whose state resume restores for dropout
+                            generator=torch.Generator().manual_seed(self.seed))
+        b = self.batch_size
+        for patches, labels in loader:
+            for k in range(inner, len(labels) // b):
+                x, y = patches[k * b:(k + 1) * b], labels[k * b:(k + 1) * b]
+                yield x.to(self.device, non_blocking=cuda), y.to(self.device, non_blocking=cuda)
+            inner = 0
+
+
+def eval_batches(split_or_tensors, batch_size: int, device: torch.device, rows: int | None = None
+                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Validation batches in file order.
+
+    ``split_or_tensors`` is either ``(patches, labels)`` already on the device (from
+    :func:`load_split`) or a split read chunk by chunk.
+    """
+    if isinstance(split_or_tensors, tuple):
+        patches, labels = split_or_tensors
+        n = len(labels) if rows is None else min(rows, len(labels))
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            yield patches[start:stop], labels[start:stop]
+        return
+    split = split_or_tensors
+    n = len(split) if rows is None else min(rows, len(split))
+    for start in range(0, n, batch_size):
+        data = split.read(start, min(start + batch_size, n), fields=FIELDS)
+        yield (torch.from_numpy(np.ascontiguousarray(data["patches"])).to(device),
+               torch.from_numpy(data["label"].astype(np.int64)).to(device))
+
+
+def augment(patches: torch.Tensor) -> torch.Tensor:
+    """Random flip / 90-degree rotation of each patch (the 8 symmetries of the square).
+
+    The centre pixel, and with it the label, is unchanged. Draws from the global RNG of the
+    patches' device (saved in checkpoints, so ``--resume`` stays exact); no host sync.
+    """
+    k = torch.randint(0, 8, (len(patches),), device=patches.device)
+    flipped = patches.flip(-1)
+    variants = torch.stack([torch.rot90(x, r, dims=(-2, -1))
+                            for x in (patches, flipped) for r in range(4)])
+    return variants[k, torch.arange(len(patches), device=patches.device)]

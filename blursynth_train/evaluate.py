@@ -1,0 +1,233 @@
+"""Score models and baselines on whole images with blur masks.
+
+Every method produces a blur map in [0, 1] per image (models: :meth:`BlurNet.dense_probs`;
+baselines: :func:`blursynth.baselines.blur_map`); :func:`blursynth.metrics.score_map` scores
+it; scores are averaged over images (each image weighs the same) for the groups ``motion``,
+``defocus`` and ``all`` (images of unknown blur type count in ``all`` only). The trivial
+"everything blurred" map is always scored as ``all-blurred``.
+
+Result (``results.json``)::
+
+    {"settings": {...}, "methods": [{"name", "kind", "spec"}],
+     "images": [{"stem", "blur_type", "height", "width", "blurred_fraction",
+                 "scores": {METHOD: {METRIC: value}}}],
+     "summary": {METHOD: {GROUP: {"n": images, METRIC: mean}}}}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from blursynth import baselines, metrics
+from blursynth.errors import BlursynthError
+from blursynth.imageio import to_u8, write_json, write_text
+from blursynth.progress import progressbar
+
+GROUPS = ("motion", "defocus", "all")
+TRIVIAL = "all-blurred"
+THRESHOLD = 0.5
+TRAIN_TYPES = {"motion": "motion", "defocus": "defocus", "both": "all"}
+"""Table 1: a model trained on TYPE is scored on the evaluation group of that type."""
+
+
+@dataclass(frozen=True)
+class Method:
+    """One thing to score: a checkpoint (``kind="model"``) or a baseline name."""
+
+    name: str
+    kind: str
+    spec: str
+
+
+def parse_model_spec(spec: str) -> Method:
+    """``NAME=PATH`` or ``PATH`` (named after the file stem) -> :class:`Method`."""
+    if "=" in spec and not Path(spec).is_file():
+        name, path = spec.split("=", 1)
+        if not name or not path:
+            raise BlursynthError(f"--model expects NAME=PATH or PATH, got {spec!r}")
+    else:
+        name, path = Path(spec).stem, spec
+    return Method(name, "model", path)
+
+
+def build_methods(models: list[str] = (), baseline_names: list[str] = ()) -> list[Method]:
+    """Methods from ``--model`` specs and ``--baseline`` names, plus the trivial answer."""
+    methods = [parse_model_spec(s) for s in models]
+    for b in baseline_names:
+        if b not in baselines.BASELINES:
+            raise BlursynthError(f"unknown baseline {b!r}; choose from "
+                                 f"{', '.join(baselines.BASELINES)}")
+        methods.append(Method(b, "baseline", b))
+    if not methods:
+        raise BlursynthError("nothing to evaluate: give --model and/or --baseline")
+    if TRIVIAL not in [m.name for m in methods]:
+        methods.append(Method(TRIVIAL, "baseline", TRIVIAL))
+    names = [m.name for m in methods]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise BlursynthError(f"method names must be unique; repeated: {', '.join(dupes)}"
+                             " (name models as NAME=PATH)")
+    return methods
+
+
+def open_eval_images(dataset=None, source: str | None = None, root=None, **options):
+    """``(source, items)``: a patch dataset's held-out images, or every image of a source."""
+    if (dataset is None) == (source is None):
+        raise BlursynthError("give either --dataset DIR or --source KIND --root DIR")
+    if dataset is not None:
+        from blursynth.shards import open_dataset
+
+        with open_dataset(dataset) as ds:
+            return ds.eval_source()
+    if root is None:
+        raise BlursynthError("--source needs --root DIR")
+    from blursynth.sources import open_source
+
+    src = open_source(source, root, **options)
+    return src, list(src.items)
+
+
+def evaluate(methods: list[Method], source, items, *, device: str = "auto", stride: int = 1,
+             quiet: bool = False) -> dict:
+    """Score every method on every image; see the module docstring for the result layout.
+
+    Parameters
+    ----------
+    methods : list of Method
+        Checkpoints are all loaded first, so a bad one fails before any work.
+    source, items
+        As returned by :func:`open_eval_images`.
+    device : {"auto", "cpu", "cuda"}
+    stride : {1, 2, 4}
+        Model evaluation stride (1 = exact).
+    """
+    predictors = {m.name: _predictor(m, device, stride) for m in methods}
+    images = []
+    with progressbar(items, label="evaluate", quiet=quiet) as bar:
+        for item in bar:
+            image, gt = source.load(item)
+            scores = {name: metrics.score_map(fn(image), gt) for name, fn in predictors.items()}
+            images.append({"stem": item.stem, "blur_type": item.blur_type,
+                           "height": int(gt.shape[0]), "width": int(gt.shape[1]),
+                           "blurred_fraction": float(gt.mean()), "scores": scores})
+    return {
+        "settings": {"threshold": THRESHOLD, "beta2": metrics.BETA2, "stride": stride,
+                     "images": len(images)},
+        "methods": [{"name": m.name, "kind": m.kind, "spec": m.spec} for m in methods],
+        "images": images,
+        "summary": summarise(images, [m.name for m in methods]),
+    }
+
+
+def summarise(images: list[dict], names: list[str]) -> dict:
+    """Mean scores per method and group, with the number of images ``n``."""
+    out = {}
+    for name in names:
+        out[name] = {}
+        for group in GROUPS:
+            rows = [im["scores"][name] for im in images
+                    if group == "all" or im["blur_type"] == group]
+            out[name][group] = {"n": len(rows), **metrics.average(rows)}
+    return out
+
+
+def _predictor(method: Method, device: str, stride: int):
+    if method.kind == "baseline":
+        return lambda image: baselines.blur_map(image, method.spec)
+    from blursynth_train.segment import load_segmenter, predict, resolve_device
+
+    model = load_segmenter(method.spec, resolve_device(device))
+    return lambda image: predict(model, to_u8(image), stride)
+
+
+# --- reports ----------------------------------------------------------------------------------
+
+
+def _fmt(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _cell(summary: dict, name: str, group: str, metric: str):
+    return summary.get(name, {}).get(group, {}).get(metric)
+
+
+def metrics_table(summary: dict) -> str:
+    """Every metric for every method and group, as a Markdown table."""
+    head = ["method", "group", "images"] + [metrics.METRIC_TITLES[k] for k in metrics.METRICS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, groups in summary.items():
+        for group in GROUPS:
+            row = groups[group]
+            if not row["n"]:
+                continue
+            cells = [name, group, str(row["n"])] + [_fmt(row[k]) for k in metrics.METRICS]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table2(summary: dict, metric: str = "iou") -> str:
+    """Report Table 2: rows methods, columns motion / defocus / all."""
+    lines = ["| method | motion | defocus | all |", "|---|---|---|---|"]
+    for name in summary:
+        cells = [_fmt(_cell(summary, name, g, metric)) for g in GROUPS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table1(summary: dict, metric: str = "iou") -> str | None:
+    """Report Table 1: rows training data, columns training blur type; ``None`` if no model is
+    named ``DATA/TYPE`` with TYPE in motion, defocus, both.
+
+    The model ``DATA/TYPE`` is scored on the evaluation images of its own type (``both``: all).
+    """
+    cells: dict[str, dict[str, float | None]] = {}
+    for name in summary:
+        data, _, kind = name.rpartition("/")
+        if data and kind in TRAIN_TYPES:
+            cells.setdefault(data, {})[kind] = _cell(summary, name, TRAIN_TYPES[kind], metric)
+    if not cells:
+        return None
+    lines = ["| training data | motion | defocus | both |", "|---|---|---|---|"]
+    for data, row in cells.items():
+        lines.append(f"| {data} | " + " | ".join(_fmt(row.get(k)) for k in TRAIN_TYPES) + " |")
+    return "\n".join(lines)
+
+
+def report_markdown(result: dict) -> str:
+    """The Markdown report: Table 1 (when models are named DATA/TYPE), Table 2, all metrics."""
+    summary = result["summary"]
+    s = result["settings"]
+    parts = [f"# Evaluation ({s['images']} images, threshold {s['threshold']}, "
+             f"model stride {s['stride']})", ""]
+    t1 = table1(summary)
+    if t1:
+        parts += ["## Table 1: IoU of the blurred class by training data and blur type", "",
+                  "Model `DATA/TYPE` scored on the images of its own blur type (both: all).",
+                  "", t1, ""]
+    parts += ["## Table 2: IoU of the blurred class", "", table2(summary), "",
+              f"`{TRIVIAL}` is the trivial answer (every pixel blurred): a method must beat it.",
+              "", "## All metrics (means over images)", "", metrics_table(summary), ""]
+    return "\n".join(parts)
+
+
+def write_report(result: dict, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``results.json`` and ``results.md`` into ``out_dir``; return their paths."""
+    out_dir = Path(out_dir)
+    json_path, md_path = out_dir / "results.json", out_dir / "results.md"
+    write_json(json_path, _plain(result))
+    write_text(md_path, report_markdown(result))
+    return json_path, md_path
+
+
+def _plain(obj):
+    """JSON-ready copy (numpy scalars -> Python)."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj

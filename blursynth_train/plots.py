@@ -1,0 +1,52 @@
+"""Training curves: training and validation accuracy over iterations (the report's Figure 4).
+
+Drawn with matplotlib's object API on an Agg canvas, so no display and no pyplot state.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from blursynth.imageio import atomic_path
+
+
+def read_log(path: str | Path) -> list[dict]:
+    """Rows of a ``log.csv`` with numbers parsed (empty cells become ``None``)."""
+    with open(path, newline="") as f:
+        return [{k: (float(v) if v not in ("", None) else None) for k, v in row.items()}
+                for row in csv.DictReader(f)]
+
+
+def plot_curves(rows: list[dict], path: str | Path, title: str = "") -> Path:
+    """Write a PNG of training (running) and validation accuracy against iteration.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Log rows with ``iteration``, ``train_acc`` and ``val_acc``.
+    path : path
+        The PNG to write (atomically).
+    """
+    fig = Figure(figsize=(6.4, 4.0), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for key, name in (("train_acc", "training"), ("val_acc", "validation")):
+        pts = [(r["iteration"], r[key]) for r in rows if r.get(key) is not None]
+        if pts:
+            xs, ys = zip(*pts, strict=True)
+            ax.plot(xs, ys, marker="." if len(pts) < 50 else None, label=name)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0.4, 1.01)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    if title:
+        ax.set_title(title)
+    fig.subplots_adjust(left=0.11, right=0.97, bottom=0.12, top=0.92)  # one draw, not two
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return Path(path)

@@ -1,0 +1,167 @@
+"""Dense blur segmentation of whole images with a trained :class:`BlurNet`.
+
+Every pixel is classified by its 31 x 31 neighbourhood (reflect padding at the borders) with
+the exact fully-convolutional form :meth:`BlurNet.dense_probs`; ``stride`` 2 or 4 evaluates
+every 2nd or 4th pixel and interpolates (see ``docs/benchmarks.md`` for its accuracy cost).
+
+Outputs per image ``STEM`` in the output folder, each written atomically:
+
+``STEM_prob.png``
+    16-bit grey PNG, ``round(p * 65535)`` with ``p`` the probability of "blurred" (any image
+    viewer shows it; :func:`read_prob_png` reads it back to within 1/131070).
+``STEM_mask.png``
+    8-bit mask, 255 = blurred (``p >= threshold``), 0 = sharp: the CUHK convention.
+``STEM_overlay.png``
+    the image with blurred regions tinted red and outlined.
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from blursynth.errors import BlursynthError
+from blursynth.imageio import IMAGE_EXTENSIONS, atomic_path, read_image_u8, write_png
+from blursynth.progress import progressbar
+from blursynth_train.checkpoint import load_model
+from blursynth_train.model import BlurNet
+
+DEFAULT_TILE = 256
+TINT = (255, 0, 0)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BlursynthError("--device cuda: no CUDA device is available (use cpu or auto)")
+    if name not in ("cpu", "cuda"):
+        raise BlursynthError(f"device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def load_segmenter(model_path: str | Path | None, device: torch.device) -> BlurNet:
+    """The model of a checkpoint, or of the bundled weights when ``model_path`` is None."""
+    if model_path is None:
+        from blursynth_train.weights import default_model_path
+
+        model_path = default_model_path()
+    model, _ = load_model(model_path, device)
+    return model
+
+
+def expand_inputs(specs: list[str]) -> list[Path]:
+    """Image files from files, folders (their images, not recursive) and glob patterns.
+
+    Raises
+    ------
+    BlursynthError
+        For a spec that matches nothing, or two images with the same stem (their outputs
+        would overwrite each other).
+    """
+    paths: list[Path] = []
+    for spec in specs:
+        p = Path(spec)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir()
+                           if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS)
+        elif p.is_file():
+            found = [p]
+        else:
+            found = sorted(Path(q) for q in glob.glob(spec)
+                           if Path(q).is_file() and Path(q).suffix.lower() in IMAGE_EXTENSIONS)
+        if not found:
+            raise BlursynthError("no image found (not a file, a folder of images or a glob)",
+                                 spec)
+        paths.extend(found)
+    seen: dict[str, Path] = {}
+    for p in paths:
+        if p.stem in seen and seen[p.stem].resolve() != p.resolve():
+            raise BlursynthError(f"two inputs share the stem {p.stem!r} ({seen[p.stem]})", p)
+        seen[p.stem] = p
+    return list(seen.values())
+
+
+def predict(model: BlurNet, image: np.ndarray, stride: int = 1,
+            tile: int = DEFAULT_TILE) -> np.ndarray:
+    """Blur probability of every pixel.
+
+    Parameters
+    ----------
+    model : BlurNet
+        In eval mode, on the device to use.
+    image : uint8 (H, W, 3)
+    stride : {1, 2, 4}
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(H, W)`` in [0, 1].
+    """
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    device = next(model.parameters()).device
+    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).to(device)
+    return model.dense_probs(x, stride=stride, tile=tile).cpu().numpy()
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """uint8 ``(H, W, 3)``: ``image`` tinted red where ``mask`` and outlined in red."""
+    out = image.astype(np.float32)
+    out[mask] = (1 - alpha) * out[mask] + alpha * np.float32(TINT)
+    out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    thickness = max(1, round(min(mask.shape) / 300))
+    cv2.drawContours(out, contours, -1, TINT, thickness)
+    return out
+
+
+def write_prob_png(path: str | Path, prob: np.ndarray) -> None:
+    """Write a map in [0, 1] as a 16-bit grey PNG, atomically."""
+    q = np.rint(np.clip(prob, 0, 1) * 65535).astype(np.uint16)
+    with atomic_path(path) as tmp:
+        Image.fromarray(q).save(tmp, format="PNG")
+
+
+def read_prob_png(path: str | Path) -> np.ndarray:
+    """Read a map written by :func:`write_prob_png`: float32 ``(H, W)`` in [0, 1]."""
+    with Image.open(path) as im:
+        arr = np.asarray(im)
+    if arr.dtype == np.uint8:  # an 8-bit map still reads right
+        return arr.astype(np.float32) / 255
+    return arr.astype(np.float32) / 65535
+
+
+def segment_images(model: BlurNet, paths: list[Path], out_dir: str | Path, *, stride: int = 1,
+                   threshold: float = 0.5, tile: int = DEFAULT_TILE,
+                   quiet: bool = False) -> list[dict]:
+    """Segment images and write their probability map, mask and overlay (see module doc).
+
+    Returns
+    -------
+    list of dict
+        Per image: ``image``, ``prob``, ``mask``, ``overlay`` paths and ``blurred_fraction``.
+    """
+    if not 0 <= threshold <= 1:
+        raise BlursynthError(f"threshold must be in [0, 1], got {threshold}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    with progressbar(paths, label="segment", quiet=quiet) as bar:
+        for path in bar:
+            image = read_image_u8(path)
+            prob = predict(model, image, stride, tile)
+            mask = prob >= threshold
+            files = {k: out_dir / f"{path.stem}_{k}.png" for k in ("prob", "mask", "overlay")}
+            write_prob_png(files["prob"], prob)
+            write_png(files["mask"], mask.astype(np.uint8) * np.uint8(255))
+            write_png(files["overlay"], overlay(image, mask))
+            written.append({"image": str(path), **{k: str(v) for k, v in files.items()},
+                            "blurred_fraction": float(mask.mean())})
+    return written

@@ -1,0 +1,164 @@
+"""Batches from shards: shapes, dtypes, coverage, and order as a function of (seed, iteration)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import gaussian_filter
+
+from blursynth.imageio import write_json
+from blursynth.shards import MANIFEST, ShardWriter, manifest_base, open_dataset
+from blursynth_train.data import (
+    ResidentBatches,
+    StreamedBatches,
+    augment,
+    eval_batches,
+    load_split,
+)
+
+P = 31
+
+
+def synthetic_rows(n: int, seed: int) -> dict[str, np.ndarray]:
+    """Sharp patches are white noise; blurred ones (label 1) Gaussian-blurred noise.
+
+    Row ``i`` also carries ``i`` in ``image_index`` so tests can see which rows came back.
+    """
+    rng = np.random.default_rng(seed)
+    noise = rng.uniform(0, 255, size=(n, 3, P, P)).astype(np.float32)
+    label = (np.arange(n) % 2).astype(np.uint8)
+    rng.shuffle(label)
+    sigma = rng.uniform(1.0, 2.5, size=n)
+    for i in np.flatnonzero(label):
+        blurred = gaussian_filter(noise[i], (0, sigma[i], sigma[i]), mode="reflect")
+        # stretch back to a similar range, so contrast alone does not give the label away
+        blurred = (blurred - blurred.mean()) * (noise[i].std() / blurred.std()) + 127.5
+        noise[i] = blurred
+    patches = np.clip(np.rint(noise), 0, 255).astype(np.uint8)
+    zeros = np.zeros(n, dtype=np.int32)
+    return {"patches": patches, "label": label, "blur_type": np.zeros(n, np.uint8),
+            "category": label.copy(), "image_index": np.arange(n, dtype=np.int32),
+            "center_y": zeros, "center_x": zeros}
+
+
+def make_patch_dataset(root: Path, n_train: int = 256, n_val: int = 128, seed: int = 0,
+                       rows_per_shard: int = 100) -> Path:
+    """A real (HDF5) patch dataset written with the shard writer."""
+    root.mkdir(parents=True, exist_ok=True)
+    splits = {}
+    for k, (name, n) in enumerate((("train", n_train), ("val", n_val))):
+        with ShardWriter(root, name, n, rows_per_shard, P, "hdf5", {"plan_sha256": "test"}) as w:
+            w.write(synthetic_rows(n, seed + k))
+        splits[name] = {"rows": n, "shards": [vars(r) for r in w.records]}
+    write_json(root / MANIFEST, {**manifest_base(), "plan_sha256": "test", "splits": splits,
+                                 "params": {"patch_size": P, "format": "hdf5", "seed": seed},
+                                 "counts": []})
+    return root
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    return make_patch_dataset(tmp_path_factory.mktemp("shards") / "ds", n_train=200, n_val=40,
+                              rows_per_shard=70)
+
+
+def _rows_seen(batches, iterations: int, split) -> list[int]:
+    """The ``image_index`` of every row the first ``iterations`` batches hold."""
+    all_patches = torch.from_numpy(split.read(0, len(split), fields=("patches",))["patches"])
+    key = {bytes(p.numpy().tobytes()): i for i, p in enumerate(all_patches)}
+    seen = []
+    for x, y in list(_take(batches, iterations)):
+        assert x.dtype == torch.uint8 and x.shape[1:] == (3, P, P)
+        assert y.dtype == torch.int64 and y.shape == (len(x),)
+        seen += [key[bytes(p.numpy().tobytes())] for p in x]
+    return seen
+
+
+def _take(it, n):
+    for _, item in zip(range(n), it, strict=False):
+        yield item
+
+
+@pytest.mark.parametrize("kind", ["resident", "streamed"])
+def test_epoch_covers_split_once(shards, kind):
+    split = open_dataset(shards)["train"]  # 200 rows, batch 8: 25 batches an epoch
+    if kind == "resident":
+        batches = ResidentBatches(*load_split(split, torch.device("cpu")), 8, seed=1)
+    else:
+        batches = StreamedBatches(split, 8, seed=1, device=torch.device("cpu"), workers=0,
+                                  blocks_per_read=3)
+    assert batches.batches_per_epoch == 25
+    seen = _rows_seen(batches.iterate(0), 25, split)
+    assert sorted(seen) == list(range(200))
+    assert seen != list(range(200))  # shuffled
+    second = _rows_seen(batches.iterate(25), 25, split)
+    assert sorted(second) == list(range(200)) and second != seen  # new order each epoch
+
+
+@pytest.mark.parametrize("kind", ["resident", "streamed"])
+def test_order_depends_only_on_seed_and_iteration(shards, kind):
+    split = open_dataset(shards)["train"]
+    dev = torch.device("cpu")
+
+    def source(seed):
+        if kind == "resident":
+            return ResidentBatches(*load_split(split, dev), 16, seed=seed)
+        return StreamedBatches(split, 16, seed=seed, device=dev, workers=0, blocks_per_read=2)
+
+    full = [x for x, _ in _take(source(3).iterate(0), 20)]
+    tail = [x for x, _ in _take(source(3).iterate(7), 13)]
+    assert all(torch.equal(a, b) for a, b in zip(full[7:], tail, strict=True))
+    other = [x for x, _ in _take(source(4).iterate(0), 3)]
+    assert not torch.equal(full[0], other[0])
+
+
+def test_streamed_with_workers_matches_main_process(shards):
+    split = open_dataset(shards)["train"]
+    dev = torch.device("cpu")
+    main = StreamedBatches(split, 8, seed=5, device=dev, workers=0, blocks_per_read=3)
+    pool = StreamedBatches(split, 8, seed=5, device=dev, workers=2, blocks_per_read=3)
+    a = list(_take(main.iterate(4), 30))
+    b = list(_take(pool.iterate(4), 30))
+    assert all(torch.equal(xa, xb) and torch.equal(ya, yb)
+               for (xa, ya), (xb, yb) in zip(a, b, strict=True))
+
+
+def test_labels_match_rows(shards):
+    split = open_dataset(shards)["train"]
+    ref = split.read(0, len(split), fields=("patches", "label"))
+    lookup = {p.tobytes(): int(lab) for p, lab in zip(ref["patches"], ref["label"], strict=True)}
+    batches = StreamedBatches(split, 8, seed=0, device=torch.device("cpu"), workers=0)
+    for x, y in _take(batches.iterate(0), 5):
+        assert [lookup[p.numpy().tobytes()] for p in x] == y.tolist()
+
+
+def test_eval_batches_in_order(shards):
+    split = open_dataset(shards)["val"]
+    dev = torch.device("cpu")
+    from_split = list(eval_batches(split, 16, dev, rows=33))
+    from_tensors = list(eval_batches(load_split(split, dev), 16, dev, rows=33))
+    assert [len(y) for _, y in from_split] == [16, 16, 1]
+    assert [len(y) for _, y in from_tensors] == [16, 16, 1]
+    for (xa, ya), (xb, yb) in zip(from_split, from_tensors, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_augment_keeps_centre_and_content():
+    x = torch.randint(0, 256, (64, 3, P, P), dtype=torch.uint8)
+    torch.manual_seed(0)
+    y = augment(x)
+    assert y.dtype == torch.uint8 and y.shape == x.shape
+    c = P // 2
+    assert torch.equal(y[..., c, c], x[..., c, c])
+    assert torch.equal(y.flatten(1).sort(1).values, x.flatten(1).sort(1).values)
+    assert not torch.equal(y, x)
+
+
+def test_batch_larger_than_split_is_an_error(shards):
+    split = open_dataset(shards)["val"]
+    with pytest.raises(ValueError, match="batch_size"):
+        StreamedBatches(split, 64, seed=0, device=torch.device("cpu"))
+

@@ -1,0 +1,168 @@
+"""``blursynth_train evaluate`` through the CLI: JSON and Markdown against direct metrics."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from blursynth import baselines, metrics
+from blursynth.sources import open_source
+from blursynth_train.checkpoint import save_checkpoint
+from blursynth_train.cli import main
+from blursynth_train.evaluate import build_methods, table1
+from blursynth_train.model import BlurNet, ModelConfig
+
+NARROW = ModelConfig(conv1_channels=8, conv2_channels=12, fc_units=16)
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """CUHK layout, 2 motion + 2 defocus 48 x 64 images: sharp texture, blurred rectangle."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "tree"
+    (root / "image").mkdir(parents=True)
+    (root / "gt").mkdir()
+    for stem in ("motion0001", "motion0002", "out_of_focus0001", "out_of_focus0002"):
+        texture = cv2.GaussianBlur(rng.random((48, 64, 3), dtype=np.float32), (0, 0), 0.8)
+        mask = np.zeros((48, 64), bool)
+        mask[:, int(rng.integers(20, 40)):] = True
+        image = np.where(mask[..., None], cv2.GaussianBlur(texture, (0, 0), 3.0), texture)
+        Image.fromarray(np.rint(image * 255).astype(np.uint8)).save(root / "image" / f"{stem}.png")
+        Image.fromarray(mask.astype(np.uint8) * 255).save(root / "gt" / f"{stem}.png")
+    return root
+
+
+def test_help():
+    result = run("evaluate", "--help")
+    assert result.exit_code == 0 and "--baseline" in result.output
+
+
+def test_baselines_json_and_markdown_match_direct_metrics(tmp_path, tree):
+    out = tmp_path / "eval"
+    result = run("evaluate", "--source", "shi", "--root", tree, "--baseline", "laplacian",
+                 "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "results.json").read_text())
+    assert [m["name"] for m in data["methods"]] == ["laplacian", "all-blurred"]  # trivial added
+    source = open_source("shi", tree)
+    assert [im["stem"] for im in data["images"]] == [it.stem for it in source.items]
+    per_method = {"laplacian": [], "all-blurred": []}
+    for item, row in zip(source.items, data["images"], strict=True):
+        image, gt = source.load(item)
+        assert row["blur_type"] == item.blur_type
+        for name in per_method:
+            direct = metrics.score_map(baselines.blur_map(image, name), gt)
+            assert row["scores"][name] == pytest.approx(direct)
+            per_method[name].append((item.blur_type, direct))
+    for name, rows in per_method.items():
+        for group in ("motion", "defocus", "all"):
+            chosen = [s for t, s in rows if group == "all" or t == group]
+            summary = data["summary"][name][group]
+            assert summary["n"] == len(chosen)
+            assert summary["iou"] == pytest.approx(np.mean([s["iou"] for s in chosen]))
+    lap, triv = data["summary"]["laplacian"]["all"], data["summary"]["all-blurred"]["all"]
+    assert lap["iou"] > triv["iou"] + 0.2
+    md = (out / "results.md").read_text()
+    assert md == result.output.split("wrote ")[0].rstrip("\n") + "\n"
+    row = "| laplacian | " + " | ".join(
+        f"{data['summary']['laplacian'][g]['iou']:.3f}" for g in ("motion", "defocus", "all"))
+    assert row in md and "| all-blurred |" in md and "Table 1" not in md
+
+
+def test_models_named_for_table_1(tmp_path, tree):
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "m.pt", BlurNet(NARROW))
+    out = tmp_path / "eval"
+    result = run("evaluate", "--source", "shi", "--root", tree, "--model", f"synth/both={ckpt}",
+                 "--model", f"synth/motion={ckpt}", "--model", ckpt, "--stride", "4",
+                 "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "results.json").read_text())
+    assert [m["name"] for m in data["methods"]] == ["synth/both", "synth/motion", "m",
+                                                    "all-blurred"]
+    s = data["summary"]
+    # same weights under three names: same scores
+    assert s["synth/both"]["all"] == pytest.approx(s["m"]["all"])
+    md = (out / "results.md").read_text()
+    assert "Table 1" in md
+    both, motion = s["synth/both"]["all"]["iou"], s["synth/motion"]["motion"]["iou"]
+    assert f"| synth | {motion:.3f} | – | {both:.3f} |" in md
+
+
+def test_dataset_eval_list(tmp_path, tree):
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    (ds / "manifest.json").write_text(json.dumps(
+        {"schema_version": 1, "splits": {}, "params": {}}))
+    (ds / "eval.json").write_text(json.dumps({
+        "source": "shi", "root": str(tree), "options": {},
+        "items": [{"stem": "out_of_focus0002", "blur_type": "defocus"}]}))
+    out = tmp_path / "eval"
+    result = run("evaluate", "--dataset", ds, "--baseline", "su", "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "results.json").read_text())
+    assert [im["stem"] for im in data["images"]] == ["out_of_focus0002"]
+    assert data["summary"]["su"]["motion"] == {"n": 0}
+    assert "| su | – |" in (out / "results.md").read_text()
+
+
+def test_usage_errors(tmp_path, tree):
+    out = tmp_path / "eval"
+    for args, fragment in [
+        (("--source", "shi", "--root", tree), "nothing to evaluate"),
+        (("--baseline", "su"), "either --dataset"),
+        (("--source", "shi", "--baseline", "su"), "--source needs --root"),
+        (("--source", "shi", "--root", tree, "--model", f"a={tree}/x.pt"), "not found"),
+        (("--source", "shi", "--root", tree, "--baseline", "su", "--model",
+          f"su={tree}/x.pt"), "unique"),
+    ]:
+        result = run("evaluate", *args, "--out", out, "-q")
+        assert result.exit_code == 1, result.output
+        assert fragment in result.output and "Traceback" not in result.output
+    corrupt = tmp_path / "bad.pt"
+    corrupt.write_bytes(b"\x00" * 64)
+    result = run("evaluate", "--source", "shi", "--root", tree, "--model", corrupt, "--out", out)
+    assert result.exit_code == 1 and "not a readable checkpoint" in result.output
+    assert result.output.strip().count("\n") == 0
+    assert not out.exists()
+
+
+def test_table1_layout():
+    summary = {"cuhk/defocus": {"defocus": {"iou": 0.5}}, "other": {"all": {"iou": 0.1}}}
+    assert table1(summary).splitlines()[-1] == "| cuhk | – | 0.500 | – |"
+    assert table1({"plain": {}}) is None
+    assert [m.name for m in build_methods(baseline_names=["all-blurred"])] == ["all-blurred"]
+
+
+@pytest.mark.realdata
+def test_laplacian_beats_the_trivial_answer_on_cuhk_defocus(tmp_path, cuhk_mini):
+    out = tmp_path / "eval"
+    result = run("evaluate", "--source", "shi", "--root", cuhk_mini, "--baseline", "laplacian",
+                 "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    s = json.loads((out / "results.json").read_text())["summary"]
+    lap, triv = s["laplacian"]["defocus"], s["all-blurred"]["defocus"]
+    assert lap["n"] == triv["n"] == 8
+    assert lap["accuracy"] > triv["accuracy"] and lap["miou"] > triv["miou"]
+
+
+@pytest.mark.realdata
+def test_trivial_iou_is_the_blurred_fraction_on_dut(tmp_path, dut_sample):
+    out = tmp_path / "eval"
+    result = run("evaluate", "--source", "folder", "--root", dut_sample, "--polarity",
+                 "sharp-white", "--baseline", "all-blurred", "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "results.json").read_text())
+    for im in data["images"]:
+        assert im["scores"]["all-blurred"]["iou"] == pytest.approx(im["blurred_fraction"])
+        assert 0 < im["blurred_fraction"] < 1

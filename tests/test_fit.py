@@ -1,0 +1,238 @@
+"""Training: it learns, it is deterministic, resume is exact, errors are one line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from test_data import make_patch_dataset
+
+from blursynth.errors import BlursynthError
+from blursynth_train.checkpoint import load_checkpoint, load_model
+from blursynth_train.cli import main
+from blursynth_train.fit import FitConfig, fit, lr_at
+
+OUTPUTS = ("config.json", "log.csv", "curves.png", "last.pt", "best.pt", "summary.json")
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    return make_patch_dataset(tmp_path_factory.mktemp("fit") / "ds", n_train=320, n_val=96)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # bitwise comparisons need the same thread count in both runs; also keeps CI polite
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _config(shards, out, **kw) -> FitConfig:
+    base = dict(shards=shards, out=out, batch_size=4, lr=3e-3, iterations=3, eval_every=3,
+                val_rows=16, workers=0, quiet=True)
+    return FitConfig(**{**base, **kw})
+
+
+def _weights(path) -> dict:
+    return load_checkpoint(path)["model_state"]
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_training_learns(shards, tmp_path):
+    result = fit(_config(shards, tmp_path / "run", batch_size=8, iterations=40, eval_every=20,
+                         val_rows=64))
+    with open(tmp_path / "run" / "log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["iteration"]) for r in rows] == [20, 40]
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    assert result.final_val_acc > 0.7
+    for name in OUTPUTS:
+        assert (tmp_path / "run" / name).is_file(), name
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["iteration"] == 40 and summary["device"] == "cpu"
+    assert summary["best_val_acc"] >= summary["final_val_acc"]
+    model, payload = load_model(tmp_path / "run" / "best.pt")
+    assert payload["iteration"] == summary["best_iteration"]
+    assert payload["extra"]["manifest_sha256"] == json.loads(
+        (tmp_path / "run" / "config.json").read_text())["dataset"]["manifest_sha256"]
+    assert payload["train_config"]["lr"] == 3e-3
+
+
+def test_same_seed_same_weights(shards, tmp_path):
+    fit(_config(shards, tmp_path / "a", seed=7))
+    fit(_config(shards, tmp_path / "b", seed=7))
+    fit(_config(shards, tmp_path / "c", seed=8))
+    a, b, c = (_weights(tmp_path / r / "last.pt") for r in "abc")
+    assert _same(a, b)
+    assert not _same(a, c)
+
+
+@pytest.mark.parametrize("on_device, workers", [("yes", 0), ("no", 1)])
+def test_resume_equals_uninterrupted(tmp_path, on_device, workers):
+    # 24 rows at batch 4: 6 batches an epoch, so iterations 3..8 cross an epoch boundary;
+    # augmentation and dropout draw random numbers, so the saved RNG states matter too
+    shards = make_patch_dataset(tmp_path / "ds", n_train=24, n_val=8)
+    kw = dict(data_on_device=on_device, workers=workers, augment=True, eval_every=4)
+    fit(_config(shards, tmp_path / "full", iterations=8, **kw))
+    fit(_config(shards, tmp_path / "half", iterations=3, **kw))
+    fit(_config(shards, tmp_path / "half", iterations=8, resume=True, **kw))
+    full, resumed = tmp_path / "full" / "last.pt", tmp_path / "half" / "last.pt"
+    assert _same(_weights(full), _weights(resumed))
+    a, b = load_checkpoint(full)["optimizer_state"], load_checkpoint(resumed)["optimizer_state"]
+    assert all(torch.equal(a["state"][k]["momentum_buffer"], b["state"][k]["momentum_buffer"])
+               for k in a["state"])
+    log = (tmp_path / "half" / "log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in log[1:]] == ["3", "4", "8"]
+
+
+def test_interrupt_saves_and_resumes(shards, tmp_path, monkeypatch):
+    import blursynth_train.fit as fit_module
+
+    def lr_then_ctrl_c(iteration, *args):  # lr_at runs once per step, inside the loop
+        if iteration == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+        return lr_at(iteration, *args)
+
+    monkeypatch.setattr(fit_module, "lr_at", lr_then_ctrl_c)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(BlursynthError, match="interrupted at iteration 6; .*--resume"):
+        fit(_config(shards, tmp_path / "run", iterations=100_000, eval_every=100_000))
+    assert signal.getsignal(signal.SIGINT) is before
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["iteration"] == 6
+    result = fit(_config(shards, tmp_path / "run", resume=True, iterations=8))
+    assert result.iteration == 8
+
+
+def test_dry_run_cli(shards, tmp_path):
+    out = tmp_path / "dry"
+    res = CliRunner().invoke(main, ["fit", str(shards), "--out", str(out), "--dry-run",
+                                    "--batch-size", "4", "--workers", "0", "--quiet"])
+    assert res.exit_code == 0, res.output
+    for name in OUTPUTS:
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["iteration"] == 5
+    assert "val_acc" in res.output
+
+
+def test_cli_resume_keeps_recipe(shards, tmp_path):
+    out = tmp_path / "run"
+    args = ["fit", str(shards), "--out", str(out), "--workers", "0", "--quiet", "--val-rows", "8"]
+    res = CliRunner().invoke(main, [*args, "--batch-size", "4", "--lr", "0.002",
+                                    "--iterations", "2", "--eval-every", "2"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, [*args, "--resume", "--iterations", "4"])
+    assert res.exit_code == 0, res.output
+    payload = load_checkpoint(out / "last.pt")
+    assert payload["iteration"] == 4
+    assert payload["train_config"]["batch_size"] == 4 and payload["train_config"]["lr"] == 0.002
+
+
+def test_cli_errors_are_one_line(shards, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "run"
+    base = ["fit", str(shards), "--out", str(out), "--workers", "0", "--quiet",
+            "--batch-size", "4", "--iterations", "1", "--val-rows", "8"]
+    # resume with nothing to resume
+    res = runner.invoke(main, [*base, "--resume"])
+    assert res.exit_code == 1 and "checkpoint not found" in res.output
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+    # a fresh run into a folder holding a run
+    assert runner.invoke(main, base).exit_code == 0
+    res = runner.invoke(main, base)
+    assert res.exit_code == 1 and "--resume" in res.output
+    # corrupt checkpoint
+    (out / "last.pt").write_bytes(b"not a checkpoint")
+    res = runner.invoke(main, [*base, "--resume"])
+    assert res.exit_code == 1 and "not a readable checkpoint" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+
+
+def test_resume_on_another_dataset(shards, tmp_path):
+    other = make_patch_dataset(tmp_path / "other", n_train=64, n_val=16, seed=3)
+    cfg = _config(shards, tmp_path / "run", iterations=1)
+    fit(cfg)
+    with pytest.raises(BlursynthError, match="trained on dataset .* --force"):
+        fit(_config(other, tmp_path / "run", iterations=2, resume=True))
+    res = CliRunner().invoke(main, ["fit", str(other), "--out", str(tmp_path / "run"),
+                                    "--resume", "--iterations", "2", "--quiet"])
+    assert res.exit_code == 1 and "--force" in res.output and "Traceback" not in res.output
+    result = fit(_config(other, tmp_path / "run", iterations=2, resume=True, force=True))
+    assert result.iteration == 2
+
+
+def test_lr_schedules():
+    assert lr_at(500, 0.1, 1000, "constant") == 0.1
+    assert lr_at(0, 0.1, 1000, "cosine") == 0.1
+    assert lr_at(500, 0.1, 1000, "cosine") == pytest.approx(0.05)
+    assert [lr_at(i, 1.0, 100, "step") for i in (49, 50, 74, 75)] == pytest.approx(
+        [1.0, 0.1, 0.1, 0.01])
+
+
+def test_fit_help_lists_flags():
+    res = CliRunner().invoke(main, ["fit", "--help"])
+    assert res.exit_code == 0
+    for flag in ("--batch-size", "--lr", "--momentum", "--weight-decay", "--iterations",
+                 "--lr-schedule", "--seed", "--device", "--out", "--eval-every", "--val-rows",
+                 "--workers", "--data-on-device", "--bf16", "--compile", "--tensorboard",
+                 "--resume", "--dry-run", "--quiet"):
+        assert flag in res.output, flag
+
+
+def _png_tree(root: Path, n: int = 6, size: int = 64) -> Path:
+    """``image/`` + ``gt/`` PNGs: noise images whose left part is Gaussian-blurred."""
+    from PIL import Image
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(0)
+    (root / "image").mkdir(parents=True)
+    (root / "gt").mkdir(parents=True)
+    for k in range(n):
+        image = rng.uniform(0, 255, size=(size, size, 3))
+        cut = int(rng.integers(size // 3, 2 * size // 3))
+        image[:, :cut] = gaussian_filter(image, (2, 2, 0))[:, :cut]
+        mask = np.zeros((size, size), np.uint8)
+        mask[:, :cut] = 255
+        Image.fromarray(image.astype(np.uint8)).save(root / "image" / f"im{k}.png")
+        Image.fromarray(mask).save(root / "gt" / f"im{k}.png")
+    return root
+
+
+def test_dry_run_on_shards_built_by_the_patches_command(tmp_path):
+    from blursynth.cli import main as data_main
+
+    tree = _png_tree(tmp_path / "tree")
+    res = CliRunner().invoke(data_main, [
+        "patches", "--source", "folder", "--root", str(tree), "--out", str(tmp_path / "ds"),
+        "--train-patches", "64", "--val-patches", "32", "--eval-images", "0",
+        "--rows-per-shard", "40", "--quiet"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["fit", str(tmp_path / "ds"), "--out", str(tmp_path / "run"),
+                                    "--dry-run", "--batch-size", "8", "--workers", "0",
+                                    "--data-on-device", "no", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["iteration"] == 5
+
+
+def test_tensorboard_missing_is_skipped_cleanly(shards, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        pytest.skip("tensorboard is installed")
+    res = CliRunner().invoke(main, ["fit", str(shards), "--out", str(tmp_path / "run"),
+                                    "--dry-run", "--batch-size", "4", "--workers", "0",
+                                    "--tensorboard"])
+    assert res.exit_code == 0, res.output
+    assert "tensorboard is not installed" in res.output

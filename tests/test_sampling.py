@@ -1,0 +1,77 @@
+"""The sampler: per-sample streams, ranges, crops that keep the object, JSON round trip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from blursynth.sampling import SampleParams, SampleRecord, _offset_keeping, sample_record
+from blursynth.sources.voc import VOCItem
+
+ITEMS = [
+    VOCItem("a", 375, 500, {15: (40, 100, 300, 260), 2: (0, 0, 50, 500)}),
+    VOCItem("b", 500, 375, {8: (200, 10, 480, 370)}),
+    VOCItem("c", 333, 500, {}),  # background only
+    VOCItem("d", 281, 500, {1: (100, 50, 200, 450)}),
+]
+
+
+def test_same_seed_same_record_independent_streams():
+    r1 = sample_record(ITEMS, "motion", 7, seed=3)
+    assert r1 == sample_record(ITEMS, "motion", 7, seed=3)
+    assert r1 != sample_record(ITEMS, "motion", 7, seed=4)
+    assert r1 != sample_record(ITEMS, "motion", 8, seed=3)
+    assert r1.spawn_key == (0, 7) and r1.name == "motion0008"
+    d = sample_record(ITEMS, "defocus", 7, seed=3)
+    assert d.spawn_key == (1, 7) and d.length is None and d.sigma2 == 1.0
+
+
+@pytest.mark.parametrize("model", ["motion", "defocus"])
+def test_records_are_valid(model):
+    params = SampleParams()
+    by_id = {it.id: it for it in ITEMS}
+    for index in range(200):
+        r = sample_record(ITEMS, model, index, seed=11, params=params)
+        fg, bg = by_id[r.fg], by_id[r.bg]
+        assert r.fg != r.bg and r.cls in fg.classes and r.fg != "c"
+        h, w = min(fg.height, bg.height), min(fg.width, bg.width)
+        for box, item in ((r.fg_box, fg), (r.bg_box, bg)):
+            y0, x0, y1, x1 = box
+            assert (y1 - y0, x1 - x0) == (h, w)
+            assert 0 <= y0 and 0 <= x0 and y1 <= item.height and x1 <= item.width
+        if model == "motion":
+            assert 5 <= r.length < 15 and 0 <= r.angle < 180 and r.sigma1 is None
+        else:
+            assert 1 <= r.sigma1 < 2 and r.length is None
+
+
+def test_fg_crop_keeps_the_object():
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        full = int(rng.integers(10, 60))
+        crop = int(rng.integers(1, full + 1))
+        lo = int(rng.integers(0, full))
+        hi = int(rng.integers(lo + 1, full + 1))
+        o = _offset_keeping(rng, lo, hi, crop, full)
+        assert 0 <= o <= full - crop
+        if hi - lo <= crop:
+            assert o <= lo and hi <= o + crop  # the object is inside the crop
+        else:
+            assert lo <= o and o + crop <= hi  # the crop is inside the object
+
+
+def test_json_round_trip():
+    r = sample_record(ITEMS, "motion", 0, seed=0)
+    back = SampleRecord.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert back == r
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="model"):
+        sample_record(ITEMS, "zoom", 0, seed=0)
+    with pytest.raises(ValueError, match="usable class"):
+        sample_record([ITEMS[2]], "motion", 0, seed=0)
+    with pytest.raises(ValueError, match="lo <= hi"):
+        SampleParams(length=(9, 5))

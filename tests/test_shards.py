@@ -1,0 +1,161 @@
+"""Shard writer and reader: round trips, byte identity, verification, interrupted runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+
+import h5py
+import numpy as np
+import pytest
+from _patch_trees import make_tree
+
+from blursynth import shards
+from blursynth.errors import BlursynthError
+from blursynth.patches import PatchParams, build_patch_dataset
+from blursynth.shards import FIELDS, ShardWriter, open_dataset, verify_dataset
+
+
+def _params(root, **kw):
+    base = {"source": "shi", "train_patches": 900, "val_patches": 200, "eval_images": 2,
+            "rows_per_shard": 400, "patch_size": 9}
+    return PatchParams(root=str(root), **{**base, **kw})
+
+
+def _hashes(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    return make_tree(tmp_path_factory.mktemp("src"), motion=5, defocus=5)
+
+
+@pytest.fixture(scope="module")
+def built(tree, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ds") / "ds"
+    build_patch_dataset(_params(tree), out)
+    return out
+
+
+def test_writer_round_trip_across_shards(tmp_path):
+    rng = np.random.default_rng(0)
+    n, p = 23, 5
+    rows = {"patches": rng.integers(0, 256, (n, 3, p, p), dtype=np.uint8),
+            "label": rng.integers(0, 2, n).astype(np.uint8),
+            "blur_type": np.zeros(n, np.uint8), "category": np.full(n, 2, np.uint8),
+            "image_index": np.arange(n, dtype=np.int32),
+            "center_y": rng.integers(0, 99, n).astype(np.int32),
+            "center_x": rng.integers(0, 99, n).astype(np.int32)}
+    with ShardWriter(tmp_path, "train", n, 10, p, "hdf5", {"plan_sha256": "x"}) as w:
+        for a in range(0, n, 7):  # batches that straddle shard boundaries
+            w.write({k: v[a:a + 7] for k, v in rows.items()})
+    assert [r.rows for r in w.records] == [10, 10, 3]
+    assert sorted(x.name for x in tmp_path.iterdir()) == [
+        "train-00000-of-00003.h5", "train-00001-of-00003.h5", "train-00002-of-00003.h5"]
+    manifest = {**shards.manifest_base(), "plan_sha256": "x",
+                "params": {"patch_size": p, "format": "hdf5"},
+                "splits": {"train": {"shards": [vars(r) for r in w.records]}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with open_dataset(tmp_path) as ds:
+        split = ds["train"]
+        assert len(split) == n and ds.splits == ("train",)
+        got = split.read(4, 21)
+        for k in FIELDS:
+            assert got[k].dtype == rows[k].dtype and np.array_equal(got[k], rows[k][4:21])
+        assert set(split.read(0, 3, fields=("label",))) == {"label"}
+        blocks = list(split.iter_blocks(8, fields=("image_index",)))
+        assert [len(b["image_index"]) for b in blocks] == [8, 8, 7]
+        assert np.array_equal(np.concatenate([b["image_index"] for b in blocks]), np.arange(n))
+        clone = pickle.loads(pickle.dumps(split))  # workers get a handle-free copy
+        assert np.array_equal(clone.read(20, 23)["label"], rows["label"][20:])
+        clone.close()
+        with pytest.raises(IndexError):
+            split.read(0, n + 1)
+        with pytest.raises(BlursynthError, match="no split 'val'"):
+            ds["val"]
+
+
+def test_shards_hold_patches_of_the_plan_with_provenance_attrs(built):
+    with open_dataset(built) as ds:
+        assert ds.splits == ("train", "val") and len(ds["train"]) == 900
+        assert len(ds.manifest_sha256) == 64
+        assert ds.params["patch_size"] == 9 and ds.params["seed"] == 0
+        with h5py.File(ds["train"].shards[0], "r") as f:
+            assert set(f) == {"patches", "label", "blur_type", "category", "image_index",
+                              "center_y", "center_x"}
+            assert f["patches"].shape == (400, 3, 9, 9) and f["patches"].dtype == np.uint8
+            assert f["patches"].chunks is None and f["patches"].compression is None
+            assert json.loads(f.attrs["params"])["train_patches"] == 900
+            images = json.loads(f.attrs["images"])
+            assert {im["index"] for im in images} >= set(f["image_index"][()].tolist())
+        # rows are shuffled: a contiguous slice mixes images and labels
+        first = ds["train"].read(0, 64, fields=("image_index", "label"))
+        assert len(np.unique(first["image_index"])) > 3 and 0 < first["label"].mean() < 1
+
+
+def test_same_seed_same_bytes_whatever_jobs(tree, built, tmp_path):
+    build_patch_dataset(_params(tree), tmp_path / "j2", jobs=2)
+    assert _hashes(tmp_path / "j2") == _hashes(built)
+    build_patch_dataset(_params(tree, seed=1), tmp_path / "s1")
+    assert _hashes(tmp_path / "s1")["train-00000-of-00003.h5"] != _hashes(built)[
+        "train-00000-of-00003.h5"]
+
+
+def test_verify_names_a_shard_with_a_flipped_byte(tree, tmp_path):
+    out = tmp_path / "ds"
+    build_patch_dataset(_params(tree), out)
+    verify_dataset(out).close()
+    shard = out / "train-00001-of-00003.h5"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(BlursynthError, match="train-00001-of-00003.h5: sha256"):
+        verify_dataset(out)
+
+
+def test_missing_manifest_is_named(tmp_path):
+    with pytest.raises(BlursynthError, match="manifest.json: no manifest"):
+        open_dataset(tmp_path)
+    (tmp_path / "manifest.json").write_text("{")
+    with pytest.raises(BlursynthError, match="invalid manifest"):
+        open_dataset(tmp_path)
+
+
+def test_interrupted_run_leaves_no_finished_looking_file_and_rerun_completes(
+        tree, built, tmp_path, monkeypatch):
+    out = tmp_path / "ds"
+    real = ShardWriter._finish_shard
+    calls = []
+
+    def crash_on_second(self):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(self)
+
+    monkeypatch.setattr(ShardWriter, "_finish_shard", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        build_patch_dataset(_params(tree), out)
+    monkeypatch.undo()
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["train-00000-of-00003.h5"]  # no temporary, no manifest, no checksums
+    report = build_patch_dataset(_params(tree), out)
+    assert report.reused_shards == 1
+    assert _hashes(out) == _hashes(built)
+
+
+def test_rerun_after_kill_rebuilds_a_deleted_shard_and_ignores_temporaries(
+        tree, built, tmp_path):
+    out = tmp_path / "ds"
+    build_patch_dataset(_params(tree), out)
+    (out / "val-00000-of-00001.h5").unlink()
+    (out / "SHA256SUMS").unlink()
+    (out / "train-00002-of-00003.h5.tmp-99999").write_bytes(b"half a shard")
+    (out / ".buckets-train").mkdir()
+    report = build_patch_dataset(_params(tree), out)
+    assert report.reused_shards == 3
+    assert _hashes(out) == _hashes(built)
+    assert not list(out.glob(".buckets-*"))
