@@ -132,10 +132,14 @@ def generate(voc, n, out, model, seed, jobs, resume, split, quiet):
               help="folder source: grey levels >= this are white.")
 @click.option("--blur-type", type=click.Choice(["motion", "defocus"]), default=None,
               help="folder source: blur type of every image (otherwise unknown).")
+@click.option("--only", type=click.Choice(["motion", "defocus"]), default=None,
+              help="Train/val from this blur type only; the image split (and the held-out "
+                   "eval images) stay those of the full dataset.")
 @quiet_option
 @domain_errors
 def patches(source_kind, root, out, train_patches, val_patches, per_image, eval_images,
-            patch_size, seed, jobs, rows_per_shard, fmt, polarity, threshold, blur_type, quiet):
+            patch_size, seed, jobs, rows_per_shard, fmt, polarity, threshold, blur_type, only,
+            quiet):
     """Sample balanced PATCH-SIZE patches into sharded HDF5 (train/val + eval list)."""
     from pathlib import Path
 
@@ -145,7 +149,7 @@ def patches(source_kind, root, out, train_patches, val_patches, per_image, eval_
         source=source_kind, root=str(Path(root).resolve()), polarity=polarity,
         threshold=threshold, blur_type=blur_type, patch_size=patch_size, seed=seed,
         train_patches=train_patches, val_patches=val_patches, per_image=per_image,
-        eval_images=eval_images, rows_per_shard=rows_per_shard, format=fmt)
+        eval_images=eval_images, only=only, rows_per_shard=rows_per_shard, format=fmt)
     report = build_patch_dataset(params, out, jobs=jobs, quiet=quiet)
     for stem, why in report.skipped:
         click.echo(f"skipped {stem}: {why}", err=True)

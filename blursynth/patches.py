@@ -88,6 +88,10 @@ class PatchParams:
         Patches from every train/val image instead.
     eval_images : int
         Whole images held out (half motion, half defocus).
+    only : str or None
+        Keep only ``"motion"`` or ``"defocus"`` images in train and val. The images are
+        assigned to eval/train/val exactly as without it, so datasets built with and without
+        ``only`` share their held-out images (the report's Table 1).
     rows_per_shard : int
     format : {"hdf5", "caffe"}
     """
@@ -103,6 +107,7 @@ class PatchParams:
     val_patches: int | None = None
     per_image: int | None = None
     eval_images: int = 20
+    only: str | None = None
     rows_per_shard: int = 100_000
     format: str = "hdf5"
 
@@ -125,8 +130,10 @@ class PatchParams:
             raise BlursynthError(f"--eval-images must be >= 0, got {self.eval_images}")
         if self.rows_per_shard < 1:
             raise BlursynthError(f"rows per shard must be >= 1, got {self.rows_per_shard}")
-        if self.blur_type is not None and self.blur_type not in ("motion", "defocus"):
-            raise BlursynthError(f"blur type must be motion or defocus, got {self.blur_type!r}")
+        for name in ("blur_type", "only"):
+            value = getattr(self, name)
+            if value is not None and value not in ("motion", "defocus"):
+                raise BlursynthError(f"{name} must be motion or defocus, got {value!r}")
         if self.format == "caffe":
             row_bytes = 4 * 3 * self.patch_size ** 2
             if self.rows_per_shard * row_bytes > CAFFE_MAX_SHARD_BYTES:
@@ -157,6 +164,8 @@ class PatchParams:
         else:
             parts += [f"--train-patches {self.train_patches}",
                       f"--val-patches {self.val_patches}"]
+        if self.only is not None:
+            parts.append(f"--only {self.only}")
         parts += [f"--eval-images {self.eval_images}", f"--patch-size {self.patch_size}",
                   f"--seed {self.seed}", f"--rows-per-shard {self.rows_per_shard}",
                   f"--format {self.format}"]
@@ -422,6 +431,12 @@ def make_plan(params: PatchParams, source, items: list, *, jobs: int = 1,
         raise BlursynthError(f"none of the {len(items)} image(s) is usable; first problem: "
                              f"{skipped[0][1]}", params.root)
     ev, train, val = assign_splits(list(infos.values()), params.eval_images, params.seed)
+    if params.only is not None:
+        train = [i for i in train if infos[i].blur_type == params.only]
+        val = [i for i in val if infos[i].blur_type == params.only]
+        if not train or not val:
+            raise BlursynthError(f"--only {params.only}: no {params.only} image in train or val",
+                                 params.root)
     plan = Plan(params, items, infos, skipped, ev)
     targets = {"train": params.train_patches, "val": params.val_patches}
     for name, images in (("train", train), ("val", val)):

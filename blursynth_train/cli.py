@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import click
 
-from blursynth_train import __version__
-
 # Shared helpers from the data package: one error policy, one progress wrapper.
 from blursynth.cli import domain_errors, quiet_option  # noqa: F401
+from blursynth_train import __version__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -150,35 +150,44 @@ class BlurNet(nn.Module):
         c = self.config
         k2, s2 = c.conv2_kernel, c.pooled_size(2)
         n1 = c.pooled_size(1)
-        e1 = n1 - 1  # index of the last pool-1 cell (the one whose window may be single)
         single1 = (c.patch_size - c.conv1_kernel + 1) % 2 == 1
         single2 = (n1 - k2 + 1) % 2 == 1
+        # Outputs at every stride-th offset (stride even) read pool-1, conv2 and pool-2 only at
+        # even positions: from pool-1 on, work on the grid subsampled by g = 2 (a 4x saving on
+        # conv2); dilations and the output stride shrink by g.
+        g = 2 if stride % 2 == 0 else 1
         conv1 = F.relu(self.conv1(x))
         # pool-1 variants: [edge_y][edge_x]; an "edge" axis takes the single element
-        p1 = {(ey, ex): _pool_axes(conv1, ey and single1, ex and single1, 1)
+        p1 = {(ey, ex): _pool_axes(conv1, ey and single1, ex and single1, 1)[..., ::g, ::g]
               for ey in (0, 1) for ex in (0, 1)}
-        # conv2 outputs in normal/edge variants: output j is "edge" iff it reads pool-1 cell e1
+        # conv2 outputs in normal/edge variants: an output is "edge" iff it reads the last
+        # pool-1 cell
         w2, b2 = self.conv2.weight, self.conv2.bias
+        d2 = 2 // g
+        parts: dict = {}  # a tap block's partial conv is shared by the variants that read it
         z = {}
         for fy in (0, 1):
             for fx in (0, 1):
                 acc = None
                 for (ty0, ty1, ey) in _tap_blocks(k2, fy):
                     for (tx0, tx1, ex) in _tap_blocks(k2, fx):
-                        part = _shifted_conv(p1[(ey, ex)], w2[:, :, ty0:ty1, tx0:tx1],
-                                             (ty0 * 2, tx0 * 2), dilation=2)
-                        acc = part if acc is None else _add_aligned(acc, part)
+                        key = (ty0, ty1, ey, tx0, tx1, ex)
+                        if key not in parts:
+                            parts[key] = _shifted_conv(p1[(ey, ex)], w2[:, :, ty0:ty1, tx0:tx1],
+                                                       (ty0 * d2, tx0 * d2), dilation=d2)
+                        acc = parts[key] if acc is None else _add_aligned(acc, parts[key])
                 z[(fy, fx)] = F.relu(acc + b2.view(1, -1, 1, 1))
-        # pool-2 variants, dilation 2: edge reads conv2's edge output alone
-        p2 = {(gy, gx): _pool_axes(z[(gy, gx)], gy and single2, gx and single2, 2)
-              for gy in (0, 1) for gx in (0, 1)}
-        # FC1 as an s2 x s2 conv with dilation 4; tap s2-1 reads the edge variant
+        del parts
+        # pool-2 variants (dilation 2 on the full grid)
+        p2 = {(gy, gx): _pool2(z, gy, gx, single2, d=d2) for gy in (0, 1) for gx in (0, 1)}
+        # FC1 as an s2 x s2 conv with dilation 4 (full grid); tap s2-1 reads the edge variant
         w1 = self.fc1.weight.view(c.fc_units, c.conv2_channels, s2, s2)
+        d1 = 4 // g
         acc = None
         for (ty0, ty1, gy) in _tap_blocks(s2, 1):
             for (tx0, tx1, gx) in _tap_blocks(s2, 1):
                 part = _shifted_conv(p2[(gy, gx)], w1[:, :, ty0:ty1, tx0:tx1],
-                                     (ty0 * 4, tx0 * 4), dilation=4, stride=stride)
+                                     (ty0 * d1, tx0 * d1), dilation=d1, stride=stride // g)
                 acc = part if acc is None else _add_aligned(acc, part)
         h = F.relu(acc + self.fc1.bias.view(1, -1, 1, 1))
         return F.conv2d(h, self.fc2.weight[:, :, None, None], self.fc2.bias)
@@ -188,14 +197,13 @@ class BlurNet(nn.Module):
 
 
 def _tap_blocks(k: int, edge: int):
-    """Split taps 0..k-1 into blocks with the variant each reads.
+    """Split taps 0..k-1 into the blocks ``[0, k-1)`` and ``[k-1, k)`` with the variant each
+    reads.
 
-    For a normal output all taps read the normal map; for an edge output the last tap reads
-    the edge map.
+    Only the last tap of an edge output reads the edge map. Every output uses the same two
+    blocks, so the partial convolutions of the shared blocks are computed once.
     """
-    if not edge:
-        return [(0, k, 0)]
-    return ([(0, k - 1, 0)] if k > 1 else []) + [(k - 1, k, 1)]
+    return ([(0, k - 1, 0)] if k > 1 else []) + [(k - 1, k, edge)]
 
 
 def _pool_axes(x: torch.Tensor, single_y: bool, single_x: bool, dilation: int) -> torch.Tensor:
@@ -239,3 +247,24 @@ def _upsample(p: torch.Tensor, stride: int, H: int, W: int) -> torch.Tensor:
     pad_y, pad_x = max(0, H - big.shape[-2]), max(0, W - big.shape[-1])
     big = F.pad(big, (0, pad_x, 0, pad_y), mode="replicate")
     return big[0, 0, :H, :W]
+
+
+def _pool2(z: dict, gy: int, gx: int, single: bool, d: int = 2) -> torch.Tensor:
+    """Stride-1 pool-2 (dilation ``d``) of conv2 variant ``(gy, gx)``.
+
+    Along an edge axis the last pooling window holds either the edge conv2 output alone
+    (``single``) or the pair (normal output, edge output), so its first element is read from
+    the variant that is normal along that axis.
+    """
+    def elements(edge):  # (shift, variant) of each element of the window along one axis
+        if edge and single:
+            return [(0, 1)]
+        return [(0, 0), (d, edge)]
+
+    out = None
+    for sy, vy in elements(gy):
+        for sx, vx in elements(gx):
+            x = z[(vy, vx)]
+            x = F.pad(x[..., sy:, sx:], (0, sx, 0, sy))
+            out = x if out is None else torch.maximum(out, x)
+    return out
