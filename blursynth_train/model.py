@@ -135,7 +135,8 @@ class BlurNet(nn.Module):
                 logits = self._dense_logits(crop, stride)
                 p = torch.softmax(logits, dim=1)[0, 1]
                 oh, ow = -(-h // stride), -(-w // stride)
-                out[y0 // stride : y0 // stride + oh, x0 // stride : x0 // stride + ow] = p[:oh, :ow]
+                ys, xs = y0 // stride, x0 // stride
+                out[ys : ys + oh, xs : xs + ow] = p[:oh, :ow]
         if stride > 1:
             out = _upsample(out, stride, H, W)
         return out
