@@ -91,3 +91,18 @@ def load_model(path: str | Path, device="cpu") -> tuple[BlurNet, dict]:
         raise BlursynthError(f"checkpoint does not match the model ({detail}{more})",
                              path) from None
     return model.to(device).eval(), payload
+
+
+def export_weights(src: str | Path, dst: str | Path, *, half: bool = True,
+                   note: dict | None = None) -> Path:
+    """Strip a training checkpoint to what inference needs (float16 by default).
+
+    Keeps the model config (with its normalisation), the weights, the iteration, the training
+    recipe and the dataset hash; drops the optimizer and RNG states.
+    """
+    model, payload = load_model(src)
+    extra = {k: v for k, v in payload.get("extra", {}).items()
+             if isinstance(v, (str, int, float, bool))}
+    extra.update(note or {})
+    return save_checkpoint(dst, model, iteration=payload.get("iteration", 0),
+                           train_config=payload.get("train_config", {}), extra=extra, half=half)

@@ -94,6 +94,10 @@ _stride_option = click.option(
     help="1 = every pixel (exact); 2 or 4 = every 2nd/4th pixel, interpolated (faster).")
 _device_option = click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+_postprocess_option = click.option(
+    "--postprocess", type=click.Choice(["none", "guided"]), default="none", show_default=True,
+    help="guided: edge-aware guided filter of the probability map by the image (evaluate "
+         "scores models both with and without it, as NAME and NAME+guided).")
 
 
 @main.command()
@@ -105,9 +109,10 @@ _device_option = click.option(
 @_device_option
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Mask = probability >= threshold.")
+@_postprocess_option
 @quiet_option
 @domain_errors
-def segment(images, model_path, out_dir, stride, device, threshold, quiet):
+def segment(images, model_path, out_dir, stride, device, threshold, postprocess, quiet):
     """Segment IMAGES (files, folders, globs) into sharp and blurred regions.
 
     Writes STEM_prob.png (16-bit, probability of blurred x 65535), STEM_mask.png (255 =
@@ -123,8 +128,22 @@ def segment(images, model_path, out_dir, stride, device, threshold, quiet):
     paths = expand_inputs(list(images))
     model = load_segmenter(model_path, resolve_device(device))
     written = segment_images(model, paths, out_dir, stride=int(stride), threshold=threshold,
-                             quiet=quiet)
+                             postprocess=postprocess, quiet=quiet)
     click.echo(f"segmented {len(written)} image(s) into {out_dir}")
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
+              help="Inference checkpoint to write.")
+@click.option("--float32", "full", is_flag=True, help="Keep float32 weights (default float16).")
+@domain_errors
+def export(checkpoint, out, full):
+    """Strip a training CHECKPOINT to a small inference file (no optimizer state)."""
+    from blursynth_train.checkpoint import export_weights
+
+    path = export_weights(checkpoint, out, half=not full)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 # --- evaluate (issue 4) -------------------------------------------------------------------
@@ -149,10 +168,11 @@ def segment(images, model_path, out_dir, stride, device, threshold, quiet):
               help="Folder for results.json and results.md.")
 @_stride_option
 @_device_option
+@_postprocess_option
 @quiet_option
 @domain_errors
 def evaluate(dataset, source, root, polarity, mask_threshold, models, baseline_names, out_dir,
-             stride, device, quiet):
+             stride, device, postprocess, quiet):
     """Score models and baselines on whole images: IoU, mean IoU, accuracy, F0.3, MAE.
 
     The trivial answer (every pixel blurred) is always scored as `all-blurred`.
@@ -172,7 +192,7 @@ def evaluate(dataset, source, root, polarity, mask_threshold, models, baseline_n
     methods = build_methods(list(models), list(baseline_names))
     src, items = open_eval_images(dataset, source, root, **options)
     result = run_evaluation(methods, src, items, device=device, stride=int(stride),
-                            quiet=quiet)
+                            postprocess=postprocess, quiet=quiet)
     json_path, md_path = write_report(result, out_dir)
     click.echo(report_markdown(result))
     click.echo(f"wrote {json_path} and {md_path}")

@@ -24,6 +24,8 @@ import numpy as np
 from blursynth import baselines, metrics
 from blursynth.errors import BlursynthError
 from blursynth.imageio import to_u8, write_json, write_text
+from blursynth.postprocess import POSTPROCESS
+from blursynth.postprocess import postprocess as apply_postprocess
 from blursynth.progress import progressbar
 
 GROUPS = ("motion", "defocus", "all")
@@ -91,7 +93,7 @@ def open_eval_images(dataset=None, source: str | None = None, root=None, **optio
 
 
 def evaluate(methods: list[Method], source, items, *, device: str = "auto", stride: int = 1,
-             quiet: bool = False) -> dict:
+             postprocess: str = "none", quiet: bool = False) -> dict:
     """Score every method on every image; see the module docstring for the result layout.
 
     Parameters
@@ -103,22 +105,39 @@ def evaluate(methods: list[Method], source, items, *, device: str = "auto", stri
     device : {"auto", "cpu", "cuda"}
     stride : {1, 2, 4}
         Model evaluation stride (1 = exact).
+    postprocess : {"none", "guided"}
+        When not "none", every model is also scored as ``NAME+POSTPROCESS`` on its
+        post-processed map (:func:`blursynth.postprocess.postprocess`), computed from the same
+        probability map.
     """
+    if postprocess not in POSTPROCESS:
+        raise BlursynthError(f"post-processing must be one of {POSTPROCESS}, got {postprocess!r}")
     predictors = {m.name: _predictor(m, device, stride) for m in methods}
+    derived = {m.name: f"{m.name}+{postprocess}" for m in methods
+               if m.kind == "model" and postprocess != "none"}
+    names = [n for m in methods for n in (m.name, derived.get(m.name)) if n]
     images = []
     with progressbar(items, label="evaluate", quiet=quiet) as bar:
         for item in bar:
             image, gt = source.load(item)
-            scores = {name: metrics.score_map(fn(image), gt) for name, fn in predictors.items()}
+            scores = {}
+            for name, fn in predictors.items():
+                prob = fn(image)
+                scores[name] = metrics.score_map(prob, gt)
+                if name in derived:
+                    smoothed = apply_postprocess(postprocess, image, prob)
+                    scores[derived[name]] = metrics.score_map(smoothed, gt)
             images.append({"stem": item.stem, "blur_type": item.blur_type,
                            "height": int(gt.shape[0]), "width": int(gt.shape[1]),
                            "blurred_fraction": float(gt.mean()), "scores": scores})
     return {
         "settings": {"threshold": THRESHOLD, "beta2": metrics.BETA2, "stride": stride,
-                     "images": len(images)},
-        "methods": [{"name": m.name, "kind": m.kind, "spec": m.spec} for m in methods],
+                     "postprocess": postprocess, "images": len(images)},
+        "methods": [{"name": m.name, "kind": m.kind, "spec": m.spec} for m in methods]
+        + [{"name": d, "kind": "model", "spec": f"{_spec(methods, n)} +{postprocess}"}
+           for n, d in derived.items()],
         "images": images,
-        "summary": summarise(images, [m.name for m in methods]),
+        "summary": summarise(images, names),
     }
 
 
@@ -132,6 +151,10 @@ def summarise(images: list[dict], names: list[str]) -> dict:
                     if group == "all" or im["blur_type"] == group]
             out[name][group] = {"n": len(rows), **metrics.average(rows)}
     return out
+
+
+def _spec(methods: list[Method], name: str) -> str:
+    return next(m.spec for m in methods if m.name == name)
 
 
 def _predictor(method: Method, device: str, stride: int):

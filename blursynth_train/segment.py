@@ -27,6 +27,8 @@ from PIL import Image
 
 from blursynth.errors import BlursynthError
 from blursynth.imageio import IMAGE_EXTENSIONS, atomic_path, read_image_u8, write_png
+from blursynth.postprocess import POSTPROCESS
+from blursynth.postprocess import postprocess as apply_postprocess
 from blursynth.progress import progressbar
 from blursynth_train.checkpoint import load_model
 from blursynth_train.model import BlurNet
@@ -140,8 +142,11 @@ def read_prob_png(path: str | Path) -> np.ndarray:
 
 def segment_images(model: BlurNet, paths: list[Path], out_dir: str | Path, *, stride: int = 1,
                    threshold: float = 0.5, tile: int = DEFAULT_TILE,
-                   quiet: bool = False) -> list[dict]:
+                   postprocess: str = "none", quiet: bool = False) -> list[dict]:
     """Segment images and write their probability map, mask and overlay (see module doc).
+
+    ``postprocess`` (``"none"`` or ``"guided"``) is applied to the probability map before
+    thresholding (:func:`blursynth.postprocess.postprocess`).
 
     Returns
     -------
@@ -150,6 +155,8 @@ def segment_images(model: BlurNet, paths: list[Path], out_dir: str | Path, *, st
     """
     if not 0 <= threshold <= 1:
         raise BlursynthError(f"threshold must be in [0, 1], got {threshold}")
+    if postprocess not in POSTPROCESS:
+        raise BlursynthError(f"post-processing must be one of {POSTPROCESS}, got {postprocess!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -157,6 +164,8 @@ def segment_images(model: BlurNet, paths: list[Path], out_dir: str | Path, *, st
         for path in bar:
             image = read_image_u8(path)
             prob = predict(model, image, stride, tile)
+            if postprocess != "none":
+                prob = apply_postprocess(postprocess, image.astype(np.float32) / 255.0, prob)
             mask = prob >= threshold
             files = {k: out_dir / f"{path.stem}_{k}.png" for k in ("prob", "mask", "overlay")}
             write_prob_png(files["prob"], prob)

@@ -166,3 +166,29 @@ def test_trivial_iou_is_the_blurred_fraction_on_dut(tmp_path, dut_sample):
     for im in data["images"]:
         assert im["scores"]["all-blurred"]["iou"] == pytest.approx(im["blurred_fraction"])
         assert 0 < im["blurred_fraction"] < 1
+
+
+def test_postprocess_scores_each_model_raw_and_smoothed(tmp_path, tree):
+    """``--postprocess guided`` adds NAME+guided, scored on the filtered map of the same run."""
+    from blursynth.postprocess import guided_filter
+    from blursynth_train.checkpoint import load_model
+    from blursynth_train.segment import predict
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "m.pt", BlurNet(NARROW))
+    out = tmp_path / "eval"
+    result = run("evaluate", "--source", "shi", "--root", tree, "--model", f"cnn={ckpt}",
+                 "--baseline", "laplacian", "--postprocess", "guided", "--stride", "4",
+                 "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "results.json").read_text())
+    assert [m["name"] for m in data["methods"]] == ["cnn", "laplacian", "all-blurred",
+                                                    "cnn+guided"]
+    assert data["settings"]["postprocess"] == "guided"
+    model, _ = load_model(ckpt)
+    src = open_source("shi", tree)
+    image, gt = src.load(src.items[0])
+    prob = predict(model, np.rint(image * 255).astype(np.uint8), 4)
+    expected = metrics.score_map(guided_filter(image, prob), gt)
+    got = data["images"][0]["scores"]["cnn+guided"]
+    assert got["iou"] == pytest.approx(expected["iou"], abs=1e-6)

@@ -116,7 +116,6 @@ def test_errors_are_one_line(tmp_path, checkpoint, images):
     torch.save(payload, mismatched)
     one_line_error(run("segment", folder, "--model", mismatched, "--out", out, "-q"),
                    "does not match the model")
-    one_line_error(run("segment", folder, "--out", out, "-q"), "no bundled weights yet")
     one_line_error(run("segment", tmp_path / "nothing*.png", "--model", checkpoint,
                        "--out", out, "-q"), "no image found")
     if not torch.cuda.is_available():
@@ -139,3 +138,50 @@ def test_overlay_tints_only_the_mask():
     assert (out[0, 0] == 100).all()  # outside: unchanged
     assert out[20, 20, 0] > 100 and out[20, 20, 1] < 100  # inside: red tint
     assert tuple(out[10, 20]) == (255, 0, 0)  # contour
+
+
+def test_segment_postprocess_guided(tmp_path, checkpoint, images):
+    from blursynth.postprocess import guided_filter
+
+    folder, _ = images
+    out = tmp_path / "out"
+    result = run("segment", folder / "a.png", "--model", checkpoint, "--out", out,
+                 "--postprocess", "guided", "--device", "cpu", "-q")
+    assert result.exit_code == 0, result.output
+    model, _ = load_model(checkpoint)
+    image = np.asarray(Image.open(folder / "a.png"))
+    expected = guided_filter(image.astype(np.float32) / 255, predict(model, image))
+    assert np.abs(read_prob_png(out / "a_prob.png") - expected).max() <= 1 / 65535
+
+
+def test_export_strips_to_a_small_float16_file_that_predicts_the_same(tmp_path, images):
+    torch.manual_seed(0)
+    model = BlurNet(NARROW)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.zeros(2, 3, 31, 31, dtype=torch.uint8)).sum().backward()
+    opt.step()  # momentum buffers make the training checkpoint about twice the size
+    src = save_checkpoint(tmp_path / "train.pt", model, optimizer=opt, iteration=7,
+                          extra={"manifest_sha256": "abc", "rng": {"x": torch.zeros(3)}})
+    out = tmp_path / "small.pt"
+    result = run("export", src, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size < src.stat().st_size / 3
+    small, payload = load_model(out)
+    assert payload["iteration"] == 7 and payload["extra"] == {"manifest_sha256": "abc"}
+    assert "optimizer_state" not in payload
+    assert all(v.dtype == torch.float16 for v in payload["model_state"].values())
+    folder, _ = images
+    image = np.asarray(Image.open(folder / "a.png"))
+    full, _ = load_model(src)
+    assert np.abs(predict(small, image) - predict(full, image)).max() < 2e-2
+
+
+def test_segment_without_model_uses_the_bundled_weights_or_says_they_are_missing(
+        tmp_path, images, monkeypatch):
+    from blursynth_train import weights
+
+    folder, _ = images
+    monkeypatch.setattr(weights, "DEFAULT_WEIGHTS", "does-not-exist.pt")
+    result = run("segment", folder / "a.png", "--out", tmp_path / "o", "-q")
+    assert result.exit_code == 1
+    assert "bundled weights are missing" in result.output and "Traceback" not in result.output
