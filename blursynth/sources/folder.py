@@ -106,12 +106,12 @@ class FolderSource:
             raise BlursynthError(
                 f"mask is {raw.shape[1]}x{raw.shape[0]} but its image is "
                 f"{image.shape[1]}x{image.shape[0]}", item.mask_path)
-        if self.strict_binary:
+        # a count is ~10x cheaper than np.unique's sort; unique only to word the error
+        if self.strict_binary and np.count_nonzero(raw) != np.count_nonzero(raw == 255):
             values = np.unique(raw)
-            if not np.isin(values, (0, 255)).all():
-                raise BlursynthError(
-                    f"mask is not binary (values {values[:6].tolist()}...); use --source folder"
-                    " with --threshold for grey masks", item.mask_path)
+            raise BlursynthError(
+                f"mask is not binary (values {values[:6].tolist()}...); use --source folder"
+                " with --threshold for grey masks", item.mask_path)
         white = raw >= self.threshold
         blur = white if self.polarity == "blurred-white" else ~white
         return image, blur
