@@ -164,6 +164,8 @@ def export(checkpoint, out, full):
 @click.option("--baseline", "baseline_names", multiple=True,
               type=click.Choice(["su", "laplacian", "lbp", "all-blurred"]),
               help="Hand-crafted baseline to score (repeatable).")
+@click.option("--only", type=click.Choice(["motion", "defocus"]), default=None,
+              help="Score only the images of this blur type.")
 @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for results.json and results.md.")
 @_stride_option
@@ -171,8 +173,8 @@ def export(checkpoint, out, full):
 @_postprocess_option
 @quiet_option
 @domain_errors
-def evaluate(dataset, source, root, polarity, mask_threshold, models, baseline_names, out_dir,
-             stride, device, postprocess, quiet):
+def evaluate(dataset, source, root, polarity, mask_threshold, models, baseline_names, only,
+             out_dir, stride, device, postprocess, quiet):
     """Score models and baselines on whole images: IoU, mean IoU, accuracy, F0.3, MAE.
 
     The trivial answer (every pixel blurred) is always scored as `all-blurred`.
@@ -191,6 +193,10 @@ def evaluate(dataset, source, root, polarity, mask_threshold, models, baseline_n
         raise click.UsageError("--polarity/--mask-threshold apply to --source only")
     methods = build_methods(list(models), list(baseline_names))
     src, items = open_eval_images(dataset, source, root, **options)
+    if only is not None:
+        items = [it for it in items if it.blur_type == only]
+        if not items:
+            raise click.ClickException(f"--only {only}: no {only} image to score")
     result = run_evaluation(methods, src, items, device=device, stride=int(stride),
                             postprocess=postprocess, quiet=quiet)
     json_path, md_path = write_report(result, out_dir)

@@ -50,3 +50,26 @@ def plot_curves(rows: list[dict], path: str | Path, title: str = "") -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     return Path(path)
+
+
+def plot_runs(runs: dict[str, list[dict]], path: str | Path, title: str = "",
+              key: str = "val_acc") -> Path:
+    """Write a PNG comparing one logged quantity (validation accuracy) of several runs."""
+    fig = Figure(figsize=(6.4, 4.0), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for name, rows in runs.items():
+        pts = [(r["iteration"], r[key]) for r in rows if r.get(key) is not None]
+        if pts:
+            xs, ys = zip(*pts, strict=True)
+            ax.plot(xs, ys, marker=".", label=name)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(key.replace("_", " "))
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    if title:
+        ax.set_title(title)
+    fig.subplots_adjust(left=0.11, right=0.97, bottom=0.12, top=0.92)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return Path(path)

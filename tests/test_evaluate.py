@@ -192,3 +192,13 @@ def test_postprocess_scores_each_model_raw_and_smoothed(tmp_path, tree):
     expected = metrics.score_map(guided_filter(image, prob), gt)
     got = data["images"][0]["scores"]["cnn+guided"]
     assert got["iou"] == pytest.approx(expected["iou"], abs=1e-6)
+
+
+def test_only_scores_one_blur_type(tmp_path, tree):
+    out = tmp_path / "eval"
+    result = run("evaluate", "--source", "shi", "--root", tree, "--baseline", "laplacian",
+                 "--only", "defocus", "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "results.json").read_text())
+    assert [im["stem"] for im in data["images"]] == ["out_of_focus0001", "out_of_focus0002"]
+    assert data["summary"]["laplacian"]["motion"]["n"] == 0

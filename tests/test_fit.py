@@ -236,3 +236,14 @@ def test_tensorboard_missing_is_skipped_cleanly(shards, tmp_path):
                                     "--tensorboard"])
     assert res.exit_code == 0, res.output
     assert "tensorboard is not installed" in res.output
+
+
+def test_plot_runs_writes_a_png(tmp_path):
+    from PIL import Image
+
+    from blursynth_train.plots import plot_runs
+
+    rows = [{"iteration": i, "val_acc": 0.5 + i / 1000} for i in (100, 200, 300)]
+    out = plot_runs({"a": rows, "b": rows[:2]}, tmp_path / "runs.png", title="t")
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.size == (640, 400)
