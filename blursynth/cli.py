@@ -54,7 +54,8 @@ def main():
     show_default=True,
     help="Blur model(s): eq. (1) motion, eq. (2) defocus.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Root seed.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Root seed.")
 @click.option(
     "--jobs",
     "-j",
@@ -119,7 +120,7 @@ def generate(voc, n, out, model, seed, jobs, resume, split, quiet):
 @click.option("--eval-images", type=click.IntRange(min=0), default=20, show_default=True,
               help="Whole images held out for dense evaluation (half motion, half defocus).")
 @click.option("--patch-size", type=int, default=31, show_default=True, help="Odd.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="Parallel workers (the output does not depend on it).")
 @click.option("--rows-per-shard", type=click.IntRange(min=1), default=100_000,

@@ -196,6 +196,8 @@ def generate(
         raise BlursynthError(f"--n must be >= 1, got {n}")
     if jobs < 1:
         raise BlursynthError(f"--jobs must be >= 1, got {jobs}")
+    if seed < 0:  # SeedSequence takes no negative entropy
+        raise BlursynthError(f"--seed must be >= 0, got {seed}")
     models = MODELS if model == "both" else (model,)
     if not set(models) <= set(MODELS):
         raise BlursynthError(f"model must be motion, defocus or both, got {model!r}")

@@ -104,8 +104,10 @@ def score_map(prob: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> dict[
         Binarisation threshold of ``iou``, ``miou``, ``accuracy`` and ``f_beta``.
     """
     prob, gt = _check_pair(prob, gt)
-    if prob.size and not (np.nanmin(prob) >= 0 and np.nanmax(prob) <= 1):
-        raise ValueError(f"prob must lie in [0, 1], got [{prob.min()}, {prob.max()}]")
+    if prob.size and not (np.isfinite(prob).all() and prob.min() >= 0 and prob.max() <= 1):
+        # NaN would silently count as "sharp" at every threshold and make the MAE NaN
+        raise ValueError(f"prob must be finite and lie in [0, 1], got [{prob.min()}, "
+                         f"{prob.max()}]")
     pred = prob >= threshold
     return {
         "iou": iou(pred, gt),

@@ -128,6 +128,8 @@ class PatchParams:
                 raise BlursynthError(f"val patches must be >= 0, got {self.val_patches}")
         if self.eval_images < 0:
             raise BlursynthError(f"--eval-images must be >= 0, got {self.eval_images}")
+        if self.seed < 0:  # SeedSequence takes no negative entropy
+            raise BlursynthError(f"--seed must be >= 0, got {self.seed}")
         if self.rows_per_shard < 1:
             raise BlursynthError(f"rows per shard must be >= 1, got {self.rows_per_shard}")
         for name in ("blur_type", "only"):

@@ -326,10 +326,12 @@ class SplitReader:
         if unknown:
             raise KeyError(f"unknown field(s) {sorted(unknown)}; fields are {FIELDS}")
         shard = bisect.bisect_right(self._starts, start) - 1
-        s0, s1 = self._starts[shard], self._starts[shard + 1]
-        if stop <= s1 and stop > start:  # the common case: one shard, one read per field
+        if start < stop <= self._starts[shard + 1]:  # the common case: one shard, one read each
+            s0 = self._starts[shard]
             d = self._datasets(shard)
             return {name: d[name][start - s0:stop - s0] for name in fields}
+        # several shards, or no row (start == stop, also at the end of the split or in an
+        # empty one, where ``shard + 1`` is past the last shard)
         specs = field_specs(self._dataset.params["patch_size"], self._fmt)
         out = {name: np.empty((stop - start, *specs[name][1]), dtype=specs[name][0])
                for name in fields}
@@ -401,12 +403,16 @@ class PatchDataset:
                 f"schema version {schema}, this blursynth reads {SCHEMA_VERSION}", manifest_path)
         self.manifest = manifest
         self.manifest_sha256 = hashlib.sha256(raw).hexdigest()
-        self.format = self.params.get("format", "hdf5")
         self._splits = {}
-        for name, info in splits.items():
-            shards = [self.path / s["file"] for s in info["shards"]]
-            rows = [int(s["rows"]) for s in info["shards"]]
-            self._splits[name] = SplitReader(self, name, shards, rows, self.format)
+        try:
+            self.format = self.params.get("format", "hdf5")
+            for name, info in splits.items():
+                shards = [self.path / s["file"] for s in info["shards"]]
+                rows = [int(s["rows"]) for s in info["shards"]]
+                self._splits[name] = SplitReader(self, name, shards, rows, self.format)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise BlursynthError(f"invalid manifest: bad split entry ({exc!r})",
+                                 manifest_path) from None
         self.splits = tuple(self._splits)
 
     def __getitem__(self, split: str) -> SplitReader:
@@ -431,16 +437,20 @@ class PatchDataset:
             raise BlursynthError("no eval.json: this dataset holds out no images", path) from None
         except ValueError as exc:
             raise BlursynthError(f"invalid eval list ({exc})", path) from None
-        options = dict(spec.get("options", {}))
-        blur_type = options.pop("blur_type", None)
-        source = open_source(spec["source"], spec["root"], **options)
+        try:
+            options = dict(spec.get("options", {}))
+            blur_type = options.pop("blur_type", None)
+            kind, root, entries = spec["source"], spec["root"], spec["items"]
+            stems = [entry["stem"] for entry in entries]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise BlursynthError(f"invalid eval list: missing or bad {exc!r}", path) from None
+        source = open_source(kind, root, **options)
         by_stem = {it.stem: it for it in source.items}
         items = []
-        for entry in spec["items"]:
-            item = by_stem.get(entry["stem"])
+        for stem in stems:
+            item = by_stem.get(stem)
             if item is None:
-                raise BlursynthError(f"eval image {entry['stem']!r} is not in {spec['root']}",
-                                     path)
+                raise BlursynthError(f"eval image {stem!r} is not in {root}", path)
             if blur_type:
                 from dataclasses import replace
 
@@ -582,7 +592,7 @@ def _check_shard(file: Path, record: dict, split: str, specs, fmt: str, plan: st
                 (category == 1) & (label != 1)) | (category > 2)
             if bad.any():
                 problems.add(file, f"{int(bad.sum())} row(s) with a label/category that cannot"
-                                   " be (first at row {int(np.flatnonzero(bad)[0])})")
+                                   f" be (first at row {int(np.flatnonzero(bad)[0])})")
 
 
 def counts_table(counts: list[dict]) -> str:

@@ -113,16 +113,24 @@ def evaluate(methods: list[Method], source, items, *, device: str = "auto", stri
     if postprocess not in POSTPROCESS:
         raise BlursynthError(f"post-processing must be one of {POSTPROCESS}, got {postprocess!r}")
     predictors = {m.name: _predictor(m, device, stride) for m in methods}
+    checkpoints = {m.name: m.spec for m in methods if m.kind == "model"}
     derived = {m.name: f"{m.name}+{postprocess}" for m in methods
                if m.kind == "model" and postprocess != "none"}
     names = [n for m in methods for n in (m.name, derived.get(m.name)) if n]
-    images = []
+    images, skipped = [], []
     with progressbar(items, label="evaluate", quiet=quiet) as bar:
         for item in bar:
-            image, gt = source.load(item)
+            try:
+                image, gt = source.load(item)
+            except BlursynthError as exc:  # a bad image is skipped and listed, not fatal
+                skipped.append({"stem": item.stem, "reason": str(exc)})
+                continue
             scores = {}
             for name, fn in predictors.items():
                 prob = fn(image)
+                if not np.isfinite(prob).all():  # e.g. a diverged checkpoint: name it, no traceback
+                    raise BlursynthError(f"{name} gives non-finite blur probabilities on "
+                                         f"{item.image_path.name}", checkpoints.get(name))
                 scores[name] = metrics.score_map(prob, gt)
                 if name in derived:
                     smoothed = apply_postprocess(postprocess, image, prob)
@@ -130,9 +138,13 @@ def evaluate(methods: list[Method], source, items, *, device: str = "auto", stri
             images.append({"stem": item.stem, "blur_type": item.blur_type,
                            "height": int(gt.shape[0]), "width": int(gt.shape[1]),
                            "blurred_fraction": float(gt.mean()), "scores": scores})
+    if not images:
+        first = skipped[0]["reason"] if skipped else "no image given"
+        raise BlursynthError(f"no image could be scored; first problem: {first}")
     return {
         "settings": {"threshold": THRESHOLD, "beta2": metrics.BETA2, "stride": stride,
                      "postprocess": postprocess, "images": len(images)},
+        "skipped": skipped,
         "methods": [{"name": m.name, "kind": m.kind, "spec": m.spec} for m in methods]
         + [{"name": d, "kind": "model", "spec": f"{_spec(methods, n)} +{postprocess}"}
            for n, d in derived.items()],
@@ -233,6 +245,9 @@ def report_markdown(result: dict) -> str:
     parts += ["## Table 2: IoU of the blurred class", "", table2(summary), "",
               f"`{TRIVIAL}` is the trivial answer (every pixel blurred): a method must beat it.",
               "", "## All metrics (means over images)", "", metrics_table(summary), ""]
+    if result.get("skipped"):
+        parts += [f"## Skipped ({len(result['skipped'])} unreadable images)", ""]
+        parts += [f"- {s['stem']}: {s['reason']}" for s in result["skipped"]] + [""]
     return "\n".join(parts)
 
 

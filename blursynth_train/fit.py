@@ -26,6 +26,7 @@ last bits; ``deterministic=True`` turns on ``torch.use_deterministic_algorithms`
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -144,6 +145,8 @@ class FitConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.seed < 0:  # SeedSequence (batch order) takes no negative entropy
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.val_rows < 0 or self.workers < 0:
             raise ValueError(f"val_rows and workers must be >= 0, got {self.val_rows}, "
                              f"{self.workers}")
@@ -257,6 +260,9 @@ def fit(config: FitConfig) -> FitResult:
     nbytes = (len(train_split) + n_val) * row_bytes(model_config.patch_size)
     resident = cfg.data_on_device == "yes" or (
         cfg.data_on_device == "auto" and nbytes <= memory_budget(device))
+    if cfg.resume and cfg.data_on_device == "auto":
+        # the two data paths draw different batch orders: an exact resume keeps the run's path
+        resident = _previous_data_path(out, resident)
     if resident:
         say(f"loading {nbytes / 1e6:.1f} MB of patches onto {device}")
         train_x, train_y = load_split(train_split, device, quiet=cfg.quiet, label="train")
@@ -382,6 +388,15 @@ def fit(config: FitConfig) -> FitResult:
 
 
 # ---- helpers -------------------------------------------------------------------------------
+
+def _previous_data_path(out: Path, default: bool) -> bool:
+    """The resolved data path (resident or not) recorded in a run's ``config.json``."""
+    try:
+        previous = json.loads((out / "config.json").read_text()).get("data_on_device")
+    except (OSError, ValueError, AttributeError):
+        return default
+    return previous if isinstance(previous, bool) else default
+
 
 def _pick_device(name: str) -> torch.device:
     if name == "auto":

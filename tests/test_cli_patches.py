@@ -105,3 +105,11 @@ def test_folder_options_are_refused_for_shi(tmp_path):
     result = run("patches", "--source", "shi", "--root", root, "--out", tmp_path / "ds",
                  "--polarity", "sharp-white", *SMALL)
     assert result.exit_code == 1 and "--source folder only" in result.output
+
+
+def test_negative_seed_is_a_usage_error_not_a_traceback(tmp_path):
+    root = make_tree(tmp_path / "src", motion=4, defocus=4)
+    result = run("patches", "--source", "shi", "--root", root, "--out", tmp_path / "ds",
+                 *SMALL, "--seed", "-1")
+    assert result.exit_code == 2 and "--seed" in result.output
+    assert not (tmp_path / "ds").exists()

@@ -202,3 +202,40 @@ def test_only_scores_one_blur_type(tmp_path, tree):
     data = json.loads((out / "results.json").read_text())
     assert [im["stem"] for im in data["images"]] == ["out_of_focus0001", "out_of_focus0002"]
     assert data["summary"]["laplacian"]["motion"]["n"] == 0
+
+
+def test_non_finite_map_is_a_one_line_error(tmp_path, tree, monkeypatch):
+    """A map with NaN (a diverged checkpoint) is named, not scored as "sharp" nor a traceback."""
+    real = baselines.blur_map
+
+    def nan_map(image, method):
+        out = real(image, method)
+        if method == "laplacian":
+            out[0, 0] = np.nan
+        return out
+
+    monkeypatch.setattr(baselines, "blur_map", nan_map)
+    result = run("evaluate", "--source", "shi", "--root", tree, "--baseline", "laplacian",
+                 "--out", tmp_path / "eval", "-q")
+    assert result.exit_code == 1, result.output
+    assert "Error: laplacian gives non-finite blur probabilities on motion0001" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "eval").exists()
+
+
+def test_unreadable_image_is_skipped_and_listed(tmp_path, tree):
+    (tree / "image" / "motion0002.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "eval"
+    result = run("evaluate", "--source", "shi", "--root", tree, "--baseline", "laplacian",
+                 "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "results.json").read_text())
+    assert data["settings"]["images"] == 3
+    assert [s["stem"] for s in data["skipped"]] == ["motion0002"]
+    assert "motion0002.png" in data["skipped"][0]["reason"]
+    assert "Skipped (1 unreadable images)" in (out / "results.md").read_text()
+    for path in (tree / "image").iterdir():
+        path.write_bytes(b"junk")
+    result = run("evaluate", "--source", "shi", "--root", tree, "--baseline", "laplacian",
+                 "--out", out, "-q")
+    assert result.exit_code == 1 and "no image could be scored" in result.output
+    assert "Traceback" not in result.output

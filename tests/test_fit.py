@@ -247,3 +247,29 @@ def test_plot_runs_writes_a_png(tmp_path):
     out = plot_runs({"a": rows, "b": rows[:2]}, tmp_path / "runs.png", title="t")
     with Image.open(out) as im:
         assert im.format == "PNG" and im.size == (640, 400)
+
+
+def test_negative_seed_is_refused(shards, tmp_path):
+    # the batch order's SeedSequence takes no negative entropy (numpy traceback before)
+    with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
+        _config(shards, tmp_path / "run", seed=-1)
+    res = CliRunner().invoke(main, ["fit", str(shards), "--out", str(tmp_path / "run"),
+                                    "--seed", "-1", "--dry-run", "--quiet"])
+    assert res.exit_code == 2 and "--seed" in res.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_with_auto_keeps_the_runs_data_path(tmp_path, monkeypatch):
+    """A run that held its data in memory resumes in memory even when memory is now short:
+    the streamed path draws another batch order, so switching would break the exact resume."""
+    import blursynth_train.fit as fit_module
+
+    shards = make_patch_dataset(tmp_path / "ds", n_train=24, n_val=8)
+    fit(_config(shards, tmp_path / "full", iterations=6, data_on_device="auto"))
+    fit(_config(shards, tmp_path / "half", iterations=3, data_on_device="auto"))
+    monkeypatch.setattr(fit_module, "memory_budget", lambda device: 0)  # "auto" would stream
+    fit(_config(shards, tmp_path / "half", iterations=6, resume=True, data_on_device="auto",
+                workers=0))
+    config = json.loads((tmp_path / "half" / "config.json").read_text())
+    assert config["data_on_device"] is True
+    assert _same(_weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "half" / "last.pt"))

@@ -272,3 +272,13 @@ def test_real_voc_blurred_region_loses_high_frequencies(voc_sample, tmp_path):
         kept_blurred = _hf_energy(image, blurred) / _hf_energy(plain, blurred)
         kept_sharp = _hf_energy(image, sharp) / _hf_energy(plain, sharp)
         assert kept_blurred < 0.5 and kept_sharp > 0.95, (r.name, kept_blurred, kept_sharp)
+
+
+def test_negative_seed_is_refused_before_any_work(tmp_path):
+    # SeedSequence takes no negative entropy: this used to end in a numpy traceback
+    result = CliRunner().invoke(main, ["generate", "--n", "1", "--out", str(tmp_path / "o"),
+                                       "--seed", "-1"])
+    assert result.exit_code == 2 and "--seed" in result.output
+    with pytest.raises(BlursynthError, match="--seed must be >= 0, got -1"):
+        generate(tmp_path / "o", n=1, seed=-1)
+    assert not (tmp_path / "o").exists()

@@ -103,3 +103,13 @@ def test_bad_inputs():
         metrics.iou(gt.astype(float), gt)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         metrics.score_map(np.full((3, 3), 2.0), gt)
+
+
+def test_nan_in_the_map_is_rejected():
+    """NaN used to slip past the range check (``nanmin``) and score as "sharp"."""
+    gt = np.zeros((2, 2), dtype=bool)
+    prob = np.array([[0.2, np.nan], [0.4, 0.9]])
+    with pytest.raises(ValueError, match=r"finite and lie in \[0, 1\]"):
+        metrics.score_map(prob, gt)
+    with pytest.raises(ValueError, match="finite"):
+        metrics.score_map(np.full((2, 2), np.nan), gt)

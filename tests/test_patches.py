@@ -75,6 +75,7 @@ def test_waterfill_is_even_and_capped(total, caps):
     ({"patch_size": 30}, "odd"), ({"train_patches": -1}, ">= 0"), ({"per_image": 0}, ">= 1"),
     ({"format": "zarr"}, "format"),
     ({"format": "caffe", "rows_per_shard": 10**6, "patch_size": 31}, "2 GB"),
+    ({"seed": -1}, "--seed must be >= 0"),  # SeedSequence would fail later, with a traceback
 ])
 def test_params_are_validated_with_the_value(tmp_path, value, message):
     with pytest.raises(BlursynthError, match=message):

@@ -159,3 +159,56 @@ def test_rerun_after_kill_rebuilds_a_deleted_shard_and_ignores_temporaries(
     assert report.reused_shards == 3
     assert _hashes(out) == _hashes(built)
     assert not list(out.glob(".buckets-*"))
+
+
+def test_empty_reads_at_the_end_and_of_an_empty_split(tmp_path):
+    """``read(n, n)`` is in range (``start <= stop <= len``): no rows, not an IndexError; an
+    empty split (``--train-patches 0``) reads as zero rows too."""
+    p = 5
+    records = {}
+    for name, n in (("train", 23), ("val", 0)):
+        rows = {"patches": np.zeros((n, 3, p, p), np.uint8), "label": np.zeros(n, np.uint8),
+                **{k: np.zeros(n, v) for k, v in shards.PROVENANCE_DTYPES.items()}}
+        with ShardWriter(tmp_path, name, n, 10, p, "hdf5", {"plan_sha256": "x"}) as w:
+            if n:
+                w.write(rows)
+        records[name] = {"shards": [vars(r) for r in w.records]}
+    manifest = {**shards.manifest_base(), "plan_sha256": "x",
+                "params": {"patch_size": p, "format": "hdf5"}, "splits": records}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with open_dataset(tmp_path) as ds:
+        for split, at in (("train", 23), ("train", 20), ("train", 10), ("val", 0)):
+            got = ds[split].read(at, at)
+            assert got["patches"].shape == (0, 3, p, p) and got["label"].dtype == np.uint8
+            assert set(got) == set(FIELDS)
+        assert ds["train"].read(20, 23, fields=("label",))["label"].shape == (3,)
+        assert list(ds["val"].iter_blocks(4)) == []
+
+
+def test_verify_names_the_first_impossible_row(tree, tmp_path):
+    out = tmp_path / "ds"
+    build_patch_dataset(_params(tree), out)
+    shard = out / "val-00000-of-00001.h5"
+    with h5py.File(shard, "r+") as f:
+        category = f["category"][()]
+        row = int(np.flatnonzero(category == 0)[0])  # a sharp window ...
+        f["label"][row] = 1  # ... cannot have a blurred centre
+    with pytest.raises(BlursynthError, match=rf"1 row\(s\) .* \(first at row {row}\)"):
+        verify_dataset(out)
+
+
+def test_malformed_manifest_and_eval_list_are_one_line_errors(built, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(built, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    bad = json.loads(json.dumps(manifest))
+    del bad["splits"]["train"]["shards"][0]["rows"]
+    (out / "manifest.json").write_text(json.dumps(bad))
+    with pytest.raises(BlursynthError, match="manifest.json: invalid manifest: bad split"):
+        open_dataset(out)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    (out / "eval.json").write_text(json.dumps({"source": "shi", "items": []}))  # no root
+    with pytest.raises(BlursynthError, match="eval.json: invalid eval list"):
+        open_dataset(out).eval_source()
