@@ -31,45 +31,39 @@ def plot_curves(rows: list[dict], path: str | Path, title: str = "") -> Path:
     path : path
         The PNG to write (atomically).
     """
-    fig = Figure(figsize=(6.4, 4.0), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    for key, name in (("train_acc", "training"), ("val_acc", "validation")):
-        pts = [(r["iteration"], r[key]) for r in rows if r.get(key) is not None]
-        if pts:
-            xs, ys = zip(*pts, strict=True)
-            ax.plot(xs, ys, marker="." if len(pts) < 50 else None, label=name)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(0.4, 1.01)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right")
-    if title:
-        ax.set_title(title)
-    fig.subplots_adjust(left=0.11, right=0.97, bottom=0.12, top=0.92)  # one draw, not two
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return Path(path)
+    series = {name: _points(rows, key) for key, name in
+              (("train_acc", "training"), ("val_acc", "validation"))}
+    return _plot(series, path, title, "accuracy", ylim=(0.4, 1.01))
 
 
 def plot_runs(runs: dict[str, list[dict]], path: str | Path, title: str = "",
               key: str = "val_acc") -> Path:
     """Write a PNG comparing one logged quantity (validation accuracy) of several runs."""
+    series = {name: _points(rows, key) for name, rows in runs.items()}
+    return _plot(series, path, title, key.replace("_", " "))
+
+
+def _points(rows: list[dict], key: str) -> list[tuple[float, float]]:
+    return [(r["iteration"], r[key]) for r in rows if r.get(key) is not None]
+
+
+def _plot(series: dict[str, list], path, title: str, ylabel: str, ylim=None) -> Path:
     fig = Figure(figsize=(6.4, 4.0), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    for name, rows in runs.items():
-        pts = [(r["iteration"], r[key]) for r in rows if r.get(key) is not None]
+    for name, pts in series.items():
         if pts:
             xs, ys = zip(*pts, strict=True)
-            ax.plot(xs, ys, marker=".", label=name)
+            ax.plot(xs, ys, marker="." if len(pts) < 50 else None, label=name)
     ax.set_xlabel("iteration")
-    ax.set_ylabel(key.replace("_", " "))
+    ax.set_ylabel(ylabel)
+    if ylim:
+        ax.set_ylim(*ylim)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
     if title:
         ax.set_title(title)
-    fig.subplots_adjust(left=0.11, right=0.97, bottom=0.12, top=0.92)
+    fig.subplots_adjust(left=0.11, right=0.97, bottom=0.12, top=0.92)  # one draw, not two
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     return Path(path)

@@ -28,6 +28,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from blursynth.sources.voc import voc_palette
+
 VOC_CLASSES = (
     "background",
     "aeroplane",
@@ -125,21 +127,6 @@ SPECS: tuple[Spec, ...] = (
         crop=(0, 60, 1000, 750),
     ),
 )
-
-
-def voc_palette() -> list[int]:
-    """The standard 256-entry PASCAL VOC colour map, flattened to [r, g, b, r, g, b, ...]."""
-    pal = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        pal.extend((r, g, b))
-    return pal
 
 
 def load_image(spec: Spec) -> np.ndarray:

@@ -7,20 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-
-def voc_palette() -> list[int]:
-    """The VOC colour map (bit-interleaved), 256 RGB triples."""
-    palette = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        palette += [r, g, b]
-    return palette
+from blursynth.sources.voc import voc_palette
 
 
 def write_palette_png(path: Path, labels: np.ndarray) -> None:

@@ -184,6 +184,7 @@ def test_real_dut_sample_sharp_white(dut_sample, tmp_path):
     check_rows(tmp_path / "ds")
 
 
+@pytest.mark.realdata
 def test_only_keeps_the_image_split_of_the_full_dataset(tmp_path, cuhk_mini):
     """``--only motion`` keeps motion train/val images and the same held-out eval images."""
     from blursynth.patches import PatchParams, build_patch_dataset
@@ -193,13 +194,13 @@ def test_only_keeps_the_image_split_of_the_full_dataset(tmp_path, cuhk_mini):
                   eval_images=4, seed=3)
     build_patch_dataset(PatchParams(**common), tmp_path / "both", quiet=True)
     build_patch_dataset(PatchParams(**common, only="motion"), tmp_path / "motion", quiet=True)
-    both, motion = open_dataset(tmp_path / "both"), open_dataset(tmp_path / "motion")
-    assert both.manifest["eval_images"] == motion.manifest["eval_images"]
-    for split in ("train", "val"):
-        rows = motion[split].read(0, len(motion[split]), fields=("blur_type",))
-        assert set(rows["blur_type"].tolist()) == {0}  # motion only
-        assert len(motion[split]) == {"train": 300, "val": 100}[split]
-    where = {im["stem"]: im["split"] for im in both.manifest["images"]}
-    for im in motion.manifest["images"]:
-        if im["blur_type"] == "motion":
-            assert im["split"] == where[im["stem"]]
+    with open_dataset(tmp_path / "both") as both, open_dataset(tmp_path / "motion") as motion:
+        assert both.manifest["eval_images"] == motion.manifest["eval_images"]
+        for split in ("train", "val"):
+            rows = motion[split].read(0, len(motion[split]), fields=("blur_type",))
+            assert set(rows["blur_type"].tolist()) == {0}  # motion only
+            assert len(motion[split]) == {"train": 300, "val": 100}[split]
+        where = {im["stem"]: im["split"] for im in both.manifest["images"]}
+        for im in motion.manifest["images"]:
+            if im["blur_type"] == "motion":
+                assert im["split"] == where[im["stem"]]

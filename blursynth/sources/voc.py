@@ -187,3 +187,21 @@ def fill_void(labels: np.ndarray) -> np.ndarray:
 def object_mask(labels: np.ndarray, cls: int) -> np.ndarray:
     """Binary object mask ``m`` (float32 (H, W), 1 on class ``cls``); void is filled first."""
     return (fill_void(labels) == cls).astype(np.float32)
+
+
+def voc_palette() -> list[int]:
+    """The standard 256-entry PASCAL VOC colour map (bit-interleaved), flat ``[r, g, b, ...]``.
+
+    For writing palette masks that VOC tools display with the usual colours.
+    """
+    palette = []
+    for i in range(256):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        palette += [r, g, b]
+    return palette
