@@ -236,6 +236,12 @@ def generate(
     _check_run(out, run, resume)
 
     records = [sample_record(items, m, i, seed, params) for m in models for i in range(n)]
+    wanted = {r.name for r in records}
+    beyond = sorted(p.stem for p in (out / RECORD_DIR).glob("*.json") if p.stem not in wanted)
+    if beyond:  # a smaller --n would leave images that records.jsonl no longer lists
+        raise BlursynthError(
+            f"cannot resume with --n {n}: the run already holds {len(beyond)} image(s) beyond "
+            f"it (e.g. {beyond[-1]}); use at least the interrupted run's --n", out)
     todo = [r for r in records if not _is_complete(out, r.name)]
     report.already_done = len(records) - len(todo)
     single_thread = jobs > 1  # workers share the cores; one OpenCV thread each

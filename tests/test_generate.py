@@ -282,3 +282,16 @@ def test_negative_seed_is_refused_before_any_work(tmp_path):
     with pytest.raises(BlursynthError, match="--seed must be >= 0, got -1"):
         generate(tmp_path / "o", n=1, seed=-1)
     assert not (tmp_path / "o").exists()
+
+
+def test_resume_with_a_smaller_n_is_refused(voc, reference, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    result = cli("generate", "--voc", voc, "--n", N - 1, "--out", out, "--seed", 5, "--resume")
+    assert result.exit_code == 1
+    assert f"cannot resume with --n {N - 1}" in result.output and f"{N:04d}" in result.output
+    # a larger --n extends the run
+    result = cli("generate", "--voc", voc, "--n", N + 1, "--out", out, "--seed", 5, "--resume",
+                 "-q")
+    assert result.exit_code == 0, result.output
+    assert len((out / "records.jsonl").read_text().splitlines()) == 2 * (N + 1)
