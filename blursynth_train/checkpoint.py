@@ -94,15 +94,26 @@ def load_model(path: str | Path, device="cpu") -> tuple[BlurNet, dict]:
 
 
 def export_weights(src: str | Path, dst: str | Path, *, half: bool = True,
-                   note: dict | None = None) -> Path:
+                   dataset: str | Path | None = None) -> Path:
     """Strip a training checkpoint to what inference needs (float16 by default).
 
     Keeps the model config (with its normalisation), the weights, the iteration, the training
-    recipe and the dataset hash; drops the optimizer and RNG states.
+    recipe and the dataset hash; drops the optimizer and RNG states. With ``dataset`` (the
+    patch dataset it was trained on, checked against the stored hash), the stems of its
+    training images are kept as ``extra["train_images"]`` (comma-separated), so users can
+    tell which images the model has seen.
     """
     model, payload = load_model(src)
     extra = {k: v for k, v in payload.get("extra", {}).items()
              if isinstance(v, (str, int, float, bool))}
-    extra.update(note or {})
+    if dataset is not None:
+        from blursynth.shards import open_dataset
+
+        with open_dataset(dataset) as ds:
+            if extra.get("manifest_sha256") not in (None, ds.manifest_sha256):
+                raise BlursynthError("checkpoint was not trained on this dataset (manifest "
+                                     "sha256 differs)", dataset)
+            stems = [im["stem"] for im in ds.manifest["images"] if im.get("split") == "train"]
+        extra["train_images"] = ",".join(stems)
     return save_checkpoint(dst, model, iteration=payload.get("iteration", 0),
                            train_config=payload.get("train_config", {}), extra=extra, half=half)

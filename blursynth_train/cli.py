@@ -137,12 +137,14 @@ def segment(images, model_path, out_dir, stride, device, threshold, postprocess,
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
               help="Inference checkpoint to write.")
 @click.option("--float32", "full", is_flag=True, help="Keep float32 weights (default float16).")
+@click.option("--dataset", type=click.Path(exists=True, file_okay=False), default=None,
+              help="The patch dataset it was trained on: record its training images' names.")
 @domain_errors
-def export(checkpoint, out, full):
+def export(checkpoint, out, full, dataset):
     """Strip a training CHECKPOINT to a small inference file (no optimizer state)."""
     from blursynth_train.checkpoint import export_weights
 
-    path = export_weights(checkpoint, out, half=not full)
+    path = export_weights(checkpoint, out, half=not full, dataset=dataset)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

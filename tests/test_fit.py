@@ -224,6 +224,18 @@ def test_dry_run_on_shards_built_by_the_patches_command(tmp_path):
                                     "--data-on-device", "no", "--quiet"])
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["iteration"] == 5
+    # export records which images the model was trained on, after checking the dataset
+    res = CliRunner().invoke(main, ["export", str(tmp_path / "run" / "last.pt"), "--out",
+                                    str(tmp_path / "small.pt"), "--dataset", str(tmp_path / "ds")])
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    train = sorted(im["stem"] for im in manifest["images"] if im["split"] == "train")
+    extra = load_checkpoint(tmp_path / "small.pt")["extra"]
+    assert sorted(extra["train_images"].split(",")) == train and train
+    other = make_patch_dataset(tmp_path / "other", n_train=16, n_val=8)
+    res = CliRunner().invoke(main, ["export", str(tmp_path / "run" / "last.pt"), "--out",
+                                    str(tmp_path / "x.pt"), "--dataset", str(other)])
+    assert res.exit_code == 1 and "not trained on this dataset" in res.output
 
 
 def test_tensorboard_missing_is_skipped_cleanly(shards, tmp_path):
