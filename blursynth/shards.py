@@ -367,6 +367,73 @@ class SplitReader:
         return state
 
 
+class MixedSplit:
+    """Several splits read as one, their rows interleaved in stripes.
+
+    Row ``i`` of the mix is a row of one of the splits; the splits' stripes of ``stripe_rows``
+    consecutive rows are ordered by their relative position in their own split, so every
+    block of the mix holds the splits in proportion to their sizes (shards are pre-shuffled,
+    so a stripe is a random sample of its split). Reads are contiguous per stripe; the mix
+    is a pure function of the splits' lengths, so the same inputs give the same rows.
+
+    Parameters
+    ----------
+    splits : sequence of SplitReader
+        At least one; all with the same fields and patch size.
+    stripe_rows : int
+        Rows per stripe, >= 1.
+    """
+
+    def __init__(self, splits: Sequence[SplitReader], stripe_rows: int = 256):
+        if not splits:
+            raise ValueError("MixedSplit needs at least one split")
+        if stripe_rows < 1:
+            raise ValueError(f"stripe_rows must be >= 1, got {stripe_rows}")
+        self.splits = list(splits)
+        self.name = "+".join(s.name for s in self.splits)
+        keys, table = [], []
+        for j, split in enumerate(self.splits):
+            n = len(split)
+            count = -(-n // stripe_rows)
+            for k in range(count):
+                keys.append(((k + 0.5) / count, j))
+                table.append((j, k * stripe_rows, min(stripe_rows, n - k * stripe_rows)))
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        self._table = [table[i] for i in order]
+        lengths = [t[2] for t in self._table]
+        self._starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64).tolist()
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def __repr__(self) -> str:
+        return f"MixedSplit({self.name!r}, rows={len(self)}, splits={len(self.splits)})"
+
+    def read(self, start: int, stop: int,
+             fields: Sequence[str] = FIELDS) -> dict[str, np.ndarray]:
+        """Rows ``start:stop`` of the mix (as :meth:`SplitReader.read`)."""
+        n = len(self)
+        if not 0 <= start <= stop <= n:
+            raise IndexError(f"rows {start}:{stop} out of range for {self.name} ({n} rows)")
+        parts = []
+        k = bisect.bisect_right(self._starts, start) - 1
+        pos = start
+        while pos < stop:
+            j, first, _ = self._table[k]
+            s0, s1 = self._starts[k], self._starts[k + 1]
+            take = min(stop, s1) - pos
+            parts.append(self.splits[j].read(first + pos - s0, first + pos - s0 + take, fields))
+            pos += take
+            k += 1
+        if not parts:
+            return self.splits[0].read(0, 0, fields)
+        return {name: np.concatenate([p[name] for p in parts]) for name in fields}
+
+    def close(self) -> None:
+        for split in self.splits:
+            split.close()
+
+
 class PatchDataset:
     """A patch dataset folder opened through its ``manifest.json`` (see :func:`open_dataset`).
 
@@ -426,9 +493,20 @@ class PatchDataset:
         sizes = ", ".join(f"{k}={len(v)}" for k, v in self._splits.items())
         return f"PatchDataset({str(self.path)!r}, {sizes})"
 
-    def eval_source(self):
-        """The held-out evaluation images: ``(source, items)`` from ``eval.json``."""
+    def eval_source(self, split: str = "eval"):
+        """Whole images of the dataset's source: ``(source, items)``.
+
+        Parameters
+        ----------
+        split : {"eval", "val", "train"}
+            ``eval``: the held-out images listed in ``eval.json``; ``val`` / ``train``: the
+            images whose patches form that split (per the manifest). Choose settings on
+            ``val`` images and report on ``eval`` images, which no choice has seen.
+        """
         from blursynth.sources import open_source
+
+        if split not in ("eval", "val", "train"):
+            raise BlursynthError(f"split must be eval, val or train, got {split!r}", self.path)
 
         path = self.path / EVAL_LIST
         try:
@@ -444,13 +522,20 @@ class PatchDataset:
             stems = [entry["stem"] for entry in entries]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BlursynthError(f"invalid eval list: missing or bad {exc!r}", path) from None
+        if split != "eval":
+            images = self.manifest.get("images") or []
+            stems = [im["stem"] for im in images if isinstance(im, dict)
+                     and im.get("split") == split and "stem" in im]
+            if not stems:
+                raise BlursynthError(f"the manifest lists no {split} image",
+                                     self.path / MANIFEST)
         source = open_source(kind, root, **options)
         by_stem = {it.stem: it for it in source.items}
         items = []
         for stem in stems:
             item = by_stem.get(stem)
             if item is None:
-                raise BlursynthError(f"eval image {stem!r} is not in {root}", path)
+                raise BlursynthError(f"{split} image {stem!r} is not in {root}", path)
             if blur_type:
                 from dataclasses import replace
 
@@ -467,6 +552,17 @@ class PatchDataset:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def training_data_sha256(manifest_sha256s: Sequence[str]) -> str:
+    """One hash for the data a model was trained on.
+
+    A single dataset keeps its manifest's sha256; several hash their manifests' hashes in
+    the order given (the order fixes how :class:`MixedSplit` interleaves them).
+    """
+    if len(manifest_sha256s) == 1:
+        return manifest_sha256s[0]
+    return hashlib.sha256("\n".join(manifest_sha256s).encode()).hexdigest()
 
 
 def open_dataset(path) -> PatchDataset:

@@ -6,6 +6,7 @@ so :func:`torch.load` can always use ``weights_only=True``. Written atomically.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,26 +95,32 @@ def load_model(path: str | Path, device="cpu") -> tuple[BlurNet, dict]:
 
 
 def export_weights(src: str | Path, dst: str | Path, *, half: bool = True,
-                   dataset: str | Path | None = None) -> Path:
+                   dataset: str | Path | Sequence[str | Path] | None = None) -> Path:
     """Strip a training checkpoint to what inference needs (float16 by default).
 
     Keeps the model config (with its normalisation), the weights, the iteration, the training
     recipe and the dataset hash; drops the optimizer and RNG states. With ``dataset`` (the
-    patch dataset it was trained on, checked against the stored hash), the stems of its
-    training images are kept as ``extra["train_images"]`` (comma-separated), so users can
-    tell which images the model has seen.
+    patch dataset(s) it was trained on, in the order given to ``fit``, checked against the
+    stored hash), the stems of their training images are kept as ``extra["train_images"]``
+    (comma-separated), so users can tell which images the model has seen.
     """
     model, payload = load_model(src)
     extra = {k: v for k, v in payload.get("extra", {}).items()
              if isinstance(v, (str, int, float, bool))}
     if dataset is not None:
-        from blursynth.shards import open_dataset
+        from blursynth.shards import open_dataset, training_data_sha256
 
-        with open_dataset(dataset) as ds:
-            if extra.get("manifest_sha256") not in (None, ds.manifest_sha256):
-                raise BlursynthError("checkpoint was not trained on this dataset (manifest "
-                                     "sha256 differs)", dataset)
-            stems = [im["stem"] for im in ds.manifest["images"] if im.get("split") == "train"]
+        folders = [dataset] if isinstance(dataset, str | Path) else list(dataset)
+        hashes, stems = [], []
+        for folder in folders:
+            with open_dataset(folder) as ds:
+                hashes.append(ds.manifest_sha256)
+                images = ds.manifest.get("images") or []
+                stems += [im["stem"] for im in images
+                          if isinstance(im, dict) and im.get("split") == "train" and "stem" in im]
+        if extra.get("manifest_sha256") not in (None, training_data_sha256(hashes)):
+            raise BlursynthError("checkpoint was not trained on this dataset (manifest "
+                                 "sha256 differs)", ", ".join(map(str, folders)))
         extra["train_images"] = ",".join(stems)
     return save_checkpoint(dst, model, iteration=payload.get("iteration", 0),
                            train_config=payload.get("train_config", {}), extra=extra, half=half)

@@ -19,21 +19,26 @@ def main():
 
 
 @main.command("fit")
-@click.argument("shards", type=click.Path(exists=True, file_okay=False))
+@click.argument("shards", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
               help="Run folder: config.json, log.csv, curves.png, last.pt, best.pt, "
                    "summary.json.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4,
-              show_default=True, help="Base learning rate (SGD).")
+              show_default=True, help="Base learning rate.")
 @click.option("--lr-schedule", type=click.Choice(["constant", "cosine", "step"]),
               default="constant", show_default=True,
               help="cosine: to 0 at the end; step: x0.1 at 50% and 75%.")
+@click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd",
+              show_default=True, help="sgd (the report's, with --momentum) or adamw.")
 @click.option("--momentum", type=click.FloatRange(0, 1), default=0.9, show_default=True)
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=5e-4, show_default=True)
 @click.option("--iterations", type=click.IntRange(min=1), default=1_000_000, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Weights, dropout, batch order, augmentation.")
+@click.option("--init", metavar="CHECKPOINT|bundled", default=None,
+              help="Start from these weights (a checkpoint, or 'bundled' for the shipped "
+                   "ones) instead of a random initialisation; the optimizer starts fresh.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="auto: CUDA when available, else CPU.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=10_000, show_default=True,
@@ -63,6 +68,9 @@ def main():
 def fit_command(ctx, shards, out, compile_, **options):
     """Train the CNN on the patch dataset SHARDS (a folder with manifest.json).
 
+    Several folders train on all of them (rows interleaved in proportion to their sizes,
+    e.g. CUHK + synthetic); the first one's val split picks the best checkpoint.
+
     Defaults are the report's recipe: SGD, batch 64, lr 1e-4, momentum 0.9, weight decay
     5e-4, 1,000,000 iterations.
     """
@@ -75,9 +83,10 @@ def fit_command(ctx, shards, out, compile_, **options):
         given = {k: v for k, v in options.items()
                  if ctx.get_parameter_source("compile_" if k == "compile" else k)
                  != ParameterSource.DEFAULT}
-        config = resume_config(out, shards=shards, **given)
+        given["shards"] = list(shards)
+        config = resume_config(out, **given)
     else:
-        config = FitConfig(shards=shards, out=out, **options)
+        config = FitConfig(shards=list(shards), out=out, **options)
     result = fit(config)
     click.echo(f"{result.out}: {result.iteration} iterations, val_acc {result.final_val_acc:.4f} "
                f"(best {result.best_val_acc:.4f} at {result.best_iteration}), "
@@ -88,7 +97,7 @@ def fit_command(ctx, shards, out, compile_, **options):
 
 _model_option = click.option(
     "--model", "model_path", type=click.Path(exists=True, dir_okay=False), default=None,
-    help="Checkpoint from `fit` (default: the bundled weights, once shipped).")
+    help="Checkpoint from `fit` or `export` (default: the bundled weights).")
 _stride_option = click.option(
     "--stride", type=click.Choice(["1", "2", "4"]), default="1", show_default=True,
     help="1 = every pixel (exact); 2 or 4 = every 2nd/4th pixel, interpolated (faster).")
@@ -137,14 +146,15 @@ def segment(images, model_path, out_dir, stride, device, threshold, postprocess,
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
               help="Inference checkpoint to write.")
 @click.option("--float32", "full", is_flag=True, help="Keep float32 weights (default float16).")
-@click.option("--dataset", type=click.Path(exists=True, file_okay=False), default=None,
-              help="The patch dataset it was trained on: record its training images' names.")
+@click.option("--dataset", type=click.Path(exists=True, file_okay=False), multiple=True,
+              help="The patch dataset(s) it was trained on, in fit's order: record their "
+                   "training images' names.")
 @domain_errors
 def export(checkpoint, out, full, dataset):
     """Strip a training CHECKPOINT to a small inference file (no optimizer state)."""
     from blursynth_train.checkpoint import export_weights
 
-    path = export_weights(checkpoint, out, half=not full, dataset=dataset)
+    path = export_weights(checkpoint, out, half=not full, dataset=list(dataset) or None)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
@@ -154,6 +164,10 @@ def export(checkpoint, out, full, dataset):
 @main.command()
 @click.option("--dataset", type=click.Path(exists=True, file_okay=False), default=None,
               help="Patch dataset folder: score its held-out images (eval.json).")
+@click.option("--split", type=click.Choice(["eval", "val", "train"]), default="eval",
+              show_default=True,
+              help="With --dataset: the held-out images (eval), or the whole images behind "
+                   "the val or train patches (choose settings on val, report on eval).")
 @click.option("--source", type=click.Choice(["shi", "synth", "folder"]), default=None,
               help="Or score every image of a source folder (with --root).")
 @click.option("--root", type=click.Path(exists=True, file_okay=False), default=None)
@@ -162,7 +176,8 @@ def export(checkpoint, out, full, dataset):
 @click.option("--mask-threshold", type=click.IntRange(1, 255), default=None,
               help="Mask grey level >= this is white (--source folder).")
 @click.option("--model", "models", multiple=True, metavar="[NAME=]PATH",
-              help="Checkpoint to score (repeatable); name it DATA/TYPE for Table 1.")
+              help="Checkpoint to score (repeatable; 'bundled': the shipped weights); name "
+                   "it DATA/TYPE for Table 1.")
 @click.option("--baseline", "baseline_names", multiple=True,
               type=click.Choice(["su", "laplacian", "lbp", "all-blurred"]),
               help="Hand-crafted baseline to score (repeatable).")
@@ -175,7 +190,7 @@ def export(checkpoint, out, full, dataset):
 @_postprocess_option
 @quiet_option
 @domain_errors
-def evaluate(dataset, source, root, polarity, mask_threshold, models, baseline_names, only,
+def evaluate(dataset, split, source, root, polarity, mask_threshold, models, baseline_names, only,
              out_dir, stride, device, postprocess, quiet):
     """Score models and baselines on whole images: IoU, mean IoU, accuracy, F0.3, MAE.
 
@@ -194,7 +209,7 @@ def evaluate(dataset, source, root, polarity, mask_threshold, models, baseline_n
     if options and source is None:
         raise click.UsageError("--polarity/--mask-threshold apply to --source only")
     methods = build_methods(list(models), list(baseline_names))
-    src, items = open_eval_images(dataset, source, root, **options)
+    src, items = open_eval_images(dataset, source, root, split=split, **options)
     if only is not None:
         items = [it for it in items if it.blur_type == only]
         if not items:

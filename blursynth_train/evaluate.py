@@ -30,6 +30,7 @@ from blursynth.progress import progressbar
 
 GROUPS = ("motion", "defocus", "all")
 TRIVIAL = "all-blurred"
+BUNDLED = "bundled"
 THRESHOLD = 0.5
 TRAIN_TYPES = {"motion": "motion", "defocus": "defocus", "both": "all"}
 """Table 1: a model trained on TYPE is scored on the evaluation group of that type."""
@@ -45,13 +46,20 @@ class Method:
 
 
 def parse_model_spec(spec: str) -> Method:
-    """``NAME=PATH`` or ``PATH`` (named after the file stem) -> :class:`Method`."""
+    """``NAME=PATH`` or ``PATH`` (named after the file stem) -> :class:`Method`.
+
+    ``PATH`` may be ``bundled``: the shipped weights (named ``bundled`` unless NAME is given).
+    """
     if "=" in spec and not Path(spec).is_file():
         name, path = spec.split("=", 1)
         if not name or not path:
             raise BlursynthError(f"--model expects NAME=PATH or PATH, got {spec!r}")
     else:
         name, path = Path(spec).stem, spec
+    if path == BUNDLED and not Path(path).is_file():
+        from blursynth_train.weights import default_model_path
+
+        path = str(default_model_path())
     return Method(name, "model", path)
 
 
@@ -75,15 +83,19 @@ def build_methods(models: list[str] = (), baseline_names: list[str] = ()) -> lis
     return methods
 
 
-def open_eval_images(dataset=None, source: str | None = None, root=None, **options):
-    """``(source, items)``: a patch dataset's held-out images, or every image of a source."""
+def open_eval_images(dataset=None, source: str | None = None, root=None, *,
+                     split: str = "eval", **options):
+    """``(source, items)``: a patch dataset's held-out images (or the whole images of its
+    ``split``: see :meth:`PatchDataset.eval_source`), or every image of a source."""
     if (dataset is None) == (source is None):
         raise BlursynthError("give either --dataset DIR or --source KIND --root DIR")
     if dataset is not None:
         from blursynth.shards import open_dataset
 
         with open_dataset(dataset) as ds:
-            return ds.eval_source()
+            return ds.eval_source(split)
+    if split != "eval":
+        raise BlursynthError("--split applies to --dataset only")
     if root is None:
         raise BlursynthError("--source needs --root DIR")
     from blursynth.sources import open_source

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 
 from blursynth.errors import BlursynthError
 from blursynth.imageio import write_json, write_text
-from blursynth.shards import open_dataset
+from blursynth.shards import MixedSplit, open_dataset, training_data_sha256
 from blursynth_train.checkpoint import load_checkpoint, save_checkpoint
 from blursynth_train.data import (
     ResidentBatches,
@@ -58,6 +58,7 @@ from blursynth_train.model import BlurNet, ModelConfig
 from blursynth_train.plots import plot_curves, read_log
 
 LR_SCHEDULES = ("constant", "cosine", "step")
+OPTIMIZERS = ("sgd", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
 ON_DEVICE = ("auto", "yes", "no")
 DRY_RUN_ITERATIONS = 5
@@ -73,14 +74,22 @@ class FitConfig:
 
     Parameters
     ----------
-    shards : path
-        Dataset folder (``manifest.json`` with ``train`` and ``val`` splits).
+    shards : path or list of paths
+        Dataset folder(s) (``manifest.json`` with ``train`` and ``val`` splits). With several,
+        training rows come from all of them, interleaved in proportion to their sizes
+        (:class:`blursynth.shards.MixedSplit`); validation uses the first one's ``val`` split.
     out : path
         Run folder.
     batch_size, lr, momentum, weight_decay, iterations
         The SGD recipe; defaults are the report's.
     lr_schedule : {"constant", "cosine", "step"}
         ``cosine`` decays to 0 at ``iterations``; ``step`` multiplies by 0.1 at 50 % and 75 %.
+    optimizer : {"sgd", "adamw"}
+        ``sgd`` (the report's) uses ``momentum``; ``adamw`` (Loshchilov & Hutter) uses the
+        default betas and ``weight_decay`` as decoupled decay.
+    init : path or "bundled", optional
+        Start from the weights of this checkpoint (``fit`` or ``export`` output; ``bundled``:
+        the shipped weights) instead of a random initialisation; the optimizer starts fresh.
     seed : int
         Weights, dropout, batch order and augmentation.
     device : {"auto", "cpu", "cuda"}
@@ -114,7 +123,7 @@ class FitConfig:
         No progress output.
     """
 
-    shards: str
+    shards: str | list[str]
     out: str
     batch_size: int = 64
     lr: float = 1e-4
@@ -122,6 +131,8 @@ class FitConfig:
     weight_decay: float = 5e-4
     iterations: int = 1_000_000
     lr_schedule: str = "constant"
+    optimizer: str = "sgd"
+    init: str | None = None
     seed: int = 0
     device: str = "auto"
     eval_every: int = 10_000
@@ -139,7 +150,15 @@ class FitConfig:
     quiet: bool = False
 
     def __post_init__(self):
-        self.shards, self.out = str(self.shards), str(self.out)
+        if isinstance(self.shards, list | tuple):
+            if not self.shards:
+                raise ValueError("give at least one dataset folder")
+            self.shards = [str(p) for p in self.shards]
+            if len(self.shards) == 1:
+                self.shards = self.shards[0]
+        else:
+            self.shards = str(self.shards)
+        self.out = str(self.out)
         for name in ("batch_size", "iterations", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -150,7 +169,10 @@ class FitConfig:
         if self.val_rows < 0 or self.workers < 0:
             raise ValueError(f"val_rows and workers must be >= 0, got {self.val_rows}, "
                              f"{self.workers}")
-        for name, allowed in (("lr_schedule", LR_SCHEDULES), ("device", DEVICES),
+        if self.init is not None:
+            self.init = str(self.init)
+        for name, allowed in (("lr_schedule", LR_SCHEDULES), ("optimizer", OPTIMIZERS),
+                              ("device", DEVICES),
                               ("data_on_device", ON_DEVICE)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -158,7 +180,7 @@ class FitConfig:
 
 # Fields that define what is trained; on --resume they default to the saved run's values.
 RECIPE_FIELDS = ("batch_size", "lr", "momentum", "weight_decay", "iterations", "lr_schedule",
-                 "seed", "eval_every", "val_rows", "augment", "bf16")
+                 "optimizer", "init", "seed", "eval_every", "val_rows", "augment", "bf16")
 
 
 def resume_config(out: str | Path, **given) -> FitConfig:
@@ -207,6 +229,19 @@ def lr_at(iteration: int, base: float, iterations: int, schedule: str) -> float:
     return base
 
 
+def dataset_paths(shards: str | list[str]) -> list[str]:
+    """The dataset folder(s) of a :class:`FitConfig` ``shards`` value, as a list."""
+    return [shards] if isinstance(shards, str) else list(shards)
+
+
+def make_optimizer(model: BlurNet, cfg: FitConfig) -> torch.optim.Optimizer:
+    """The optimizer ``cfg.optimizer`` over all parameters (learning rate set per step)."""
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                           weight_decay=cfg.weight_decay)
+
+
 @torch.no_grad()
 def evaluate(model: BlurNet, batches, bf16: bool = False) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` (in eval mode) over ``batches``."""
@@ -247,16 +282,24 @@ def fit(config: FitConfig) -> FitResult:
     torch.manual_seed(cfg.seed)
 
     # -- data ---------------------------------------------------------------------------------
-    ds = open_dataset(cfg.shards)
-    if ds.format != "hdf5":
-        raise BlursynthError(f"training reads uint8 shards (format hdf5), not {ds.format!r}",
-                             cfg.shards)
-    train_split, val_split = ds["train"], ds["val"]
+    paths = dataset_paths(cfg.shards)
+    datasets = [open_dataset(p) for p in paths]
+    ds = datasets[0]
+    for d in datasets:
+        if d.format != "hdf5":
+            raise BlursynthError(f"training reads uint8 shards (format hdf5), not {d.format!r}",
+                                 d.path)
+        if d.params["patch_size"] != ds.params["patch_size"]:
+            raise BlursynthError(f"patch size {d.params['patch_size']} differs from "
+                                 f"{ds.params['patch_size']} of {ds.path}", d.path)
+    train_split = ds["train"] if len(datasets) == 1 else MixedSplit([d["train"] for d in datasets])
+    val_split = ds["val"]
+    data_sha256 = training_data_sha256([d.manifest_sha256 for d in datasets])
     model_config = ModelConfig(patch_size=int(ds.params["patch_size"]))
     n_val = len(val_split) if val_rows is None else min(val_rows, len(val_split))
     if len(train_split) < cfg.batch_size or n_val == 0:
         raise BlursynthError(f"too few rows: {len(train_split)} train (batch size "
-                             f"{cfg.batch_size}), {n_val} val", cfg.shards)
+                             f"{cfg.batch_size}), {n_val} val", ds.path)
     nbytes = (len(train_split) + n_val) * row_bytes(model_config.patch_size)
     resident = cfg.data_on_device == "yes" or (
         cfg.data_on_device == "auto" and nbytes <= memory_budget(device))
@@ -276,15 +319,16 @@ def fit(config: FitConfig) -> FitResult:
 
     # -- model and optimizer ------------------------------------------------------------------
     model = BlurNet(model_config).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay)
+    if cfg.init is not None and not cfg.resume:
+        _initialise(model, cfg.init)
+    optimizer = make_optimizer(model, cfg)
 
     # -- resume, or claim a fresh run folder --------------------------------------------------
     state = {"iteration": 0, "best_val_acc": -1.0, "best_iteration": 0, "elapsed_s": 0.0,
              "train_s": 0.0, "samples": 0, "run_loss": 0.0, "run_correct": 0, "run_n": 0,
              "val_loss": float("nan"), "val_acc": float("nan")}
     if cfg.resume:
-        state.update(_restore(out / "last.pt", model, optimizer, ds.manifest_sha256, cfg.force))
+        state.update(_restore(out / "last.pt", model, optimizer, data_sha256, cfg.force))
         rows = [r for r in _read_rows(out / "log.csv") if r["iteration"] <= state["iteration"]]
         say(f"resuming {out} at iteration {state['iteration']}")
     else:
@@ -296,8 +340,10 @@ def fit(config: FitConfig) -> FitResult:
     write_json(out / "config.json", {
         "fit": asdict(cfg), "model": model_config.to_dict(), "device": str(device),
         "data_on_device": resident, "torch": torch.__version__,
-        "dataset": {"manifest_sha256": ds.manifest_sha256, "params": ds.params,
-                    "train_rows": len(train_split), "val_rows": n_val}})
+        "dataset": {"manifest_sha256": data_sha256, "params": ds.params,
+                    "train_rows": len(train_split), "val_rows": n_val,
+                    "datasets": [{"path": str(d.path), "manifest_sha256": d.manifest_sha256,
+                                  "train_rows": len(d["train"])} for d in datasets]}})
     tb = _tensorboard(out, say) if cfg.tensorboard else None
     step_model = torch.compile(model) if cfg.compile else model
 
@@ -305,7 +351,7 @@ def fit(config: FitConfig) -> FitResult:
         save_checkpoint(path, model, optimizer=optimizer, iteration=it,
                         train_config=asdict(cfg), extra={
                             **{k: v for k, v in state.items() if k != "iteration"},
-                            "manifest_sha256": ds.manifest_sha256, "rng": _rng_state()})
+                            "manifest_sha256": data_sha256, "rng": _rng_state()})
 
     # -- training loop ------------------------------------------------------------------------
     it = state["iteration"]
@@ -349,7 +395,7 @@ def fit(config: FitConfig) -> FitResult:
                        "val_acc": val_acc, "lr": lr, "samples_per_s": samples_per_s,
                        "elapsed_s": state["elapsed_s"]}
                 rows.append(row)
-                _write_logs(out, rows, tb, title=Path(cfg.shards).name)
+                _write_logs(out, rows, tb, title=" + ".join(Path(p).name for p in paths))
                 run_loss.zero_(), run_correct.zero_()
                 run_n, state["run_loss"], state["run_correct"], state["run_n"] = 0, 0.0, 0, 0
                 if val_acc > state["best_val_acc"]:
@@ -384,6 +430,8 @@ def fit(config: FitConfig) -> FitResult:
         samples_per_s=state["samples"] / max(state["train_s"], 1e-9),
         wall_s=elapsed0 + now - t_start, device=str(device), data_on_device=resident)
     write_json(out / "summary.json", asdict(result))
+    for d in datasets:
+        d.close()
     return result
 
 
@@ -404,6 +452,21 @@ def _pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise BlursynthError("--device cuda, but torch sees no CUDA device")
     return torch.device(name)
+
+
+def _initialise(model: BlurNet, path: str) -> None:
+    """Copy the weights of checkpoint ``path`` into ``model`` (same architecture required)."""
+    from blursynth_train.checkpoint import load_model
+
+    if path == "bundled":
+        from blursynth_train.weights import default_model_path
+
+        path = default_model_path()
+    source, _ = load_model(path)
+    if source.config != model.config:
+        raise BlursynthError(f"--init: its model ({source.config}) differs from this dataset's "
+                             f"({model.config})", path)
+    model.load_state_dict(source.state_dict())
 
 
 def _rng_state() -> dict:

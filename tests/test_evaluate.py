@@ -116,6 +116,36 @@ def test_dataset_eval_list(tmp_path, tree):
     assert "| su | – |" in (out / "results.md").read_text()
 
 
+def test_dataset_val_images_choose_settings_apart_from_the_held_out_ones(tmp_path, tree):
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    images = [{"stem": "motion0001", "split": "train", "blur_type": "motion"},
+              {"stem": "motion0002", "split": "val", "blur_type": "motion"},
+              {"stem": "out_of_focus0001", "split": "val", "blur_type": "defocus"},
+              {"stem": "out_of_focus0002", "split": "eval", "blur_type": "defocus"}]
+    (ds / "manifest.json").write_text(json.dumps(
+        {"schema_version": 1, "splits": {}, "params": {}, "images": images}))
+    (ds / "eval.json").write_text(json.dumps({
+        "source": "shi", "root": str(tree), "options": {},
+        "items": [{"stem": "out_of_focus0002", "blur_type": "defocus"}]}))
+    for split, stems in (("val", ["motion0002", "out_of_focus0001"]), ("train", ["motion0001"]),
+                         ("eval", ["out_of_focus0002"])):
+        out = tmp_path / split
+        result = run("evaluate", "--dataset", ds, "--split", split, "--baseline", "su",
+                     "--out", out, "-q")
+        assert result.exit_code == 0, result.output
+        data = json.loads((out / "results.json").read_text())
+        assert [im["stem"] for im in data["images"]] == stems
+    (ds / "manifest.json").write_text(json.dumps(
+        {"schema_version": 1, "splits": {}, "params": {}, "images": images[:1]}))
+    result = run("evaluate", "--dataset", ds, "--split", "val", "--baseline", "su",
+                 "--out", tmp_path / "none", "-q")
+    assert result.exit_code == 1 and "manifest lists no val image" in result.output
+    result = run("evaluate", "--source", "shi", "--root", tree, "--split", "val", "--baseline",
+                 "su", "--out", tmp_path / "none", "-q")
+    assert result.exit_code == 1 and "--split applies to --dataset" in result.output
+
+
 def test_usage_errors(tmp_path, tree):
     out = tmp_path / "eval"
     for args, fragment in [

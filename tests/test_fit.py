@@ -285,3 +285,48 @@ def test_resume_with_auto_keeps_the_runs_data_path(tmp_path, monkeypatch):
     config = json.loads((tmp_path / "half" / "config.json").read_text())
     assert config["data_on_device"] is True
     assert _same(_weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "half" / "last.pt"))
+
+
+def test_adamw_and_init_from_a_checkpoint(shards, tmp_path):
+    first = fit(_config(shards, tmp_path / "a", optimizer="adamw", lr=1e-3, iterations=20,
+                        eval_every=20, batch_size=8, val_rows=64))
+    assert load_checkpoint(tmp_path / "a" / "last.pt")["train_config"]["optimizer"] == "adamw"
+    # a run started from those weights begins where that run ended, not from scratch
+    start = fit(_config(shards, tmp_path / "b", init=str(tmp_path / "a" / "last.pt"),
+                        lr=1e-12, iterations=1, eval_every=1, batch_size=8, val_rows=64))
+    assert start.final_val_acc == pytest.approx(first.final_val_acc, abs=1 / 64)
+    scratch = fit(_config(shards, tmp_path / "c", lr=1e-12, iterations=1, eval_every=1,
+                          batch_size=8, val_rows=64))
+    assert scratch.final_val_loss > start.final_val_loss
+    res = CliRunner().invoke(main, ["fit", str(shards), "--out", str(tmp_path / "d"),
+                                    "--init", str(tmp_path / "nope.pt"), "--quiet"])
+    assert res.exit_code == 1 and "nope.pt" in res.output and "Traceback" not in res.output
+
+
+def test_two_datasets_train_together(shards, tmp_path):
+    other = make_patch_dataset(tmp_path / "other", n_train=96, n_val=16, seed=5)
+    res = CliRunner().invoke(main, ["fit", str(shards), str(other), "--out",
+                                    str(tmp_path / "run"), "--batch-size", "8",
+                                    "--iterations", "4", "--eval-every", "2", "--val-rows", "16",
+                                    "--workers", "0", "--quiet"])
+    assert res.exit_code == 0, res.output
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    data = config["dataset"]
+    assert data["train_rows"] == 320 + 96 and data["val_rows"] == 16  # val: the first's
+    assert [d["train_rows"] for d in data["datasets"]] == [320, 96]
+    # resume checks the pair, in order
+    res = CliRunner().invoke(main, ["fit", str(shards), "--out", str(tmp_path / "run"),
+                                    "--resume", "--iterations", "6", "--quiet"])
+    assert res.exit_code == 1 and "--force" in res.output
+    res = CliRunner().invoke(main, ["fit", str(shards), str(other), "--out",
+                                    str(tmp_path / "run"), "--resume", "--iterations", "6",
+                                    "--quiet"])
+    assert res.exit_code == 0, res.output
+    # export records both datasets' training images, and refuses a wrong list
+    res = CliRunner().invoke(main, ["export", str(tmp_path / "run" / "last.pt"), "--out",
+                                    str(tmp_path / "w.pt"), "--dataset", str(shards)])
+    assert res.exit_code == 1 and "not trained on this dataset" in res.output
+    res = CliRunner().invoke(main, ["export", str(tmp_path / "run" / "last.pt"), "--out",
+                                    str(tmp_path / "w.pt"), "--dataset", str(shards),
+                                    "--dataset", str(other)])
+    assert res.exit_code == 0, res.output

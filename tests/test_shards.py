@@ -212,3 +212,35 @@ def test_malformed_manifest_and_eval_list_are_one_line_errors(built, tmp_path):
     (out / "eval.json").write_text(json.dumps({"source": "shi", "items": []}))  # no root
     with pytest.raises(BlursynthError, match="eval.json: invalid eval list"):
         open_dataset(out).eval_source()
+
+
+def test_mixed_split_holds_every_row_once_in_proportion(tmp_path):
+    from test_data import make_patch_dataset
+
+    from blursynth.shards import MixedSplit, training_data_sha256
+
+    a = open_dataset(make_patch_dataset(tmp_path / "a", n_train=300, n_val=8, seed=1,
+                                        rows_per_shard=70))
+    b = open_dataset(make_patch_dataset(tmp_path / "b", n_train=100, n_val=8, seed=2,
+                                        rows_per_shard=70))
+    mix = MixedSplit([a["train"], b["train"]], stripe_rows=16)
+    assert len(mix) == 400
+    whole = mix.read(0, 400)
+    parts = [s.read(0, len(s)) for s in (a["train"], b["train"])]
+    as_bytes = lambda rows: sorted(p.tobytes() for p in rows["patches"])  # noqa: E731
+    assert as_bytes(whole) == sorted(as_bytes(parts[0]) + as_bytes(parts[1]))
+    # reads that cross stripe (and shard) boundaries agree with the whole read
+    for start, stop in ((0, 0), (5, 37), (15, 17), (250, 400), (399, 400)):
+        got = mix.read(start, stop)
+        assert np.array_equal(got["patches"], whole["patches"][start:stop])
+        assert np.array_equal(got["label"], whole["label"][start:stop])
+    # every quarter of the mix holds the two splits 3:1, as their sizes
+    from_b = {p.tobytes() for p in parts[1]["patches"]}
+    for q in range(4):
+        rows = whole["patches"][q * 100:(q + 1) * 100]
+        assert 15 <= sum(p.tobytes() in from_b for p in rows) <= 35
+    with pytest.raises(IndexError, match="out of range"):
+        mix.read(0, 401)
+    assert training_data_sha256([a.manifest_sha256]) == a.manifest_sha256
+    assert training_data_sha256([a.manifest_sha256, b.manifest_sha256]) != training_data_sha256(
+        [b.manifest_sha256, a.manifest_sha256])

@@ -63,3 +63,12 @@ def test_bundled_weights_beat_the_trivial_answer_on_unseen_cuhk_images(cuhk_mini
     ours, trivial = summary[default_model_path().stem]["all"], summary["all-blurred"]["all"]
     assert ours["miou"] > trivial["miou"] + 0.1
     assert ours["accuracy"] > 0.6
+
+
+def test_evaluate_takes_bundled_as_a_model(tmp_path):
+    """``--model bundled`` scores the shipped weights without knowing where they live."""
+    from blursynth_train.evaluate import parse_model_spec
+
+    method = parse_model_spec("bundled")
+    assert method.name == "bundled" and method.spec == str(default_model_path())
+    assert parse_model_spec("cnn=bundled").name == "cnn"
