@@ -2,6 +2,22 @@
 
 The CNN classifies each pixel from its 31x31 window, so its map is blocky near region edges.
 An edge-aware filter guided by the image moves the map's edges onto the image's edges.
+
+Settings (:data:`POSTPROCESS`):
+
+``none``
+    the map as it is.
+``guided``
+    guided filter, radius :data:`GUIDED_RADIUS`, eps :data:`GUIDED_EPS`.
+``guided-otsu``
+    ``guided``, then the map is stretched (1st-99th percentile) and rescaled piecewise-
+    linearly so that its own Otsu threshold
+    lands on 0.5 (as the hand-crafted baselines are): the mask always splits the image in
+    two, which suits photographs with partial blur (CUHK) and is wrong for ones that are
+    sharp or blurred all over. Opt-in.
+
+The radius and eps were chosen on the whole images behind the validation patches of the
+CUHK dataset (``docs/tune_postprocess.py``; ``docs/results.md``), never on held-out images.
 """
 
 from __future__ import annotations
@@ -9,10 +25,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-POSTPROCESS = ("none", "guided")
+POSTPROCESS = ("none", "guided", "guided-otsu")
 
-#: Defaults of :func:`guided_filter`, fixed before any evaluation (not tuned on eval images).
-GUIDED_RADIUS = 8
+#: Defaults of :func:`guided_filter`, chosen on validation images (see the module docstring).
+GUIDED_RADIUS = 16
 GUIDED_EPS = 1e-2
 
 
@@ -65,4 +81,8 @@ def postprocess(name: str, image: np.ndarray, prob: np.ndarray) -> np.ndarray:
         return prob
     if name == "guided":
         return guided_filter(image, prob)
+    if name == "guided-otsu":
+        from blursynth.baselines import otsu_normalise
+
+        return otsu_normalise(guided_filter(image, prob))
     raise ValueError(f"post-processing must be one of {POSTPROCESS}, got {name!r}")

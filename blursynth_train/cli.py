@@ -103,10 +103,18 @@ _stride_option = click.option(
     help="1 = every pixel (exact); 2 or 4 = every 2nd/4th pixel, interpolated (faster).")
 _device_option = click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-_postprocess_option = click.option(
-    "--postprocess", type=click.Choice(["none", "guided"]), default="none", show_default=True,
-    help="guided: edge-aware guided filter of the probability map by the image (evaluate "
-         "scores models both with and without it, as NAME and NAME+guided).")
+
+
+_POSTPROCESS_HELP = (
+    "guided: edge-aware guided filter of the probability map by the image; guided-otsu: then "
+    "threshold each map at its own Otsu split (always marks some pixels blurred and some "
+    "sharp). evaluate scores models both with and without it (NAME, NAME+PP).")
+
+
+def _postprocess_option(default: str):
+    return click.option(
+        "--postprocess", type=click.Choice(["none", "guided", "guided-otsu"]), default=default,
+        show_default=True, help=_POSTPROCESS_HELP)
 
 
 @main.command()
@@ -118,14 +126,15 @@ _postprocess_option = click.option(
 @_device_option
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Mask = probability >= threshold.")
-@_postprocess_option
+@_postprocess_option("guided")
 @quiet_option
 @domain_errors
 def segment(images, model_path, out_dir, stride, device, threshold, postprocess, quiet):
     """Segment IMAGES (files, folders, globs) into sharp and blurred regions.
 
     Writes STEM_prob.png (16-bit, probability of blurred x 65535), STEM_mask.png (255 =
-    blurred) and STEM_overlay.png per image into --out.
+    blurred) and STEM_overlay.png per image into --out. The map is smoothed by the guided
+    filter unless --postprocess none (it was chosen on validation images; docs/results.md).
     """
     from blursynth_train.segment import (
         expand_inputs,
@@ -187,7 +196,7 @@ def export(checkpoint, out, full, dataset):
               help="Folder for results.json and results.md.")
 @_stride_option
 @_device_option
-@_postprocess_option
+@_postprocess_option("none")
 @quiet_option
 @domain_errors
 def evaluate(dataset, split, source, root, polarity, mask_threshold, models, baseline_names, only,

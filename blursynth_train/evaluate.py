@@ -117,7 +117,7 @@ def evaluate(methods: list[Method], source, items, *, device: str = "auto", stri
     device : {"auto", "cpu", "cuda"}
     stride : {1, 2, 4}
         Model evaluation stride (1 = exact).
-    postprocess : {"none", "guided"}
+    postprocess : {"none", "guided", "guided-otsu"}
         When not "none", every model is also scored as ``NAME+POSTPROCESS`` on its
         post-processed map (:func:`blursynth.postprocess.postprocess`), computed from the same
         probability map.

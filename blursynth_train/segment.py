@@ -145,8 +145,8 @@ def segment_images(model: BlurNet, paths: list[Path], out_dir: str | Path, *, st
                    postprocess: str = "none", quiet: bool = False) -> list[dict]:
     """Segment images and write their probability map, mask and overlay (see module doc).
 
-    ``postprocess`` (``"none"`` or ``"guided"``) is applied to the probability map before
-    thresholding (:func:`blursynth.postprocess.postprocess`).
+    ``postprocess`` (one of :data:`blursynth.postprocess.POSTPROCESS`) is applied to the
+    probability map before thresholding (:func:`blursynth.postprocess.postprocess`).
 
     Returns
     -------

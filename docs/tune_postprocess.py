@@ -29,12 +29,23 @@ from blursynth_train.evaluate import open_eval_images
 from blursynth_train.segment import load_segmenter, predict, resolve_device
 
 RADII = (8, 16, 32, 64)
+FRACTIONS = (0.025, 0.05, 0.1)
+"""Radii relative to the image's longer side (CUHK images are 364..1024 px wide)."""
 EPSILONS = (1e-3, 1e-2, 1e-1)
 
 
-def maps_for(model_path: str, dataset: str, split: str, stride: int, cache: Path | None):
+def maps_for(model_path: str, dataset: str, split: str, stride: int, cache: Path | None,
+             limit: int = 0):
     """Yield ``(item, image, gt, prob)`` for every image of the split, caching ``prob``."""
     source, items = open_eval_images(dataset, split=split)
+    if limit:  # the first ``limit`` images of each blur type (the split order is seeded)
+        kept: dict[str, int] = {}
+        chosen = []
+        for it in items:
+            if kept.get(it.blur_type, 0) < limit:
+                kept[it.blur_type] = kept.get(it.blur_type, 0) + 1
+                chosen.append(it)
+        items = chosen
     model = None
     with progressbar(items, label=f"maps ({split})") as bar:
         for item in bar:
@@ -61,6 +72,13 @@ def settings():
             lambda image, prob, r=r, eps=eps: guided_filter(image, prob, r, eps))
         yield f"guided r={r} eps={eps:g} + otsu", (
             lambda image, prob, r=r, eps=eps: otsu_normalise(guided_filter(image, prob, r, eps)))
+    for f, eps in itertools.product(FRACTIONS, EPSILONS):
+        yield f"guided r={f:g}*side eps={eps:g}", (
+            lambda image, prob, f=f, eps=eps: guided_filter(image, prob, _radius(image, f), eps))
+
+
+def _radius(image, fraction: float) -> int:
+    return max(1, round(fraction * max(image.shape[:2])))
 
 
 def main() -> None:
@@ -71,12 +89,14 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=4, choices=[1, 2, 4])
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--limit", type=int, default=0,
+                        help="at most this many images of each blur type (0: all)")
     args = parser.parse_args()
 
     grid = list(settings())
     scores: dict[str, dict[str, list]] = {name: {} for name, _ in grid}
     for item, image, gt, prob in maps_for(args.model, args.dataset, args.split, args.stride,
-                                          args.cache):
+                                          args.cache, args.limit):
         for name, fn in grid:
             s = metrics.score_map(fn(image, prob), gt)
             for group in ("all", item.blur_type):

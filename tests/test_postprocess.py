@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from blursynth.baselines import otsu_threshold
 from blursynth.postprocess import guided_filter, postprocess
 
 
@@ -39,9 +40,27 @@ def test_postprocess_names_and_bad_arguments():
     image, _, prob = _step_scene()
     assert postprocess("none", image, prob) is prob
     np.testing.assert_array_equal(postprocess("guided", image, prob), guided_filter(image, prob))
+    split = postprocess("guided-otsu", image, prob)
+    assert split.dtype == np.float32 and 0 <= split.min() and split.max() <= 1
+    # the same ordering of pixels as the guided map, with its Otsu split moved to 0.5
+    guided = guided_filter(image, prob)
+    t = otsu_threshold(np.clip((guided - np.percentile(guided, 1))
+                               / np.ptp(np.percentile(guided, [1, 99])), 0, 1))
+    assert ((split >= 0.5) == (guided >= np.percentile(guided, 1)
+                               + t * np.ptp(np.percentile(guided, [1, 99])))).mean() > 0.999
     with pytest.raises(ValueError, match="one of"):
         postprocess("median", image, prob)
     with pytest.raises(ValueError, match="radius"):
         guided_filter(image, prob, radius=0)
     with pytest.raises(ValueError, match="same size"):
         guided_filter(image[:10], prob)
+
+
+def test_guided_otsu_splits_a_map_that_a_fixed_threshold_leaves_whole():
+    """A map that sits above 0.5 everywhere (an over-confident "blurred") still separates the
+    two sides of the scene once the per-image split is used."""
+    image, truth, prob = _step_scene()
+    shifted = np.clip(0.55 + 0.4 * prob, 0, 1).astype(np.float32)
+    assert (postprocess("guided", image, shifted) >= 0.5).all()
+    split = postprocess("guided-otsu", image, shifted) >= 0.5
+    assert np.abs(split - truth).mean() < 0.1

@@ -55,7 +55,7 @@ def test_segment_writes_consistent_outputs(tmp_path, checkpoint, images, stride)
     folder, shapes = images
     out = tmp_path / "out"
     result = run("segment", folder, "--model", checkpoint, "--out", out, "--stride", stride,
-                 "--device", "cpu", "--quiet")
+                 "--device", "cpu", "--postprocess", "none", "--quiet")
     assert result.exit_code == 0, result.output
     assert "segmented 2 image(s)" in result.output
     model, _ = load_model(checkpoint)
@@ -146,7 +146,7 @@ def test_segment_postprocess_guided(tmp_path, checkpoint, images):
     folder, _ = images
     out = tmp_path / "out"
     result = run("segment", folder / "a.png", "--model", checkpoint, "--out", out,
-                 "--postprocess", "guided", "--device", "cpu", "-q")
+                 "--device", "cpu", "-q")  # guided is the default
     assert result.exit_code == 0, result.output
     model, _ = load_model(checkpoint)
     image = np.asarray(Image.open(folder / "a.png"))
