@@ -108,7 +108,7 @@ _device_option = click.option(
 _POSTPROCESS_HELP = (
     "guided: edge-aware guided filter of the probability map by the image; guided-otsu: then "
     "threshold each map at its own Otsu split (always marks some pixels blurred and some "
-    "sharp). evaluate scores models both with and without it (NAME, NAME+PP).")
+    "sharp).")
 
 
 def _postprocess_option(default: str):
@@ -196,7 +196,9 @@ def export(checkpoint, out, full, dataset):
               help="Folder for results.json and results.md.")
 @_stride_option
 @_device_option
-@_postprocess_option("none")
+@click.option("--postprocess", type=click.Choice(["none", "guided", "guided-otsu"]),
+              multiple=True, help="Also score every model after this post-processing, as "
+                                  "NAME+PP (repeatable). " + _POSTPROCESS_HELP)
 @quiet_option
 @domain_errors
 def evaluate(dataset, split, source, root, polarity, mask_threshold, models, baseline_names, only,
@@ -224,7 +226,7 @@ def evaluate(dataset, split, source, root, polarity, mask_threshold, models, bas
         if not items:
             raise click.ClickException(f"--only {only}: no {only} image to score")
     result = run_evaluation(methods, src, items, device=device, stride=int(stride),
-                            postprocess=postprocess, quiet=quiet)
+                            postprocess=list(postprocess) or ["none"], quiet=quiet)
     json_path, md_path = write_report(result, out_dir)
     click.echo(report_markdown(result))
     click.echo(f"wrote {json_path} and {md_path}")

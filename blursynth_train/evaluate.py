@@ -16,6 +16,7 @@ Result (``results.json``)::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,7 +106,7 @@ def open_eval_images(dataset=None, source: str | None = None, root=None, *,
 
 
 def evaluate(methods: list[Method], source, items, *, device: str = "auto", stride: int = 1,
-             postprocess: str = "none", quiet: bool = False) -> dict:
+             postprocess: str | Sequence[str] = "none", quiet: bool = False) -> dict:
     """Score every method on every image; see the module docstring for the result layout.
 
     Parameters
@@ -117,18 +118,21 @@ def evaluate(methods: list[Method], source, items, *, device: str = "auto", stri
     device : {"auto", "cpu", "cuda"}
     stride : {1, 2, 4}
         Model evaluation stride (1 = exact).
-    postprocess : {"none", "guided", "guided-otsu"}
-        When not "none", every model is also scored as ``NAME+POSTPROCESS`` on its
-        post-processed map (:func:`blursynth.postprocess.postprocess`), computed from the same
-        probability map.
+    postprocess : str or sequence of str
+        Names from :data:`blursynth.postprocess.POSTPROCESS`. For each one but "none", every
+        model is also scored as ``NAME+POSTPROCESS`` on its post-processed map
+        (:func:`blursynth.postprocess.postprocess`), computed from the same probability map.
     """
-    if postprocess not in POSTPROCESS:
-        raise BlursynthError(f"post-processing must be one of {POSTPROCESS}, got {postprocess!r}")
+    chosen = [postprocess] if isinstance(postprocess, str) else list(postprocess)
+    for pp in chosen:
+        if pp not in POSTPROCESS:
+            raise BlursynthError(f"post-processing must be one of {POSTPROCESS}, got {pp!r}")
+    chosen = [pp for pp in dict.fromkeys(chosen) if pp != "none"]
     predictors = {m.name: _predictor(m, device, stride) for m in methods}
     checkpoints = {m.name: m.spec for m in methods if m.kind == "model"}
-    derived = {m.name: f"{m.name}+{postprocess}" for m in methods
-               if m.kind == "model" and postprocess != "none"}
-    names = [n for m in methods for n in (m.name, derived.get(m.name)) if n]
+    derived = {m.name: [(pp, f"{m.name}+{pp}") for pp in chosen]
+               for m in methods if m.kind == "model"}
+    names = [n for m in methods for n in [m.name] + [d for _, d in derived.get(m.name, [])]]
     images, skipped = [], []
     with progressbar(items, label="evaluate", quiet=quiet) as bar:
         for item in bar:
@@ -144,9 +148,9 @@ def evaluate(methods: list[Method], source, items, *, device: str = "auto", stri
                     raise BlursynthError(f"{name} gives non-finite blur probabilities on "
                                          f"{item.image_path.name}", checkpoints.get(name))
                 scores[name] = metrics.score_map(prob, gt)
-                if name in derived:
-                    smoothed = apply_postprocess(postprocess, image, prob)
-                    scores[derived[name]] = metrics.score_map(smoothed, gt)
+                for pp, derived_name in derived.get(name, []):
+                    scores[derived_name] = metrics.score_map(
+                        apply_postprocess(pp, image, prob), gt)
             images.append({"stem": item.stem, "blur_type": item.blur_type,
                            "height": int(gt.shape[0]), "width": int(gt.shape[1]),
                            "blurred_fraction": float(gt.mean()), "scores": scores})
@@ -155,11 +159,11 @@ def evaluate(methods: list[Method], source, items, *, device: str = "auto", stri
         raise BlursynthError(f"no image could be scored; first problem: {first}")
     return {
         "settings": {"threshold": THRESHOLD, "beta2": metrics.BETA2, "stride": stride,
-                     "postprocess": postprocess, "images": len(images)},
+                     "postprocess": ",".join(chosen) or "none", "images": len(images)},
         "skipped": skipped,
         "methods": [{"name": m.name, "kind": m.kind, "spec": m.spec} for m in methods]
-        + [{"name": d, "kind": "model", "spec": f"{_spec(methods, n)} +{postprocess}"}
-           for n, d in derived.items()],
+        + [{"name": d, "kind": "model", "spec": f"{_spec(methods, n)} +{pp}"}
+           for n, pairs in derived.items() for pp, d in pairs],
         "images": images,
         "summary": summarise(images, names),
     }

@@ -200,7 +200,7 @@ def test_trivial_iou_is_the_blurred_fraction_on_dut(tmp_path, dut_sample):
 
 def test_postprocess_scores_each_model_raw_and_smoothed(tmp_path, tree):
     """``--postprocess guided`` adds NAME+guided, scored on the filtered map of the same run."""
-    from blursynth.postprocess import guided_filter
+    from blursynth.postprocess import guided_filter, postprocess
     from blursynth_train.checkpoint import load_model
     from blursynth_train.segment import predict
 
@@ -208,13 +208,14 @@ def test_postprocess_scores_each_model_raw_and_smoothed(tmp_path, tree):
     ckpt = save_checkpoint(tmp_path / "m.pt", BlurNet(NARROW))
     out = tmp_path / "eval"
     result = run("evaluate", "--source", "shi", "--root", tree, "--model", f"cnn={ckpt}",
-                 "--baseline", "laplacian", "--postprocess", "guided", "--stride", "4",
-                 "--out", out, "-q")
+                 "--baseline", "laplacian", "--postprocess", "guided", "--postprocess",
+                 "guided-otsu", "--stride", "4", "--out", out, "-q")
     assert result.exit_code == 0, result.output
     data = json.loads((out / "results.json").read_text())
     assert [m["name"] for m in data["methods"]] == ["cnn", "laplacian", "all-blurred",
-                                                    "cnn+guided"]
-    assert data["settings"]["postprocess"] == "guided"
+                                                    "cnn+guided", "cnn+guided-otsu"]
+    assert data["settings"]["postprocess"] == "guided,guided-otsu"
+    assert "| cnn+guided-otsu |" in (out / "results.md").read_text()
     model, _ = load_model(ckpt)
     src = open_source("shi", tree)
     image, gt = src.load(src.items[0])
@@ -222,6 +223,9 @@ def test_postprocess_scores_each_model_raw_and_smoothed(tmp_path, tree):
     expected = metrics.score_map(guided_filter(image, prob), gt)
     got = data["images"][0]["scores"]["cnn+guided"]
     assert got["iou"] == pytest.approx(expected["iou"], abs=1e-6)
+    expected = metrics.score_map(postprocess("guided-otsu", image, prob), gt)
+    got = data["images"][0]["scores"]["cnn+guided-otsu"]
+    assert got["miou"] == pytest.approx(expected["miou"], abs=1e-6)
 
 
 def test_only_scores_one_blur_type(tmp_path, tree):
