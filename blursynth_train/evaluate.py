@@ -31,7 +31,6 @@ from blursynth.progress import progressbar
 
 GROUPS = ("motion", "defocus", "all")
 TRIVIAL = "all-blurred"
-BUNDLED = "bundled"
 THRESHOLD = 0.5
 TRAIN_TYPES = {"motion": "motion", "defocus": "defocus", "both": "all"}
 """Table 1: a model trained on TYPE is scored on the evaluation group of that type."""
@@ -57,11 +56,9 @@ def parse_model_spec(spec: str) -> Method:
             raise BlursynthError(f"--model expects NAME=PATH or PATH, got {spec!r}")
     else:
         name, path = Path(spec).stem, spec
-    if path == BUNDLED and not Path(path).is_file():
-        from blursynth_train.weights import default_model_path
+    from blursynth_train.weights import resolve_weights
 
-        path = str(default_model_path())
-    return Method(name, "model", path)
+    return Method(name, "model", str(resolve_weights(path)))
 
 
 def build_methods(models: list[str] = (), baseline_names: list[str] = ()) -> list[Method]:

@@ -457,11 +457,9 @@ def _pick_device(name: str) -> torch.device:
 def _initialise(model: BlurNet, path: str) -> None:
     """Copy the weights of checkpoint ``path`` into ``model`` (same architecture required)."""
     from blursynth_train.checkpoint import load_model
+    from blursynth_train.weights import resolve_weights
 
-    if path == "bundled":
-        from blursynth_train.weights import default_model_path
-
-        path = default_model_path()
+    path = resolve_weights(path)
     source, _ = load_model(path)
     if source.config != model.config:
         raise BlursynthError(f"--init: its model ({source.config}) differs from this dataset's "

@@ -49,12 +49,11 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def load_segmenter(model_path: str | Path | None, device: torch.device) -> BlurNet:
-    """The model of a checkpoint, or of the bundled weights when ``model_path`` is None."""
-    if model_path is None:
-        from blursynth_train.weights import default_model_path
+    """The model of a checkpoint, or of the bundled weights when ``model_path`` is None (or
+    ``"bundled"``)."""
+    from blursynth_train.weights import resolve_weights
 
-        model_path = default_model_path()
-    model, _ = load_model(model_path, device)
+    model, _ = load_model(resolve_weights(model_path), device)
     return model
 
 
