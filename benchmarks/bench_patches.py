@@ -31,9 +31,25 @@ from blursynth.shards import open_dataset
 
 
 def build(args) -> tuple[float, float]:
-    cmd = [sys.executable, "-m", "blursynth.cli", "patches", "--source", "shi", "--root",
-           str(args.root), "--out", str(args.out), "--train-patches", str(args.train),
-           "--val-patches", str(args.val), "--jobs", str(args.jobs), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "blursynth.cli",
+        "patches",
+        "--source",
+        "shi",
+        "--root",
+        str(args.root),
+        "--out",
+        str(args.out),
+        "--train-patches",
+        str(args.train),
+        "--val-patches",
+        str(args.val),
+        "--jobs",
+        str(args.jobs),
+        "--quiet",
+    ]
     shutil.rmtree(args.out, ignore_errors=True)
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
@@ -49,7 +65,7 @@ def raw_write(path: Path, nbytes: int) -> float:
     try:
         left = nbytes
         while left > 0:
-            left -= os.write(fd, block[:min(left, len(block))])
+            left -= os.write(fd, block[: min(left, len(block))])
     finally:
         os.close(fd)
     elapsed = time.perf_counter() - t0
@@ -70,12 +86,17 @@ def layouts(shard: Path, scratch: Path) -> None:
     with h5py.File(shard, "r") as f:
         patches = f["patches"][()]
     n = len(patches)
-    variants = {"contiguous": {}, "chunks 1024": {"chunks": (1024, *patches.shape[1:])},
-                "chunks 4096": {"chunks": (4096, *patches.shape[1:])},
-                "chunks 1024 + lzf": {"chunks": (1024, *patches.shape[1:]),
-                                      "compression": "lzf"},
-                "chunks 1024 + gzip 1": {"chunks": (1024, *patches.shape[1:]),
-                                         "compression": "gzip", "compression_opts": 1}}
+    variants = {
+        "contiguous": {},
+        "chunks 1024": {"chunks": (1024, *patches.shape[1:])},
+        "chunks 4096": {"chunks": (4096, *patches.shape[1:])},
+        "chunks 1024 + lzf": {"chunks": (1024, *patches.shape[1:]), "compression": "lzf"},
+        "chunks 1024 + gzip 1": {
+            "chunks": (1024, *patches.shape[1:]),
+            "compression": "gzip",
+            "compression_opts": 1,
+        },
+    }
     print(f"\nlayouts ({n} rows of {patches.shape[1:]} uint8, {patches.nbytes / 1e6:.0f} MB):")
     print("| layout | file MB | write s | batch 64 ms | batch 4096 ms |")
     print("|---|---:|---:|---:|---:|")
@@ -112,16 +133,25 @@ def main() -> None:
         rows = sum(len(ds[s]) for s in ds.splits)
         nbytes = sum(p.stat().st_size for s in ds.splits for p in ds[s].shards)
         if not args.skip_build:
-            print(f"build: {rows:,} patches, {nbytes / 1e9:.2f} GB of shards in {wall:.1f} s "
-                  f"= {rows / wall:,.0f} patches/s; peak RSS {rss:.0f} MiB (jobs={args.jobs})")
+            print(
+                f"build: {rows:,} patches, {nbytes / 1e9:.2f} GB of shards in {wall:.1f} s "
+                f"= {rows / wall:,.0f} patches/s; peak RSS {rss:.0f} MiB (jobs={args.jobs})"
+            )
             raw = raw_write(args.out / "raw.bin", nbytes)
-            print(f"raw write of the same {nbytes / 1e9:.2f} GB: {raw:.1f} s "
-                  f"({nbytes / raw / 1e6:.0f} MB/s); build / raw = {wall / raw:.1f}x")
+            print(
+                f"raw write of the same {nbytes / 1e9:.2f} GB: {raw:.1f} s "
+                f"({nbytes / raw / 1e6:.0f} MB/s); build / raw = {wall / raw:.1f}x"
+            )
         train = ds["train"]
         rng = np.random.default_rng(1)
         for batch, repeats in ((64, 2000), (4096, 100)):
-            t = time_reads(lambda a, b: train.read(a, b, fields=("patches", "label")),
-                           len(train), batch, repeats, rng)
+            t = time_reads(
+                lambda a, b: train.read(a, b, fields=("patches", "label")),
+                len(train),
+                batch,
+                repeats,
+                rng,
+            )
             print(f"read batch {batch}: {t * 1e3:.2f} ms = {batch / t:,.0f} patches/s")
         if args.layouts:
             layouts(train.shards[0], args.out)

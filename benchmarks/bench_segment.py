@@ -68,14 +68,16 @@ def load_images(n: int) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
         out = []
         for item in list(firsts.values())[:n]:
             image, gt = src.load(item)
-            image = cv2.resize(np.rint(image * 255).astype(np.uint8), SIZE[::-1],
-                               interpolation=cv2.INTER_AREA)
+            image = cv2.resize(
+                np.rint(image * 255).astype(np.uint8), SIZE[::-1], interpolation=cv2.INTER_AREA
+            )
             gt = cv2.resize(gt.astype(np.uint8), SIZE[::-1], interpolation=cv2.INTER_NEAREST)
             out.append((item.stem, image, gt.astype(bool)))
         return out
     rng = np.random.default_rng(0)
-    return [(f"random{i}", rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8), None)
-            for i in range(n)]
+    return [
+        (f"random{i}", rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8), None) for i in range(n)
+    ]
 
 
 @torch.no_grad()
@@ -102,8 +104,11 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--images", type=int, default=2)
     ap.add_argument("--naive-rows", type=int, default=4)
-    ap.add_argument("--tiles", default="128,256,512,1024",
-                    help="tile sizes to time at stride 4 (comma-separated; empty: skip)")
+    ap.add_argument(
+        "--tiles",
+        default="128,256,512,1024",
+        help="tile sizes to time at stride 4 (comma-separated; empty: skip)",
+    )
     args = ap.parse_args()
     device = torch.device(args.device)
     if args.model:
@@ -111,8 +116,10 @@ def main() -> None:
     else:
         torch.manual_seed(0)
         model = BlurNet().to(device).eval()
-    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"model {args.model or 'random init'}")
+    print(
+        f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"model {args.model or 'random init'}"
+    )
     images = load_images(args.images)
     n_px = SIZE[0] * SIZE[1]
 
@@ -128,19 +135,25 @@ def main() -> None:
             probs[(name_i, stride)] = p
             times.setdefault(stride, t)  # first image's time
     exact = times[1]
-    rows = [(f"naive per patch (unfold, {args.naive_rows} rows, extrapolated)", naive),
-            ("dense exact (stride 1)", times[1]), ("dense fast (stride 2)", times[2]),
-            ("dense fast (stride 4)", times[4])]
+    rows = [
+        (f"naive per patch (unfold, {args.naive_rows} rows, extrapolated)", naive),
+        ("dense exact (stride 1)", times[1]),
+        ("dense fast (stride 2)", times[2]),
+        ("dense fast (stride 4)", times[4]),
+    ]
     for method in ("su", "laplacian", "lbp"):
-        t, _ = timed(lambda m=method: baselines.blur_map(image.astype(np.float32) / 255, m),
-                     device, repeat=3)
+        t, _ = timed(
+            lambda m=method: baselines.blur_map(image.astype(np.float32) / 255, m), device, repeat=3
+        )
         rows.append((f"baseline {method}", t))
     for label, t in rows:
         print(f"| {label} | {t:.3f} | {t / exact:.3g}x |")
 
     print("\n## fast mode accuracy cost (vs stride 1)\n")
-    print("| image | stride | mean abs dp | max abs dp | mask IoU vs stride 1 "
-          "| IoU vs GT (stride 1 -> s) |")
+    print(
+        "| image | stride | mean abs dp | max abs dp | mask IoU vs stride 1 "
+        "| IoU vs GT (stride 1 -> s) |"
+    )
     print("|---|---|---|---|---|---|")
     for name_i, _, gt in images:
         p1 = probs[(name_i, 1)]
@@ -148,10 +161,15 @@ def main() -> None:
             ps = probs[(name_i, stride)]
             d = np.abs(ps - p1)
             agree = metrics.iou(ps >= 0.5, p1 >= 0.5)
-            gt_cell = "–" if gt is None else (f"{metrics.iou(p1 >= 0.5, gt):.4f} -> "
-                                              f"{metrics.iou(ps >= 0.5, gt):.4f}")
-            print(f"| {name_i} | {stride} | {d.mean():.4f} | {d.max():.3f} | {agree:.4f} "
-                  f"| {gt_cell} |")
+            gt_cell = (
+                "–"
+                if gt is None
+                else (f"{metrics.iou(p1 >= 0.5, gt):.4f} -> {metrics.iou(ps >= 0.5, gt):.4f}")
+            )
+            print(
+                f"| {name_i} | {stride} | {d.mean():.4f} | {d.max():.3f} | {agree:.4f} "
+                f"| {gt_cell} |"
+            )
 
     tiles = [int(t) for t in args.tiles.split(",") if t]
     if tiles:

@@ -44,15 +44,30 @@ def random_dataset(root: Path, rows: int, patch_size: int = 31) -> Path:
             for start in range(0, n, 4096):
                 m = min(4096, n - start)
                 zeros = np.zeros(m, np.int32)
-                w.write({"patches": rng.integers(0, 256, (m, 3, patch_size, patch_size),
-                                                 dtype=np.uint8),
-                         "label": rng.integers(0, 2, m, dtype=np.uint8),
-                         "blur_type": zeros.astype(np.uint8), "category": zeros.astype(np.uint8),
-                         "image_index": zeros, "center_y": zeros, "center_x": zeros})
+                w.write(
+                    {
+                        "patches": rng.integers(
+                            0, 256, (m, 3, patch_size, patch_size), dtype=np.uint8
+                        ),
+                        "label": rng.integers(0, 2, m, dtype=np.uint8),
+                        "blur_type": zeros.astype(np.uint8),
+                        "category": zeros.astype(np.uint8),
+                        "image_index": zeros,
+                        "center_y": zeros,
+                        "center_x": zeros,
+                    }
+                )
         splits[name] = {"rows": n, "shards": [vars(r) for r in w.records]}
-    write_json(root / MANIFEST, {**manifest_base(), "plan_sha256": "b", "splits": splits,
-                                 "params": {"patch_size": patch_size, "format": "hdf5"},
-                                 "counts": []})
+    write_json(
+        root / MANIFEST,
+        {
+            **manifest_base(),
+            "plan_sha256": "b",
+            "splits": splits,
+            "params": {"patch_size": patch_size, "format": "hdf5"},
+            "counts": [],
+        },
+    )
     return root
 
 
@@ -61,8 +76,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def model_step(device: torch.device, batch: int, steps: int, bf16: bool = False,
-               compile: bool = False) -> float:
+def model_step(
+    device: torch.device, batch: int, steps: int, bf16: bool = False, compile: bool = False
+) -> float:
     """Samples/s of forward + backward + SGD step on batches already on ``device``."""
     torch.manual_seed(0)
     model = BlurNet().to(device).train()
@@ -104,8 +120,13 @@ def hours(samples_per_s: float, batch: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
-                    help="CPU thread counts for the model step.")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="CPU thread counts for the model step.",
+    )
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=0, help="Timed model steps (0: 6 CPU, 200 GPU).")
     ap.add_argument("--rows", type=int, default=65536, help="Rows of the temporary dataset.")
@@ -131,8 +152,12 @@ def main() -> None:
         results.append((f"model step, {name} fp32", model_step(device, b, steps)))
         results.append((f"model step, {name} bf16", model_step(device, b, steps, bf16=True)))
         if args.compile:
-            results.append((f"model step, {name} bf16 + compile",
-                            model_step(device, b, steps, bf16=True, compile=True)))
+            results.append(
+                (
+                    f"model step, {name} bf16 + compile",
+                    model_step(device, b, steps, bf16=True, compile=True),
+                )
+            )
     step_rate = max(r for _, r in results)
 
     # -- data path -------------------------------------------------------------------------
@@ -141,20 +166,24 @@ def main() -> None:
         split = open_dataset(root)["train"]
         n = min(len(split) // b - 1, 2000)
         resident = ResidentBatches(*load_split(split, device), b, seed=0)
-        results.append((f"data: device-resident indexing ({device.type})",
-                        data_path(resident, device, n, b)))
+        results.append(
+            (f"data: device-resident indexing ({device.type})", data_path(resident, device, n, b))
+        )
         for w in sorted({0, args.workers}):
             streamed = StreamedBatches(split, b, seed=0, device=device, workers=w)
-            results.append((f"data: streamed HDF5, {w} worker(s)",
-                            data_path(streamed, device, n, b)))
+            results.append(
+                (f"data: streamed HDF5, {w} worker(s)", data_path(streamed, device, n, b))
+            )
     print(f"BlurNet, batch {b}, device {device}, torch {torch.__version__}")
     print("| path | samples/s | 1M iterations at this rate (h) |")
     print("|---|---:|---:|")
     for label, rate in results:
         print(f"| {label} | {rate:,.0f} | {hours(rate, b):,.1f} |")
-    print(f"\nestimate for {RECIPE_ITERATIONS:,} iterations at batch {b}: "
-          f"{hours(step_rate, b):,.1f} h ({hours(step_rate, b) / 24:,.1f} days), "
-          "bounded by the model step when it is slower than the data path")
+    print(
+        f"\nestimate for {RECIPE_ITERATIONS:,} iterations at batch {b}: "
+        f"{hours(step_rate, b):,.1f} h ({hours(step_rate, b) / 24:,.1f} days), "
+        "bounded by the model step when it is slower than the data path"
+    )
 
 
 if __name__ == "__main__":

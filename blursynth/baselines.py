@@ -70,8 +70,9 @@ def su_feature(grey: np.ndarray, window: int = 15, k: int = 3, step: int = 4) ->
 
 def laplacian_variance(grey: np.ndarray, window: int = 15) -> np.ndarray:
     """Local variance of the 3 x 3 Laplacian in a ``window`` box (low = blurred)."""
-    lap = cv2.Laplacian(grey.astype(np.float32), cv2.CV_32F, ksize=1,
-                        borderType=cv2.BORDER_REFLECT_101)
+    lap = cv2.Laplacian(
+        grey.astype(np.float32), cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REFLECT_101
+    )
     box = {"ddepth": -1, "ksize": (window, window), "borderType": cv2.BORDER_REFLECT_101}
     mean = cv2.boxFilter(lap, **box)
     mean_sq = cv2.boxFilter(lap * lap, **box)

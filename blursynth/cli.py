@@ -54,8 +54,7 @@ def main():
     show_default=True,
     help="Blur model(s): eq. (1) motion, eq. (2) defocus.",
 )
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Root seed.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Root seed.")
 @click.option(
     "--jobs",
     "-j",
@@ -104,60 +103,143 @@ def generate(voc, n, out, model, seed, jobs, resume, split, quiet):
 
 
 @main.command()
-@click.option("--source", "source_kind", required=True,
-              type=click.Choice(["shi", "synth", "folder"]),
-              help="shi: CUHK layout; synth: `blursynth generate` output; folder: image/+gt/.")
-@click.option("--root", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Source folder (holds image/ and gt/).")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Dataset folder to write (rerun to finish an interrupted build).")
-@click.option("--train-patches", type=click.IntRange(min=0), default=1_000_000,
-              show_default=True, help="Training patches.")
-@click.option("--val-patches", type=click.IntRange(min=0), default=None,
-              help="Validation patches [default: train/4].")
-@click.option("--per-image", type=click.IntRange(min=1), default=None,
-              help="Patches from every train/val image instead of split totals.")
-@click.option("--eval-images", type=click.IntRange(min=0), default=20, show_default=True,
-              help="Whole images held out for dense evaluation (half motion, half defocus).")
+@click.option(
+    "--source",
+    "source_kind",
+    required=True,
+    type=click.Choice(["shi", "synth", "folder"]),
+    help="shi: CUHK layout; synth: `blursynth generate` output; folder: image/+gt/.",
+)
+@click.option(
+    "--root",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Source folder (holds image/ and gt/).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Dataset folder to write (rerun to finish an interrupted build).",
+)
+@click.option(
+    "--train-patches",
+    type=click.IntRange(min=0),
+    default=1_000_000,
+    show_default=True,
+    help="Training patches.",
+)
+@click.option(
+    "--val-patches",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Validation patches [default: train/4].",
+)
+@click.option(
+    "--per-image",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Patches from every train/val image instead of split totals.",
+)
+@click.option(
+    "--eval-images",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Whole images held out for dense evaluation (half motion, half defocus).",
+)
 @click.option("--patch-size", type=int, default=31, show_default=True, help="Odd.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Parallel workers (the output does not depend on it).")
-@click.option("--rows-per-shard", type=click.IntRange(min=1), default=100_000,
-              show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["hdf5", "caffe"]), default="hdf5",
-              show_default=True, help="caffe: float32 data/label for Caffe/Mocha HDF5 layers.")
-@click.option("--polarity", type=click.Choice(["blurred-white", "sharp-white"]), default=None,
-              help="folder source: what white means in a mask (DUT: sharp-white).")
-@click.option("--threshold", type=click.IntRange(1, 255), default=None,
-              help="folder source: grey levels >= this are white.")
-@click.option("--blur-type", type=click.Choice(["motion", "defocus"]), default=None,
-              help="folder source: blur type of every image (otherwise unknown).")
-@click.option("--only", type=click.Choice(["motion", "defocus"]), default=None,
-              help="Train/val from this blur type only; the image split (and the held-out "
-                   "eval images) stay those of the full dataset.")
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Parallel workers (the output does not depend on it).",
+)
+@click.option("--rows-per-shard", type=click.IntRange(min=1), default=100_000, show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["hdf5", "caffe"]),
+    default="hdf5",
+    show_default=True,
+    help="caffe: float32 data/label for Caffe/Mocha HDF5 layers.",
+)
+@click.option(
+    "--polarity",
+    type=click.Choice(["blurred-white", "sharp-white"]),
+    default=None,
+    help="folder source: what white means in a mask (DUT: sharp-white).",
+)
+@click.option(
+    "--threshold",
+    type=click.IntRange(1, 255),
+    default=None,
+    help="folder source: grey levels >= this are white.",
+)
+@click.option(
+    "--blur-type",
+    type=click.Choice(["motion", "defocus"]),
+    default=None,
+    help="folder source: blur type of every image (otherwise unknown).",
+)
+@click.option(
+    "--only",
+    type=click.Choice(["motion", "defocus"]),
+    default=None,
+    help="Train/val from this blur type only; the image split (and the held-out "
+    "eval images) stay those of the full dataset.",
+)
 @quiet_option
 @domain_errors
-def patches(source_kind, root, out, train_patches, val_patches, per_image, eval_images,
-            patch_size, seed, jobs, rows_per_shard, fmt, polarity, threshold, blur_type, only,
-            quiet):
+def patches(
+    source_kind,
+    root,
+    out,
+    train_patches,
+    val_patches,
+    per_image,
+    eval_images,
+    patch_size,
+    seed,
+    jobs,
+    rows_per_shard,
+    fmt,
+    polarity,
+    threshold,
+    blur_type,
+    only,
+    quiet,
+):
     """Sample balanced PATCH-SIZE patches into sharded HDF5 (train/val + eval list)."""
     from pathlib import Path
 
     from blursynth.patches import PatchParams, build_patch_dataset
 
     params = PatchParams(
-        source=source_kind, root=str(Path(root).resolve()), polarity=polarity,
-        threshold=threshold, blur_type=blur_type, patch_size=patch_size, seed=seed,
-        train_patches=train_patches, val_patches=val_patches, per_image=per_image,
-        eval_images=eval_images, only=only, rows_per_shard=rows_per_shard, format=fmt)
+        source=source_kind,
+        root=str(Path(root).resolve()),
+        polarity=polarity,
+        threshold=threshold,
+        blur_type=blur_type,
+        patch_size=patch_size,
+        seed=seed,
+        train_patches=train_patches,
+        val_patches=val_patches,
+        per_image=per_image,
+        eval_images=eval_images,
+        only=only,
+        rows_per_shard=rows_per_shard,
+        format=fmt,
+    )
     report = build_patch_dataset(params, out, jobs=jobs, quiet=quiet)
     for stem, why in report.skipped:
         click.echo(f"skipped {stem}: {why}", err=True)
     sizes = ", ".join(f"{k} {v:,}" for k, v in report.rows.items())
     reused = f", {report.reused_shards} shard(s) reused" if report.reused_shards else ""
-    click.echo(f"{report.path}: {sizes} patches; {len(report.skipped)} image(s) skipped"
-               f"{reused}")
+    click.echo(f"{report.path}: {sizes} patches; {len(report.skipped)} image(s) skipped{reused}")
 
 
 @main.command()

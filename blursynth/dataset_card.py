@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from blursynth.shards import counts_table
 
-_SOURCE_NAMES = {"shi": "CUHK blur detection dataset (Shi, Xu & Jia, CVPR 2014)",
-                 "synth": "blursynth synthetic blur (blursynth generate)",
-                 "folder": "image/ + gt/ folder of blur masks"}
+_SOURCE_NAMES = {
+    "shi": "CUHK blur detection dataset (Shi, Xu & Jia, CVPR 2014)",
+    "synth": "blursynth synthetic blur (blursynth generate)",
+    "folder": "image/ + gt/ folder of blur masks",
+}
 
 
 def _size_category(rows: int) -> str:
-    for bound, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
-                        (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
+    for bound, name in (
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
+    ):
         if rows < bound:
             return name
     return "10M<n<100M"
@@ -30,13 +37,18 @@ def dataset_card(manifest: dict) -> str:
     total = sum(s["rows"] for s in splits.values())
     hf_split = {"train": "train", "val": "validation"}
     data_files = "\n".join(
-        f"  - split: {hf_split.get(name, name)}\n    path: \"{name}-*.h5\"" for name in splits)
+        f'  - split: {hf_split.get(name, name)}\n    path: "{name}-*.h5"' for name in splits
+    )
     p = params["patch_size"]
     pixel = "`data` float32 in [0, 1]" if params["format"] == "caffe" else "`patches` uint8"
-    fields = "\n".join(f"| `{k}` | {v['dtype']} | ({', '.join(map(str, v['shape']))}) |"
-                       for k, v in manifest["fields"].items())
-    rows = "\n".join(f"| {name} | {s['rows']:,} | {s['images']} | {len(s['shards'])} |"
-                     for name, s in splits.items())
+    fields = "\n".join(
+        f"| `{k}` | {v['dtype']} | ({', '.join(map(str, v['shape']))}) |"
+        for k, v in manifest["fields"].items()
+    )
+    rows = "\n".join(
+        f"| {name} | {s['rows']:,} | {s['images']} | {len(s['shards'])} |"
+        for name, s in splits.items()
+    )
     skipped = "".join(f"\n- `{s['stem']}`: {s['reason']}" for s in manifest["skipped"])
     return f"""---
 license: other  # placeholder: follow the license of the source images

@@ -241,7 +241,9 @@ def generate(
     if beyond:  # a smaller --n would leave images that records.jsonl no longer lists
         raise BlursynthError(
             f"cannot resume with --n {n}: the run already holds {len(beyond)} image(s) beyond "
-            f"it (e.g. {beyond[-1]}); use at least the interrupted run's --n", out)
+            f"it (e.g. {beyond[-1]}); use at least the interrupted run's --n",
+            out,
+        )
     todo = [r for r in records if not _is_complete(out, r.name)]
     report.already_done = len(records) - len(todo)
     single_thread = jobs > 1  # workers share the cores; one OpenCV thread each

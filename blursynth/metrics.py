@@ -106,8 +106,7 @@ def score_map(prob: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> dict[
     prob, gt = _check_pair(prob, gt)
     if prob.size and not (np.isfinite(prob).all() and prob.min() >= 0 and prob.max() <= 1):
         # NaN would silently count as "sharp" at every threshold and make the MAE NaN
-        raise ValueError(f"prob must be finite and lie in [0, 1], got [{prob.min()}, "
-                         f"{prob.max()}]")
+        raise ValueError(f"prob must be finite and lie in [0, 1], got [{prob.min()}, {prob.max()}]")
     pred = prob >= threshold
     return {
         "iou": iou(pred, gt),

@@ -15,8 +15,15 @@ _CELLS = ((0, 0), (1, 1), (2, 0), (2, 1))  # (category, label) rows of the sheet
 _LABEL_WIDTH = 120
 
 
-def patch_grid(dataset_dir, out_path, *, per_cell: int = 8, seed: int = 0,
-               split: str | None = None, scale: int = 3) -> Path:
+def patch_grid(
+    dataset_dir,
+    out_path,
+    *,
+    per_cell: int = 8,
+    seed: int = 0,
+    split: str | None = None,
+    scale: int = 3,
+) -> Path:
     """Draw ``per_cell`` random patches for each category x label, one row each.
 
     Parameters
@@ -47,8 +54,9 @@ def patch_grid(dataset_dir, out_path, *, per_cell: int = 8, seed: int = 0,
         p = ds.params["patch_size"]
         meta = reader.read(0, len(reader), fields=("label", "category"))
         tile = p * scale + 4
-        sheet = Image.new("RGB", (_LABEL_WIDTH + per_cell * tile, len(_CELLS) * tile),
-                          (255, 255, 255))
+        sheet = Image.new(
+            "RGB", (_LABEL_WIDTH + per_cell * tile, len(_CELLS) * tile), (255, 255, 255)
+        )
         draw = ImageDraw.Draw(sheet)
         for r, (cat, label) in enumerate(_CELLS):
             rows = np.flatnonzero((meta["category"] == cat) & (meta["label"] == label))
@@ -65,8 +73,10 @@ def patch_grid(dataset_dir, out_path, *, per_cell: int = 8, seed: int = 0,
                 big = Image.fromarray(hwc).resize((p * scale, p * scale), Image.NEAREST)
                 # A frame coloured by label: red = blurred centre, green = sharp centre.
                 x, y = _LABEL_WIDTH + c * tile, r * tile
-                draw.rectangle((x, y, x + tile - 1, y + tile - 1),
-                               fill=(200, 40, 40) if label else (40, 160, 40))
+                draw.rectangle(
+                    (x, y, x + tile - 1, y + tile - 1),
+                    fill=(200, 40, 40) if label else (40, 160, 40),
+                )
                 sheet.paste(big, (x + 2, y + 2))
     out_path = Path(out_path)
     write_png(out_path, np.asarray(sheet))

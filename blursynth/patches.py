@@ -137,18 +137,18 @@ class PatchParams:
             if value is not None and value not in ("motion", "defocus"):
                 raise BlursynthError(f"{name} must be motion or defocus, got {value!r}")
         if self.format == "caffe":
-            row_bytes = 4 * 3 * self.patch_size ** 2
+            row_bytes = 4 * 3 * self.patch_size**2
             if self.rows_per_shard * row_bytes > CAFFE_MAX_SHARD_BYTES:
                 raise BlursynthError(
                     f"--rows-per-shard {self.rows_per_shard} makes caffe shards over "
                     f"{CAFFE_MAX_SHARD_BYTES / 1e9:.1f} GB (Caffe's HDF5 layer fails at 2 GB);"
-                    f" use at most {CAFFE_MAX_SHARD_BYTES // row_bytes}")
+                    f" use at most {CAFFE_MAX_SHARD_BYTES // row_bytes}"
+                )
         field_specs(self.patch_size, self.format)  # validates format
 
     def source_options(self) -> dict:
         """Keyword options for :func:`blursynth.sources.open_source` (and ``blur_type``)."""
-        opts = {"polarity": self.polarity, "threshold": self.threshold,
-                "blur_type": self.blur_type}
+        opts = {"polarity": self.polarity, "threshold": self.threshold, "blur_type": self.blur_type}
         return {k: v for k, v in opts.items() if v is not None}
 
     def to_dict(self) -> dict:
@@ -156,21 +156,28 @@ class PatchParams:
 
     def command(self, out: str = "DIR") -> str:
         """The ``blursynth patches`` command line that builds this dataset."""
-        parts = ["blursynth patches", f"--source {self.source}", f"--root {self.root}",
-                 f"--out {out}"]
+        parts = [
+            "blursynth patches",
+            f"--source {self.source}",
+            f"--root {self.root}",
+            f"--out {out}",
+        ]
         for name in ("polarity", "threshold", "blur_type"):
             if getattr(self, name) is not None:
                 parts.append(f"--{name.replace('_', '-')} {getattr(self, name)}")
         if self.per_image is not None:
             parts.append(f"--per-image {self.per_image}")
         else:
-            parts += [f"--train-patches {self.train_patches}",
-                      f"--val-patches {self.val_patches}"]
+            parts += [f"--train-patches {self.train_patches}", f"--val-patches {self.val_patches}"]
         if self.only is not None:
             parts.append(f"--only {self.only}")
-        parts += [f"--eval-images {self.eval_images}", f"--patch-size {self.patch_size}",
-                  f"--seed {self.seed}", f"--rows-per-shard {self.rows_per_shard}",
-                  f"--format {self.format}"]
+        parts += [
+            f"--eval-images {self.eval_images}",
+            f"--patch-size {self.patch_size}",
+            f"--seed {self.seed}",
+            f"--rows-per-shard {self.rows_per_shard}",
+            f"--format {self.format}",
+        ]
         return " ".join(parts)
 
 
@@ -180,7 +187,8 @@ def open_items(params: PatchParams):
 
     if params.source not in SOURCES:
         raise BlursynthError(
-            f"unknown source {params.source!r}; choose one of {', '.join(SOURCES)}")
+            f"unknown source {params.source!r}; choose one of {', '.join(SOURCES)}"
+        )
     options = params.source_options()
     blur_type = options.pop("blur_type", None)
     if params.source != "folder" and (options or blur_type):
@@ -211,21 +219,28 @@ def cell_map(blur: np.ndarray, patch_size: int) -> np.ndarray:
     """
     full = patch_size * patch_size
     # Window sums of a 0/1 map are small integers: exact in float32.
-    sums = cv2.boxFilter(blur.astype(np.float32), -1, (patch_size, patch_size),
-                         normalize=False, borderType=cv2.BORDER_REFLECT_101)
+    sums = cv2.boxFilter(
+        blur.astype(np.float32),
+        -1,
+        (patch_size, patch_size),
+        normalize=False,
+        borderType=cv2.BORDER_REFLECT_101,
+    )
     cells = np.where(blur, np.uint8(3), np.uint8(2))
     cells[sums == 0] = 0
     cells[sums == full] = 1
     return cells
 
 
-def extract_patches(image_u8: np.ndarray, cy: np.ndarray, cx: np.ndarray,
-                    patch_size: int) -> np.ndarray:
+def extract_patches(
+    image_u8: np.ndarray, cy: np.ndarray, cx: np.ndarray, patch_size: int
+) -> np.ndarray:
     """Crop ``(len(cy), 3, P, P)`` uint8 patches centred at ``(cy, cx)`` (reflect-padded)."""
     r = patch_size // 2
     padded = np.pad(image_u8, ((r, r), (r, r), (0, 0)), mode="reflect")
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (patch_size, patch_size),
-                                                       axis=(0, 1))  # (H, W, 3, P, P)
+    windows = np.lib.stride_tricks.sliding_window_view(
+        padded, (patch_size, patch_size), axis=(0, 1)
+    )  # (H, W, 3, P, P)
     return np.ascontiguousarray(windows[cy, cx])
 
 
@@ -274,11 +289,11 @@ def scan_image(source, item, index: int, patch_size: int) -> ImageInfo | tuple[i
         return index, str(exc)
     h, w = blur.shape
     if h < patch_size or w < patch_size:
-        return index, (f"{item.image_path}: image is {w}x{h}, smaller than the "
-                       f"{patch_size}x{patch_size} patch")
+        return index, (
+            f"{item.image_path}: image is {w}x{h}, smaller than the {patch_size}x{patch_size} patch"
+        )
     available = np.bincount(cell_map(blur, patch_size).ravel(), minlength=4)
-    return ImageInfo(index, item.stem, item.blur_type, h, w,
-                     tuple(int(a) for a in available))
+    return ImageInfo(index, item.stem, item.blur_type, h, w, tuple(int(a) for a in available))
 
 
 @dataclass
@@ -320,9 +335,15 @@ class Plan:
                 per_cell = sp.quotas[sel].sum(axis=0)
                 for (cat, label), n in zip(CELLS, per_cell, strict=True):
                     if n:
-                        rows.append({"split": name, "blur_type": bt,
-                                     "category": CATEGORIES[cat], "label": label,
-                                     "count": int(n)})
+                        rows.append(
+                            {
+                                "split": name,
+                                "blur_type": bt,
+                                "category": CATEGORIES[cat],
+                                "label": label,
+                                "count": int(n),
+                            }
+                        )
         return rows
 
     def images_json(self) -> list[dict]:
@@ -331,8 +352,10 @@ class Plan:
         for name, sp in self.splits.items():
             where.update({i: name for i in sp.images})
         where.update({i: "skipped" for i, _ in self.skipped})
-        return [{"stem": it.stem, "blur_type": it.blur_type, "split": where.get(k, "unused")}
-                for k, it in enumerate(self.items)]
+        return [
+            {"stem": it.stem, "blur_type": it.blur_type, "split": where.get(k, "unused")}
+            for k, it in enumerate(self.items)
+        ]
 
     def fingerprint(self) -> str:
         """sha256 of everything that decides the shards' bytes."""
@@ -352,8 +375,9 @@ def _stream(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
-def assign_splits(infos: list[ImageInfo], eval_images: int,
-                  seed: int) -> tuple[list[int], list[int], list[int]]:
+def assign_splits(
+    infos: list[ImageInfo], eval_images: int, seed: int
+) -> tuple[list[int], list[int], list[int]]:
     """Indices of eval, train and val images (per blur type: eval share, then 4:1)."""
     rng = _stream(seed, _SPLIT_STREAM)
     by_type = {bt: [i.index for i in infos if i.blur_type == bt] for bt in BLUR_TYPES}
@@ -364,11 +388,15 @@ def assign_splits(infos: list[ImageInfo], eval_images: int,
         order = [indices[j] for j in rng.permutation(len(indices))]
         n_eval = share + (k < extra)
         if len(order) - n_eval < 2:
-            fix = (f"lower --eval-images (at most {max(0, len(order) - 2) * len(by_type)})"
-                   if n_eval else "add images")
+            fix = (
+                f"lower --eval-images (at most {max(0, len(order) - 2) * len(by_type)})"
+                if n_eval
+                else "add images"
+            )
             raise BlursynthError(
                 f"{len(order)} usable {bt} image(s): holding out {n_eval} for evaluation "
-                f"leaves fewer than 2 for train and val (split by image); {fix}")
+                f"leaves fewer than 2 for train and val (split by image); {fix}"
+            )
         ev += order[:n_eval]
         rest = order[n_eval:]
         n_val = max(1, round(len(rest) / 5))
@@ -377,8 +405,13 @@ def assign_splits(infos: list[ImageInfo], eval_images: int,
     return sorted(ev), sorted(train), sorted(val)
 
 
-def plan_quotas(infos: dict[int, ImageInfo], images: list[int], target: int | None,
-                per_image: int | None, rng: np.random.Generator) -> np.ndarray:
+def plan_quotas(
+    infos: dict[int, ImageInfo],
+    images: list[int],
+    target: int | None,
+    per_image: int | None,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Patches per image per cell, ``(len(images), 4)`` int64 (see module docstring)."""
     avail = np.array([infos[i].available for i in images], dtype=np.int64).reshape(-1, 4)
     quotas = np.zeros_like(avail)
@@ -413,8 +446,9 @@ def _split_cells(total: int, avail: np.ndarray) -> np.ndarray:
     return out
 
 
-def make_plan(params: PatchParams, source, items: list, *, jobs: int = 1,
-              quiet: bool = True) -> Plan:
+def make_plan(
+    params: PatchParams, source, items: list, *, jobs: int = 1, quiet: bool = True
+) -> Plan:
     """Scan every image (in parallel) and decide splits and quotas."""
     from joblib import Parallel, delayed
 
@@ -423,22 +457,26 @@ def make_plan(params: PatchParams, source, items: list, *, jobs: int = 1,
     with progressbar(length=len(items), label="scan images", quiet=quiet) as bar:
         results = []
         gen = Parallel(n_jobs=jobs, return_as="generator", batch_size=4)(
-            delayed(scan_image)(source, it, k, params.patch_size) for k, it in enumerate(items))
+            delayed(scan_image)(source, it, k, params.patch_size) for k, it in enumerate(items)
+        )
         for res in gen:
             results.append(res)
             bar.update(1)
     infos = {r.index: r for r in results if isinstance(r, ImageInfo)}
     skipped = sorted(r for r in results if not isinstance(r, ImageInfo))
     if not infos:
-        raise BlursynthError(f"none of the {len(items)} image(s) is usable; first problem: "
-                             f"{skipped[0][1]}", params.root)
+        raise BlursynthError(
+            f"none of the {len(items)} image(s) is usable; first problem: {skipped[0][1]}",
+            params.root,
+        )
     ev, train, val = assign_splits(list(infos.values()), params.eval_images, params.seed)
     if params.only is not None:
         train = [i for i in train if infos[i].blur_type == params.only]
         val = [i for i in val if infos[i].blur_type == params.only]
         if not train or not val:
-            raise BlursynthError(f"--only {params.only}: no {params.only} image in train or val",
-                                 params.root)
+            raise BlursynthError(
+                f"--only {params.only}: no {params.only} image in train or val", params.root
+            )
     plan = Plan(params, items, infos, skipped, ev)
     targets = {"train": params.train_patches, "val": params.val_patches}
     for name, images in (("train", train), ("val", val)):
@@ -451,8 +489,9 @@ def make_plan(params: PatchParams, source, items: list, *, jobs: int = 1,
 # --- sampling and writing -------------------------------------------------------------------
 
 
-def sample_image(source, item, quotas: np.ndarray, patch_size: int, seed: int, split_id: int,
-                 image_index: int) -> dict[str, np.ndarray]:
+def sample_image(
+    source, item, quotas: np.ndarray, patch_size: int, seed: int, split_id: int, image_index: int
+) -> dict[str, np.ndarray]:
     """Draw one image's patches: ``quotas[c]`` distinct centres from each cell ``c``.
 
     Returns row-aligned arrays in cell order (``patches`` uint8 (n, 3, P, P), ``label``,
@@ -469,20 +508,33 @@ def sample_image(source, item, quotas: np.ndarray, patch_size: int, seed: int, s
     flat = np.concatenate(picks) if picks else np.zeros(0, dtype=np.int64)
     cy, cx = np.divmod(flat, blur.shape[1])
     category = np.repeat(np.array([c for c, _ in CELLS], dtype=np.uint8), quotas)
-    return {"patches": extract_patches(to_u8(image), cy, cx, patch_size),
-            "label": blur[cy, cx].astype(np.uint8), "category": category,
-            "center_y": cy.astype(np.int32), "center_x": cx.astype(np.int32)}
+    return {
+        "patches": extract_patches(to_u8(image), cy, cx, patch_size),
+        "label": blur[cy, cx].astype(np.uint8),
+        "category": category,
+        "center_y": cy.astype(np.int32),
+        "center_x": cx.astype(np.int32),
+    }
 
 
 def _bucket_dtype(patch_size: int) -> np.dtype:
-    return np.dtype([("pos", "<i8"), ("label", "u1"), ("blur_type", "u1"), ("category", "u1"),
-                     ("image_index", "<i4"), ("center_y", "<i4"), ("center_x", "<i4"),
-                     ("patches", "u1", (3, patch_size, patch_size))])
+    return np.dtype(
+        [
+            ("pos", "<i8"),
+            ("label", "u1"),
+            ("blur_type", "u1"),
+            ("category", "u1"),
+            ("image_index", "<i4"),
+            ("center_y", "<i4"),
+            ("center_x", "<i4"),
+            ("patches", "u1", (3, patch_size, patch_size)),
+        ]
+    )
 
 
 def shuffled_positions(rows: int, seed: int, split_id: int) -> np.ndarray:
     """Final position of each row of the image-major order (a seeded permutation)."""
-    dtype = np.int32 if rows < 2 ** 31 else np.int64
+    dtype = np.int32 if rows < 2**31 else np.int64
     return _stream(seed, _SHUFFLE_STREAM, split_id).permutation(rows).astype(dtype)
 
 
@@ -494,31 +546,46 @@ def _complete_shard(path: Path, split: str, plan_sha: str, rows: int) -> ShardRe
         attrs = shard_attrs(path)
     except OSError:
         return None
-    if attrs.get("plan_sha256") != plan_sha or attrs.get("split") != split \
-            or attrs.get("rows") != rows:
+    if (
+        attrs.get("plan_sha256") != plan_sha
+        or attrs.get("split") != split
+        or attrs.get("rows") != rows
+    ):
         return None
     return ShardRecord(path.name, rows, sha256_file(path))
 
 
-def write_split(plan: Plan, name: str, source, out: Path, attrs: dict, *, jobs: int = 1,
-                quiet: bool = True) -> tuple[list[ShardRecord], int]:
+def write_split(
+    plan: Plan, name: str, source, out: Path, attrs: dict, *, jobs: int = 1, quiet: bool = True
+) -> tuple[list[ShardRecord], int]:
     """Sample one split and write its shards, reusing shards already complete.
 
     Returns the shard records and how many shards were reused.
     """
     p = plan.params
     sp = plan.splits[name]
-    writer = ShardWriter(out, name, sp.rows, p.rows_per_shard, p.patch_size, p.format,
-                         {**attrs, "images": _split_images_attr(plan, sp)})
-    done = {k: _complete_shard(writer.shard_path(k), name, attrs["plan_sha256"],
-                               writer.shard_rows(k)) for k in range(writer.num_shards)}
+    writer = ShardWriter(
+        out,
+        name,
+        sp.rows,
+        p.rows_per_shard,
+        p.patch_size,
+        p.format,
+        {**attrs, "images": _split_images_attr(plan, sp)},
+    )
+    done = {
+        k: _complete_shard(writer.shard_path(k), name, attrs["plan_sha256"], writer.shard_rows(k))
+        for k in range(writer.num_shards)
+    }
     todo = [k for k, rec in done.items() if rec is None and writer.shard_rows(k)]
     buckets = out / f".buckets-{name}"
     try:
         if todo:
             _fill_buckets(plan, name, source, buckets, todo, jobs=jobs, quiet=quiet)
-        with writer, progressbar(range(writer.num_shards), label=f"write {name}",
-                                 quiet=quiet) as bar:
+        with (
+            writer,
+            progressbar(range(writer.num_shards), label=f"write {name}", quiet=quiet) as bar,
+        ):
             for k in bar:
                 if done[k] is not None:
                     writer.skip_shard(done[k])
@@ -529,8 +596,9 @@ def write_split(plan: Plan, name: str, source, out: Path, attrs: dict, *, jobs: 
     return writer.records, writer.num_shards - len(todo)
 
 
-def _fill_buckets(plan: Plan, name: str, source, buckets: Path, todo: list[int], *,
-                  jobs: int, quiet: bool) -> None:
+def _fill_buckets(
+    plan: Plan, name: str, source, buckets: Path, todo: list[int], *, jobs: int, quiet: bool
+) -> None:
     """Pass 1: sample every image; append each row to the bucket of the shard it lands in."""
     from joblib import Parallel, delayed
 
@@ -549,12 +617,20 @@ def _fill_buckets(plan: Plan, name: str, source, buckets: Path, todo: list[int],
         tasks = [k for k in range(len(sp.images)) if sp.quotas[k].sum()]
         # Ordered generator: the main process holds at most a few images' patches.
         gen = Parallel(n_jobs=jobs, return_as="generator", batch_size=1)(
-            delayed(sample_image)(source, plan.items[sp.images[k]], sp.quotas[k],
-                                  p.patch_size, p.seed, split_id, sp.images[k])
-            for k in tasks)
+            delayed(sample_image)(
+                source,
+                plan.items[sp.images[k]],
+                sp.quotas[k],
+                p.patch_size,
+                p.seed,
+                split_id,
+                sp.images[k],
+            )
+            for k in tasks
+        )
         with progressbar(length=len(tasks), label=f"sample {name}", quiet=quiet) as bar:
             for k, res in zip(tasks, gen, strict=True):
-                pos = positions[offsets[k]:offsets[k + 1]]
+                pos = positions[offsets[k] : offsets[k + 1]]
                 shard = pos // p.rows_per_shard
                 rec = np.empty(len(pos), dtype=dtype)
                 rec["pos"] = pos
@@ -570,8 +646,9 @@ def _fill_buckets(plan: Plan, name: str, source, buckets: Path, todo: list[int],
             f.close()
 
 
-def _write_bucket(bucket: Path, writer: ShardWriter, k: int, patch_size: int,
-                  block_rows: int = 8192) -> None:
+def _write_bucket(
+    bucket: Path, writer: ShardWriter, k: int, patch_size: int, block_rows: int = 8192
+) -> None:
     """Pass 2: put one shard's rows in their planned order and write them."""
     dtype = _bucket_dtype(patch_size)
     rec = np.fromfile(bucket, dtype=dtype)
@@ -580,14 +657,16 @@ def _write_bucket(bucket: Path, writer: ShardWriter, k: int, patch_size: int,
     if len(rec) != writer.shard_rows(k) or (rec["pos"][order] != expected).any():
         raise RuntimeError(f"{bucket}: rows do not match the plan")
     for a in range(0, len(rec), block_rows):
-        block = rec[order[a:a + block_rows]]
+        block = rec[order[a : a + block_rows]]
         writer.write({key: block[key] for key in dtype.names if key != "pos"})
     bucket.unlink()
 
 
 def _split_images_attr(plan: Plan, sp: SplitPlan) -> list[dict]:
-    return [{"index": i, "stem": plan.items[i].stem, "blur_type": plan.infos[i].blur_type}
-            for i in sp.images]
+    return [
+        {"index": i, "stem": plan.items[i].stem, "blur_type": plan.infos[i].blur_type}
+        for i in sp.images
+    ]
 
 
 @dataclass
@@ -601,8 +680,9 @@ class BuildReport:
     reused_shards: int = 0
 
 
-def build_patch_dataset(params: PatchParams, out, *, jobs: int = 1,
-                        quiet: bool = True) -> BuildReport:
+def build_patch_dataset(
+    params: PatchParams, out, *, jobs: int = 1, quiet: bool = True
+) -> BuildReport:
     """Build (or finish building) a patch dataset in ``out``.
 
     Shards are written first under temporary names, then ``eval.json``, ``manifest.json``,
@@ -629,11 +709,18 @@ def build_patch_dataset(params: PatchParams, out, *, jobs: int = 1,
         (out / stale).unlink(missing_ok=True)
     _remove_stale_temporaries(out)
     plan_sha = plan.fingerprint()
-    attrs = {"schema_version": manifest_base()["schema_version"],
-             "blursynth_version": __version__, "plan_sha256": plan_sha,
-             "params": params.to_dict(), "source": params.source, "seed": params.seed,
-             "patch_size": params.patch_size, "blur_types": list(BLUR_TYPES),
-             "categories": list(CATEGORIES), "label_meaning": "1 = centre pixel blurred"}
+    attrs = {
+        "schema_version": manifest_base()["schema_version"],
+        "blursynth_version": __version__,
+        "plan_sha256": plan_sha,
+        "params": params.to_dict(),
+        "source": params.source,
+        "seed": params.seed,
+        "patch_size": params.patch_size,
+        "blur_types": list(BLUR_TYPES),
+        "categories": list(CATEGORIES),
+        "label_meaning": "1 = centre pixel blurred",
+    }
     records = {}
     reused = 0
     for name in SPLITS:
@@ -642,47 +729,74 @@ def build_patch_dataset(params: PatchParams, out, *, jobs: int = 1,
         for old in out.glob(f"{name}-*-of-*.h5"):  # shards of a plan with another shard count
             if old.name not in planned:
                 old.unlink()
-        records[name], n_reused = write_split(plan, name, source, out, attrs, jobs=jobs,
-                                              quiet=quiet)
+        records[name], n_reused = write_split(
+            plan, name, source, out, attrs, jobs=jobs, quiet=quiet
+        )
         reused += n_reused
-    eval_items = [{"stem": items[i].stem, "blur_type": plan.infos[i].blur_type}
-                  for i in plan.eval_images]
-    write_json(out / EVAL_LIST, {"source": params.source, "root": params.root,
-                                 "options": params.source_options(), "items": eval_items})
+    eval_items = [
+        {"stem": items[i].stem, "blur_type": plan.infos[i].blur_type} for i in plan.eval_images
+    ]
+    write_json(
+        out / EVAL_LIST,
+        {
+            "source": params.source,
+            "root": params.root,
+            "options": params.source_options(),
+            "items": eval_items,
+        },
+    )
     counts = plan.counts()
-    manifest = {**manifest_base(), "plan_sha256": plan_sha, "params": params.to_dict(),
-                "command": params.command(), "format": params.format,
-                "fields": _fields_manifest(params),
-                "splits": {name: {"rows": plan.splits[name].rows,
-                                  "images": len(plan.splits[name].images),
-                                  "shards": [asdict(r) for r in records[name]]}
-                           for name in SPLITS},
-                "eval_images": eval_items, "eval_list": EVAL_LIST,
-                "eval_sha256": sha256_file(out / EVAL_LIST),
-                "images": plan.images_json(),
-                "skipped": [{"stem": items[i].stem, "reason": why} for i, why in plan.skipped],
-                "counts": counts}
+    manifest = {
+        **manifest_base(),
+        "plan_sha256": plan_sha,
+        "params": params.to_dict(),
+        "command": params.command(),
+        "format": params.format,
+        "fields": _fields_manifest(params),
+        "splits": {
+            name: {
+                "rows": plan.splits[name].rows,
+                "images": len(plan.splits[name].images),
+                "shards": [asdict(r) for r in records[name]],
+            }
+            for name in SPLITS
+        },
+        "eval_images": eval_items,
+        "eval_list": EVAL_LIST,
+        "eval_sha256": sha256_file(out / EVAL_LIST),
+        "images": plan.images_json(),
+        "skipped": [{"stem": items[i].stem, "reason": why} for i, why in plan.skipped],
+        "counts": counts,
+    }
     if params.format == "caffe":
         # Caffe/Mocha HDF5 layers read a list of shard paths; absolute, since Caffe resolves
         # them from its working directory (so these lists are not checksummed).
         for name in SPLITS:
-            write_text(out / f"{name}.txt",
-                       "".join(f"{(out / r.file).resolve()}\n" for r in records[name]))
+            write_text(
+                out / f"{name}.txt", "".join(f"{(out / r.file).resolve()}\n" for r in records[name])
+            )
     write_json(out / MANIFEST, manifest)
     write_text(out / CARD, dataset_card(manifest))
     from blursynth.shards import write_checksums
 
     known = {r.file: r.sha256 for name in SPLITS for r in records[name]}
     write_checksums(out, [*known, EVAL_LIST, MANIFEST, CARD], known)
-    return BuildReport(out, {n: plan.splits[n].rows for n in SPLITS}, counts,
-                       [(items[i].stem, why) for i, why in plan.skipped], reused)
+    return BuildReport(
+        out,
+        {n: plan.splits[n].rows for n in SPLITS},
+        counts,
+        [(items[i].stem, why) for i, why in plan.skipped],
+        reused,
+    )
 
 
 def _fields_manifest(params: PatchParams) -> dict:
     from blursynth.shards import disk_field_name
 
-    return {disk_field_name(name, params.format): {"dtype": str(dtype), "shape": ["N", *shape]}
-            for name, (dtype, shape) in field_specs(params.patch_size, params.format).items()}
+    return {
+        disk_field_name(name, params.format): {"dtype": str(dtype), "shape": ["N", *shape]}
+        for name, (dtype, shape) in field_specs(params.patch_size, params.format).items()
+    }
 
 
 def _remove_stale_temporaries(out: Path) -> None:

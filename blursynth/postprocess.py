@@ -32,8 +32,9 @@ GUIDED_RADIUS = 16
 GUIDED_EPS = 1e-2
 
 
-def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int = GUIDED_RADIUS,
-                  eps: float = GUIDED_EPS) -> np.ndarray:
+def guided_filter(
+    guide: np.ndarray, src: np.ndarray, radius: int = GUIDED_RADIUS, eps: float = GUIDED_EPS
+) -> np.ndarray:
     """Grey-guide guided filter (He, Sun & Tang, ECCV 2010) of a map.
 
     Parameters

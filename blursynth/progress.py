@@ -10,14 +10,20 @@ import click
 
 
 @contextmanager
-def progressbar(iterable: Iterable | None = None, *, length: int | None = None,
-                label: str = "", quiet: bool = False) -> Iterator:
+def progressbar(
+    iterable: Iterable | None = None,
+    *,
+    length: int | None = None,
+    label: str = "",
+    quiet: bool = False,
+) -> Iterator:
     """A :func:`click.progressbar` on stderr, or a silent pass-through when ``quiet``."""
     if quiet:
         yield _Silent(iterable)
         return
-    with click.progressbar(iterable, length=length, label=label, file=sys.stderr,
-                           show_pos=True, show_eta=True) as bar:
+    with click.progressbar(
+        iterable, length=length, label=label, file=sys.stderr, show_pos=True, show_eta=True
+    ) as bar:
         yield bar
 
 

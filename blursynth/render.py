@@ -32,8 +32,9 @@ def render_motion(fg: np.ndarray, bg: np.ndarray, mask: np.ndarray, k: np.ndarra
     return np.clip(image, 0.0, 1.0, out=image), np.clip(km, 0.0, 1.0)
 
 
-def render_defocus(fg: np.ndarray, bg: np.ndarray, mask: np.ndarray, k1: np.ndarray,
-                   k2: np.ndarray):
+def render_defocus(
+    fg: np.ndarray, bg: np.ndarray, mask: np.ndarray, k1: np.ndarray, k2: np.ndarray
+):
     """Equation (2): a sharp object over a defocused background.
 
     ``I = (k2*m)⊙F + (1 − k2*m)⊙(k1*B)``.

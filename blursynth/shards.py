@@ -65,8 +65,13 @@ CARD = "README.md"
 BLUR_TYPES = ("motion", "defocus", "unknown")
 CATEGORIES = ("sharp", "blurred", "mixed")
 FIELDS = ("patches", "label", "blur_type", "category", "image_index", "center_y", "center_x")
-PROVENANCE_DTYPES = {"blur_type": np.uint8, "category": np.uint8, "image_index": np.int32,
-                     "center_y": np.int32, "center_x": np.int32}
+PROVENANCE_DTYPES = {
+    "blur_type": np.uint8,
+    "category": np.uint8,
+    "image_index": np.int32,
+    "center_y": np.int32,
+    "center_x": np.int32,
+}
 FORMATS = ("hdf5", "caffe")
 # Caffe's HDF5 layer refuses files over 2 GB; stay well under.
 CAFFE_MAX_SHARD_BYTES = 1_500_000_000
@@ -87,8 +92,10 @@ def field_specs(patch_size: int, fmt: str) -> dict[str, tuple[np.dtype, tuple[in
     if fmt not in FORMATS:
         raise BlursynthError(f"format must be one of {FORMATS}, got {fmt!r}")
     pixel, label = (np.float32, np.float32) if fmt == "caffe" else (np.uint8, np.uint8)
-    specs = {"patches": (np.dtype(pixel), (3, patch_size, patch_size)),
-             "label": (np.dtype(label), ())}
+    specs = {
+        "patches": (np.dtype(pixel), (3, patch_size, patch_size)),
+        "label": (np.dtype(label), ()),
+    }
     specs.update({k: (np.dtype(v), ()) for k, v in PROVENANCE_DTYPES.items()})
     return specs
 
@@ -141,8 +148,16 @@ class ShardWriter:
     >>> w.records                                                           # doctest: +SKIP
     """
 
-    def __init__(self, directory, split: str, total_rows: int, rows_per_shard: int,
-                 patch_size: int, fmt: str, attrs: dict):
+    def __init__(
+        self,
+        directory,
+        split: str,
+        total_rows: int,
+        rows_per_shard: int,
+        patch_size: int,
+        fmt: str,
+        attrs: dict,
+    ):
         if rows_per_shard < 1:
             raise BlursynthError(f"rows per shard must be >= 1, got {rows_per_shard}")
         self.directory = Path(directory)
@@ -183,8 +198,12 @@ class ShardWriter:
         # libver="earliest" + track_times=False: no timestamps, stable bytes across runs.
         f = h5py.File(self._tmp, "w", libver="earliest", track_order=False)
         for name, (dtype, shape) in self.specs.items():
-            f.create_dataset(disk_field_name(name, self.fmt), shape=(rows, *shape), dtype=dtype,
-                             track_times=False)
+            f.create_dataset(
+                disk_field_name(name, self.fmt),
+                shape=(rows, *shape),
+                dtype=dtype,
+                track_times=False,
+            )
         for key, value in sorted(self.attrs.items()):
             f.attrs[key] = _attr_value(value)
         f.attrs["split"] = self.split
@@ -208,11 +227,12 @@ class ShardWriter:
             rows = self.shard_rows(len(self.records))
             take = min(n - done, rows - self._in_shard)
             for name, (dtype, _) in self.specs.items():
-                values = batch[name][done:done + take]
+                values = batch[name][done : done + take]
                 if name == "patches" and self.fmt == "caffe" and values.dtype == np.uint8:
                     values = values.astype(np.float32) / np.float32(255.0)
                 self._file[disk_field_name(name, self.fmt)][
-                    self._in_shard:self._in_shard + take] = values.astype(dtype, copy=False)
+                    self._in_shard : self._in_shard + take
+                ] = values.astype(dtype, copy=False)
             self._in_shard += take
             self._row += take
             done += take
@@ -232,8 +252,9 @@ class ShardWriter:
         path = self.shard_path(len(self.records))
         os.replace(self._tmp, path)
         self._tmp = None
-        self.records.append(ShardRecord(path.name, self.shard_rows(len(self.records)),
-                                        sha256_file(path)))
+        self.records.append(
+            ShardRecord(path.name, self.shard_rows(len(self.records)), sha256_file(path))
+        )
 
     def close(self) -> None:
         """Check every planned row was written (an empty split still gets one empty shard)."""
@@ -276,8 +297,9 @@ class SplitReader:
     Handles are opened on first read and re-opened in a forked child.
     """
 
-    def __init__(self, dataset: PatchDataset, name: str, shards: list[Path], rows: list[int],
-                 fmt: str):
+    def __init__(
+        self, dataset: PatchDataset, name: str, shards: list[Path], rows: list[int], fmt: str
+    ):
         self.name = name
         self.shards = list(shards)
         self._dataset = dataset
@@ -308,8 +330,7 @@ class SplitReader:
             self._handles[index] = found
         return found
 
-    def read(self, start: int, stop: int,
-             fields: Sequence[str] = FIELDS) -> dict[str, np.ndarray]:
+    def read(self, start: int, stop: int, fields: Sequence[str] = FIELDS) -> dict[str, np.ndarray]:
         """Rows ``start:stop`` as a dict of arrays (see the module table for dtypes).
 
         Parameters
@@ -329,12 +350,13 @@ class SplitReader:
         if start < stop <= self._starts[shard + 1]:  # the common case: one shard, one read each
             s0 = self._starts[shard]
             d = self._datasets(shard)
-            return {name: d[name][start - s0:stop - s0] for name in fields}
+            return {name: d[name][start - s0 : stop - s0] for name in fields}
         # several shards, or no row (start == stop, also at the end of the split or in an
         # empty one, where ``shard + 1`` is past the last shard)
         specs = field_specs(self._dataset.params["patch_size"], self._fmt)
-        out = {name: np.empty((stop - start, *specs[name][1]), dtype=specs[name][0])
-               for name in fields}
+        out = {
+            name: np.empty((stop - start, *specs[name][1]), dtype=specs[name][0]) for name in fields
+        }
         pos = start
         while pos < stop:
             s0, s1 = self._starts[shard], self._starts[shard + 1]
@@ -342,13 +364,16 @@ class SplitReader:
             if take > 0:
                 d = self._datasets(shard)
                 for name in fields:
-                    out[name][pos - start:pos - start + take] = d[name][pos - s0:pos - s0 + take]
+                    out[name][pos - start : pos - start + take] = d[name][
+                        pos - s0 : pos - s0 + take
+                    ]
                 pos += take
             shard += 1
         return out
 
-    def iter_blocks(self, block_rows: int,
-                    fields: Sequence[str] = FIELDS) -> Iterator[dict[str, np.ndarray]]:
+    def iter_blocks(
+        self, block_rows: int, fields: Sequence[str] = FIELDS
+    ) -> Iterator[dict[str, np.ndarray]]:
         """Yield consecutive blocks of ``block_rows`` rows (the last may be shorter)."""
         if block_rows < 1:
             raise ValueError(f"block_rows must be >= 1, got {block_rows}")
@@ -409,8 +434,7 @@ class MixedSplit:
     def __repr__(self) -> str:
         return f"MixedSplit({self.name!r}, rows={len(self)}, splits={len(self.splits)})"
 
-    def read(self, start: int, stop: int,
-             fields: Sequence[str] = FIELDS) -> dict[str, np.ndarray]:
+    def read(self, start: int, stop: int, fields: Sequence[str] = FIELDS) -> dict[str, np.ndarray]:
         """Rows ``start:stop`` of the mix (as :meth:`SplitReader.read`)."""
         n = len(self)
         if not 0 <= start <= stop <= n:
@@ -457,7 +481,9 @@ class PatchDataset:
         except FileNotFoundError:
             raise BlursynthError(
                 "no manifest.json: not a finished patch dataset (rerun `blursynth patches`"
-                " to complete it)", manifest_path) from None
+                " to complete it)",
+                manifest_path,
+            ) from None
         try:
             manifest = json.loads(raw)
             schema = manifest["schema_version"]
@@ -467,7 +493,8 @@ class PatchDataset:
             raise BlursynthError(f"invalid manifest ({exc!r})", manifest_path) from None
         if schema != SCHEMA_VERSION:
             raise BlursynthError(
-                f"schema version {schema}, this blursynth reads {SCHEMA_VERSION}", manifest_path)
+                f"schema version {schema}, this blursynth reads {SCHEMA_VERSION}", manifest_path
+            )
         self.manifest = manifest
         self.manifest_sha256 = hashlib.sha256(raw).hexdigest()
         self._splits = {}
@@ -478,8 +505,9 @@ class PatchDataset:
                 rows = [int(s["rows"]) for s in info["shards"]]
                 self._splits[name] = SplitReader(self, name, shards, rows, self.format)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise BlursynthError(f"invalid manifest: bad split entry ({exc!r})",
-                                 manifest_path) from None
+            raise BlursynthError(
+                f"invalid manifest: bad split entry ({exc!r})", manifest_path
+            ) from None
         self.splits = tuple(self._splits)
 
     def __getitem__(self, split: str) -> SplitReader:
@@ -487,7 +515,8 @@ class PatchDataset:
             return self._splits[split]
         except KeyError:
             raise BlursynthError(
-                f"no split {split!r} (splits: {', '.join(self.splits)})", self.path) from None
+                f"no split {split!r} (splits: {', '.join(self.splits)})", self.path
+            ) from None
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={len(v)}" for k, v in self._splits.items())
@@ -524,11 +553,13 @@ class PatchDataset:
             raise BlursynthError(f"invalid eval list: missing or bad {exc!r}", path) from None
         if split != "eval":
             images = self.manifest.get("images") or []
-            stems = [im["stem"] for im in images if isinstance(im, dict)
-                     and im.get("split") == split and "stem" in im]
+            stems = [
+                im["stem"]
+                for im in images
+                if isinstance(im, dict) and im.get("split") == split and "stem" in im
+            ]
             if not stems:
-                raise BlursynthError(f"the manifest lists no {split} image",
-                                     self.path / MANIFEST)
+                raise BlursynthError(f"the manifest lists no {split} image", self.path / MANIFEST)
         source = open_source(kind, root, **options)
         by_stem = {it.stem: it for it in source.items}
         items = []
@@ -589,8 +620,9 @@ class Problems:
         self.lines.append(f"{path}: {message}")
 
 
-def write_checksums(directory: str | Path, files: Sequence[str],
-                    known: dict[str, str] | None = None) -> None:
+def write_checksums(
+    directory: str | Path, files: Sequence[str], known: dict[str, str] | None = None
+) -> None:
     """Write ``SHA256SUMS`` (``sha256sum -c`` format) for ``files`` in ``directory``.
 
     ``known`` maps file names to digests already computed (the shards), to skip rehashing.
@@ -663,8 +695,9 @@ def verify_dataset(path, *, quiet: bool = True) -> PatchDataset:
     return ds
 
 
-def _check_shard(file: Path, record: dict, split: str, specs, fmt: str, plan: str,
-                 problems: Problems) -> None:
+def _check_shard(
+    file: Path, record: dict, split: str, specs, fmt: str, plan: str, problems: Problems
+) -> None:
     try:
         f = h5py.File(file, "r")
     except OSError as exc:
@@ -678,33 +711,48 @@ def _check_shard(file: Path, record: dict, split: str, specs, fmt: str, plan: st
                 continue
             d = f[key]
             if d.dtype != dtype or d.shape != (record["rows"], *shape):
-                problems.add(file, f"dataset {key!r} is {d.dtype} {d.shape}, expected {dtype} "
-                                   f"{(record['rows'], *shape)}")
+                problems.add(
+                    file,
+                    f"dataset {key!r} is {d.dtype} {d.shape}, expected {dtype} "
+                    f"{(record['rows'], *shape)}",
+                )
         if f.attrs.get("plan_sha256") != plan or f.attrs.get("split") != split:
             problems.add(file, "attributes do not match manifest.json (shard from another run)")
         if "label" in f and "category" in f and f["label"].shape == f["category"].shape:
             label, category = f["label"][()], f["category"][()]
-            bad = (~np.isin(label, (0, 1))) | ((category == 0) & (label != 0)) | (
-                (category == 1) & (label != 1)) | (category > 2)
+            bad = (
+                (~np.isin(label, (0, 1)))
+                | ((category == 0) & (label != 0))
+                | ((category == 1) & (label != 1))
+                | (category > 2)
+            )
             if bad.any():
-                problems.add(file, f"{int(bad.sum())} row(s) with a label/category that cannot"
-                                   f" be (first at row {int(np.flatnonzero(bad)[0])})")
+                problems.add(
+                    file,
+                    f"{int(bad.sum())} row(s) with a label/category that cannot"
+                    f" be (first at row {int(np.flatnonzero(bad)[0])})",
+                )
 
 
 def counts_table(counts: list[dict]) -> str:
     """A markdown table of achieved counts (split x blur type x category x label)."""
     lines = ["| split | blur type | category | label | patches |", "|---|---|---|---|---:|"]
     for row in counts:
-        lines.append(f"| {row['split']} | {row['blur_type']} | {row['category']} | "
-                     f"{row['label']} | {row['count']:,} |")
+        lines.append(
+            f"| {row['split']} | {row['blur_type']} | {row['category']} | "
+            f"{row['label']} | {row['count']:,} |"
+        )
     return "\n".join(lines)
 
 
 def dataset_info(path) -> str:
     """A text summary of a dataset: splits, shards, shapes, parameters, counts."""
     with open_dataset(path) as ds:
-        lines = [f"dataset: {ds.path}", f"format: {ds.format} (schema {SCHEMA_VERSION})",
-                 f"blursynth: {ds.manifest.get('blursynth_version')}"]
+        lines = [
+            f"dataset: {ds.path}",
+            f"format: {ds.format} (schema {SCHEMA_VERSION})",
+            f"blursynth: {ds.manifest.get('blursynth_version')}",
+        ]
         p = ds.params["patch_size"]
         for name, (dtype, shape) in field_specs(p, ds.format).items():
             dims = "".join(f", {d}" for d in shape)
@@ -725,5 +773,9 @@ def dataset_info(path) -> str:
 
 def manifest_base() -> dict:
     """Fields every manifest starts with."""
-    return {"schema_version": SCHEMA_VERSION, "blursynth_version": __version__,
-            "blur_types": list(BLUR_TYPES), "categories": list(CATEGORIES)}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "blursynth_version": __version__,
+        "blur_types": list(BLUR_TYPES),
+        "categories": list(CATEGORIES),
+    }

@@ -20,9 +20,16 @@ FORMAT = "blursynth-checkpoint"
 FORMAT_VERSION = 1
 
 
-def save_checkpoint(path: str | Path, model: BlurNet, *, optimizer=None, iteration: int = 0,
-                    train_config: dict | None = None, extra: dict | None = None,
-                    half: bool = False) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    model: BlurNet,
+    *,
+    optimizer=None,
+    iteration: int = 0,
+    train_config: dict | None = None,
+    extra: dict | None = None,
+    half: bool = False,
+) -> Path:
     """Write a checkpoint atomically.
 
     Parameters
@@ -39,8 +46,10 @@ def save_checkpoint(path: str | Path, model: BlurNet, *, optimizer=None, iterati
     half : bool
         Store weights as float16 (for shipping; not for resuming).
     """
-    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu()
-             for k, v in model.state_dict().items()}
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v).detach().cpu()
+        for k, v in model.state_dict().items()
+    }
     payload: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -66,14 +75,19 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files
         # torch's messages run to many lines; the type is enough to tell corrupt from absent
-        raise BlursynthError(f"not a readable checkpoint ({type(exc).__name__}); expected a"
-                             " file written by `blursynth_train fit`", path) from None
+        raise BlursynthError(
+            f"not a readable checkpoint ({type(exc).__name__}); expected a"
+            " file written by `blursynth_train fit`",
+            path,
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise BlursynthError("not a blursynth checkpoint (missing format tag)", path)
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise BlursynthError(
             f"checkpoint format {payload['format_version']} is newer than this blursynth_train"
-            f" ({FORMAT_VERSION}); upgrade the package", path)
+            f" ({FORMAT_VERSION}); upgrade the package",
+            path,
+        )
     return payload
 
 
@@ -89,13 +103,19 @@ def load_model(path: str | Path, device="cpu") -> tuple[BlurNet, dict]:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         detail = lines[1] if len(lines) > 1 else (lines[0] if lines else type(exc).__name__)
         more = f" (+{len(lines) - 2} more)" if len(lines) > 2 else ""
-        raise BlursynthError(f"checkpoint does not match the model ({detail}{more})",
-                             path) from None
+        raise BlursynthError(
+            f"checkpoint does not match the model ({detail}{more})", path
+        ) from None
     return model.to(device).eval(), payload
 
 
-def export_weights(src: str | Path, dst: str | Path, *, half: bool = True,
-                   dataset: str | Path | Sequence[str | Path] | None = None) -> Path:
+def export_weights(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    half: bool = True,
+    dataset: str | Path | Sequence[str | Path] | None = None,
+) -> Path:
     """Strip a training checkpoint to what inference needs (float16 by default).
 
     Keeps the model config (with its normalisation), the weights, the iteration, the training
@@ -105,8 +125,9 @@ def export_weights(src: str | Path, dst: str | Path, *, half: bool = True,
     (comma-separated), so users can tell which images the model has seen.
     """
     model, payload = load_model(src)
-    extra = {k: v for k, v in payload.get("extra", {}).items()
-             if isinstance(v, (str, int, float, bool))}
+    extra = {
+        k: v for k, v in payload.get("extra", {}).items() if isinstance(v, (str, int, float, bool))
+    }
     if dataset is not None:
         from blursynth.shards import open_dataset, training_data_sha256
 
@@ -116,11 +137,22 @@ def export_weights(src: str | Path, dst: str | Path, *, half: bool = True,
             with open_dataset(folder) as ds:
                 hashes.append(ds.manifest_sha256)
                 images = ds.manifest.get("images") or []
-                stems += [im["stem"] for im in images
-                          if isinstance(im, dict) and im.get("split") == "train" and "stem" in im]
+                stems += [
+                    im["stem"]
+                    for im in images
+                    if isinstance(im, dict) and im.get("split") == "train" and "stem" in im
+                ]
         if extra.get("manifest_sha256") not in (None, training_data_sha256(hashes)):
-            raise BlursynthError("checkpoint was not trained on this dataset (manifest "
-                                 "sha256 differs)", ", ".join(map(str, folders)))
+            raise BlursynthError(
+                "checkpoint was not trained on this dataset (manifest sha256 differs)",
+                ", ".join(map(str, folders)),
+            )
         extra["train_images"] = ",".join(stems)
-    return save_checkpoint(dst, model, iteration=payload.get("iteration", 0),
-                           train_config=payload.get("train_config", {}), extra=extra, half=half)
+    return save_checkpoint(
+        dst,
+        model,
+        iteration=payload.get("iteration", 0),
+        train_config=payload.get("train_config", {}),
+        extra=extra,
+        half=half,
+    )

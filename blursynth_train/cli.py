@@ -20,48 +20,109 @@ def main():
 
 @main.command("fit")
 @click.argument("shards", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
-              help="Run folder: config.json, log.csv, curves.png, last.pt, best.pt, "
-                   "summary.json.")
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Run folder: config.json, log.csv, curves.png, last.pt, best.pt, summary.json.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4,
-              show_default=True, help="Base learning rate.")
-@click.option("--lr-schedule", type=click.Choice(["constant", "cosine", "step"]),
-              default="constant", show_default=True,
-              help="cosine: to 0 at the end; step: x0.1 at 50% and 75%.")
-@click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd",
-              show_default=True, help="sgd (the report's, with --momentum) or adamw.")
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1e-4,
+    show_default=True,
+    help="Base learning rate.",
+)
+@click.option(
+    "--lr-schedule",
+    type=click.Choice(["constant", "cosine", "step"]),
+    default="constant",
+    show_default=True,
+    help="cosine: to 0 at the end; step: x0.1 at 50% and 75%.",
+)
+@click.option(
+    "--optimizer",
+    type=click.Choice(["sgd", "adamw"]),
+    default="sgd",
+    show_default=True,
+    help="sgd (the report's, with --momentum) or adamw.",
+)
 @click.option("--momentum", type=click.FloatRange(0, 1), default=0.9, show_default=True)
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=5e-4, show_default=True)
 @click.option("--iterations", type=click.IntRange(min=1), default=1_000_000, show_default=True)
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Weights, dropout, batch order, augmentation.")
-@click.option("--init", metavar="CHECKPOINT|bundled", default=None,
-              help="Start from these weights (a checkpoint, or 'bundled' for the shipped "
-                   "ones) instead of a random initialisation; the optimizer starts fresh.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True, help="auto: CUDA when available, else CPU.")
-@click.option("--eval-every", type=click.IntRange(min=1), default=10_000, show_default=True,
-              help="Iterations between validation, log row, plot and last.pt.")
-@click.option("--val-rows", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Validate on the first N rows of the val split (0: all).")
-@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
-              help="DataLoader processes when streaming from disk.")
-@click.option("--data-on-device", type=click.Choice(["auto", "yes", "no"]), default="auto",
-              show_default=True,
-              help="Hold the training split in GPU memory (RAM on CPU); auto: when it fits.")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Weights, dropout, batch order, augmentation.",
+)
+@click.option(
+    "--init",
+    metavar="CHECKPOINT|bundled",
+    default=None,
+    help="Start from these weights (a checkpoint, or 'bundled' for the shipped "
+    "ones) instead of a random initialisation; the optimizer starts fresh.",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="auto: CUDA when available, else CPU.",
+)
+@click.option(
+    "--eval-every",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Iterations between validation, log row, plot and last.pt.",
+)
+@click.option(
+    "--val-rows",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Validate on the first N rows of the val split (0: all).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="DataLoader processes when streaming from disk.",
+)
+@click.option(
+    "--data-on-device",
+    type=click.Choice(["auto", "yes", "no"]),
+    default="auto",
+    show_default=True,
+    help="Hold the training split in GPU memory (RAM on CPU); auto: when it fits.",
+)
 @click.option("--augment", is_flag=True, help="Random flips and 90-degree rotations.")
 @click.option("--bf16", is_flag=True, help="bfloat16 autocast.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
-@click.option("--deterministic", is_flag=True,
-              help="Deterministic CUDA kernels, cudnn.benchmark off (slower).")
+@click.option(
+    "--deterministic",
+    is_flag=True,
+    help="Deterministic CUDA kernels, cudnn.benchmark off (slower).",
+)
 @click.option("--tensorboard", is_flag=True, help="Also log to RUN/tb (if installed).")
-@click.option("--resume", is_flag=True,
-              help="Continue RUN/last.pt; options not given keep the run's values.")
-@click.option("--force", is_flag=True,
-              help="Resume on another dataset, or start over in a folder holding a run.")
-@click.option("--dry-run", is_flag=True,
-              help="5 iterations and one evaluation on <= 512 rows, every output written.")
+@click.option(
+    "--resume", is_flag=True, help="Continue RUN/last.pt; options not given keep the run's values."
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Resume on another dataset, or start over in a folder holding a run.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="5 iterations and one evaluation on <= 512 rows, every output written.",
+)
 @quiet_option
 @click.pass_context
 @domain_errors
@@ -80,52 +141,77 @@ def fit_command(ctx, shards, out, compile_, **options):
 
     options["compile"] = compile_
     if options["resume"]:
-        given = {k: v for k, v in options.items()
-                 if ctx.get_parameter_source("compile_" if k == "compile" else k)
-                 != ParameterSource.DEFAULT}
+        given = {
+            k: v
+            for k, v in options.items()
+            if ctx.get_parameter_source("compile_" if k == "compile" else k)
+            != ParameterSource.DEFAULT
+        }
         given["shards"] = list(shards)
         config = resume_config(out, **given)
     else:
         config = FitConfig(shards=list(shards), out=out, **options)
     result = fit(config)
-    click.echo(f"{result.out}: {result.iteration} iterations, val_acc {result.final_val_acc:.4f} "
-               f"(best {result.best_val_acc:.4f} at {result.best_iteration}), "
-               f"{result.samples_per_s:.0f} samples/s on {result.device}")
+    click.echo(
+        f"{result.out}: {result.iteration} iterations, val_acc {result.final_val_acc:.4f} "
+        f"(best {result.best_val_acc:.4f} at {result.best_iteration}), "
+        f"{result.samples_per_s:.0f} samples/s on {result.device}"
+    )
 
 
 # --- segment (issue 4) --------------------------------------------------------------------
 
 _model_option = click.option(
-    "--model", "model_path", type=click.Path(exists=True, dir_okay=False), default=None,
-    help="Checkpoint from `fit` or `export` (default: the bundled weights).")
+    "--model",
+    "model_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Checkpoint from `fit` or `export` (default: the bundled weights).",
+)
 _stride_option = click.option(
-    "--stride", type=click.Choice(["1", "2", "4"]), default="1", show_default=True,
-    help="1 = every pixel (exact); 2 or 4 = every 2nd/4th pixel, interpolated (faster).")
+    "--stride",
+    type=click.Choice(["1", "2", "4"]),
+    default="1",
+    show_default=True,
+    help="1 = every pixel (exact); 2 or 4 = every 2nd/4th pixel, interpolated (faster).",
+)
 _device_option = click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
 
 
 _POSTPROCESS_HELP = (
     "guided: edge-aware guided filter of the probability map by the image; guided-otsu: then "
     "threshold each map at its own Otsu split (always marks some pixels blurred and some "
-    "sharp).")
+    "sharp)."
+)
 
 
 def _postprocess_option(default: str):
     return click.option(
-        "--postprocess", type=click.Choice(["none", "guided", "guided-otsu"]), default=default,
-        show_default=True, help=_POSTPROCESS_HELP)
+        "--postprocess",
+        type=click.Choice(["none", "guided", "guided-otsu"]),
+        default=default,
+        show_default=True,
+        help=_POSTPROCESS_HELP,
+    )
 
 
 @main.command()
 @click.argument("images", nargs=-1, required=True)
 @_model_option
-@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Output folder.")
+@click.option(
+    "--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder."
+)
 @_stride_option
 @_device_option
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Mask = probability >= threshold.")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Mask = probability >= threshold.",
+)
 @_postprocess_option("guided")
 @quiet_option
 @domain_errors
@@ -145,19 +231,35 @@ def segment(images, model_path, out_dir, stride, device, threshold, postprocess,
 
     paths = expand_inputs(list(images))
     model = load_segmenter(model_path, resolve_device(device))
-    written = segment_images(model, paths, out_dir, stride=int(stride), threshold=threshold,
-                             postprocess=postprocess, quiet=quiet)
+    written = segment_images(
+        model,
+        paths,
+        out_dir,
+        stride=int(stride),
+        threshold=threshold,
+        postprocess=postprocess,
+        quiet=quiet,
+    )
     click.echo(f"segmented {len(written)} image(s) into {out_dir}")
 
 
 @main.command()
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
-              help="Inference checkpoint to write.")
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Inference checkpoint to write.",
+)
 @click.option("--float32", "full", is_flag=True, help="Keep float32 weights (default float16).")
-@click.option("--dataset", type=click.Path(exists=True, file_okay=False), multiple=True,
-              help="The patch dataset(s) it was trained on, in fit's order: record their "
-                   "training images' names.")
+@click.option(
+    "--dataset",
+    type=click.Path(exists=True, file_okay=False),
+    multiple=True,
+    help="The patch dataset(s) it was trained on, in fit's order: record their "
+    "training images' names.",
+)
 @domain_errors
 def export(checkpoint, out, full, dataset):
     """Strip a training CHECKPOINT to a small inference file (no optimizer state)."""
@@ -171,38 +273,95 @@ def export(checkpoint, out, full, dataset):
 
 
 @main.command()
-@click.option("--dataset", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Patch dataset folder: score its held-out images (eval.json).")
-@click.option("--split", type=click.Choice(["eval", "val", "train"]), default="eval",
-              show_default=True,
-              help="With --dataset: the held-out images (eval), or the whole images behind "
-                   "the val or train patches (choose settings on val, report on eval).")
-@click.option("--source", type=click.Choice(["shi", "synth", "folder"]), default=None,
-              help="Or score every image of a source folder (with --root).")
+@click.option(
+    "--dataset",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Patch dataset folder: score its held-out images (eval.json).",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["eval", "val", "train"]),
+    default="eval",
+    show_default=True,
+    help="With --dataset: the held-out images (eval), or the whole images behind "
+    "the val or train patches (choose settings on val, report on eval).",
+)
+@click.option(
+    "--source",
+    type=click.Choice(["shi", "synth", "folder"]),
+    default=None,
+    help="Or score every image of a source folder (with --root).",
+)
 @click.option("--root", type=click.Path(exists=True, file_okay=False), default=None)
-@click.option("--polarity", type=click.Choice(["blurred-white", "sharp-white"]), default=None,
-              help="Mask polarity of --source folder (DUT: sharp-white).")
-@click.option("--mask-threshold", type=click.IntRange(1, 255), default=None,
-              help="Mask grey level >= this is white (--source folder).")
-@click.option("--model", "models", multiple=True, metavar="[NAME=]PATH",
-              help="Checkpoint to score (repeatable; 'bundled': the shipped weights); name "
-                   "it DATA/TYPE for Table 1.")
-@click.option("--baseline", "baseline_names", multiple=True,
-              type=click.Choice(["su", "laplacian", "lbp", "all-blurred"]),
-              help="Hand-crafted baseline to score (repeatable).")
-@click.option("--only", type=click.Choice(["motion", "defocus"]), default=None,
-              help="Score only the images of this blur type.")
-@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder for results.json and results.md.")
+@click.option(
+    "--polarity",
+    type=click.Choice(["blurred-white", "sharp-white"]),
+    default=None,
+    help="Mask polarity of --source folder (DUT: sharp-white).",
+)
+@click.option(
+    "--mask-threshold",
+    type=click.IntRange(1, 255),
+    default=None,
+    help="Mask grey level >= this is white (--source folder).",
+)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="[NAME=]PATH",
+    help="Checkpoint to score (repeatable; 'bundled': the shipped weights); name "
+    "it DATA/TYPE for Table 1.",
+)
+@click.option(
+    "--baseline",
+    "baseline_names",
+    multiple=True,
+    type=click.Choice(["su", "laplacian", "lbp", "all-blurred"]),
+    help="Hand-crafted baseline to score (repeatable).",
+)
+@click.option(
+    "--only",
+    type=click.Choice(["motion", "defocus"]),
+    default=None,
+    help="Score only the images of this blur type.",
+)
+@click.option(
+    "--out",
+    "-o",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for results.json and results.md.",
+)
 @_stride_option
 @_device_option
-@click.option("--postprocess", type=click.Choice(["none", "guided", "guided-otsu"]),
-              multiple=True, help="Also score every model after this post-processing, as "
-                                  "NAME+PP (repeatable). " + _POSTPROCESS_HELP)
+@click.option(
+    "--postprocess",
+    type=click.Choice(["none", "guided", "guided-otsu"]),
+    multiple=True,
+    help="Also score every model after this post-processing, as "
+    "NAME+PP (repeatable). " + _POSTPROCESS_HELP,
+)
 @quiet_option
 @domain_errors
-def evaluate(dataset, split, source, root, polarity, mask_threshold, models, baseline_names, only,
-             out_dir, stride, device, postprocess, quiet):
+def evaluate(
+    dataset,
+    split,
+    source,
+    root,
+    polarity,
+    mask_threshold,
+    models,
+    baseline_names,
+    only,
+    out_dir,
+    stride,
+    device,
+    postprocess,
+    quiet,
+):
     """Score models and baselines on whole images: IoU, mean IoU, accuracy, F0.3, MAE.
 
     The trivial answer (every pixel blurred) is always scored as `all-blurred`.
@@ -215,8 +374,9 @@ def evaluate(dataset, split, source, root, polarity, mask_threshold, models, bas
     )
     from blursynth_train.evaluate import evaluate as run_evaluation
 
-    options = {k: v for k, v in (("polarity", polarity), ("threshold", mask_threshold))
-               if v is not None}
+    options = {
+        k: v for k, v in (("polarity", polarity), ("threshold", mask_threshold)) if v is not None
+    }
     if options and source is None:
         raise click.UsageError("--polarity/--mask-threshold apply to --source only")
     methods = build_methods(list(models), list(baseline_names))
@@ -225,8 +385,15 @@ def evaluate(dataset, split, source, root, polarity, mask_threshold, models, bas
         items = [it for it in items if it.blur_type == only]
         if not items:
             raise click.ClickException(f"--only {only}: no {only} image to score")
-    result = run_evaluation(methods, src, items, device=device, stride=int(stride),
-                            postprocess=list(postprocess) or ["none"], quiet=quiet)
+    result = run_evaluation(
+        methods,
+        src,
+        items,
+        device=device,
+        stride=int(stride),
+        postprocess=list(postprocess) or ["none"],
+        quiet=quiet,
+    )
     json_path, md_path = write_report(result, out_dir)
     click.echo(report_markdown(result))
     click.echo(f"wrote {json_path} and {md_path}")

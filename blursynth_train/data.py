@@ -67,9 +67,15 @@ def _available_ram() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def load_split(split, device: torch.device, *, rows: int | None = None,
-               block_rows: int = 16384, quiet: bool = True, label: str = "loading"
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def load_split(
+    split,
+    device: torch.device,
+    *,
+    rows: int | None = None,
+    block_rows: int = 16384,
+    quiet: bool = True,
+    label: str = "loading",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Copy the first ``rows`` rows of a split to ``device`` block by block.
 
     Returns
@@ -120,7 +126,7 @@ class ResidentBatches:
             perm = torch.randperm(len(self.labels), generator=epoch_generator(self.seed, epoch))
             perm = perm.to(self.patches.device)
             for k in range(j, self.batches_per_epoch):
-                idx = perm[k * b:(k + 1) * b]
+                idx = perm[k * b : (k + 1) * b]
                 yield self.patches[idx], self.labels[idx]
             epoch, j = epoch + 1, 0
 
@@ -189,8 +195,16 @@ class StreamedBatches:
         A block holds ``blocks_per_read * batch_size`` rows (contiguous on disk).
     """
 
-    def __init__(self, split, batch_size: int, seed: int, device: torch.device, *,
-                 workers: int = 2, blocks_per_read: int = 64):
+    def __init__(
+        self,
+        split,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        *,
+        workers: int = 2,
+        blocks_per_read: int = 64,
+    ):
         if batch_size > len(split):
             raise ValueError(f"batch_size {batch_size} exceeds the {len(split)} rows")
         self.blocks = _Blocks(split, batch_size * blocks_per_read, seed)
@@ -216,23 +230,30 @@ class StreamedBatches:
         epoch, block_pos, inner = self._position(start_iteration)
         order = _BlockOrder(len(self.blocks), self.seed, epoch, block_pos)
         cuda = self.device.type == "cuda"
-        loader = DataLoader(self.blocks, batch_size=None, sampler=order,
-                            num_workers=self.workers, pin_memory=cuda,
-                            persistent_workers=False, worker_init_fn=_ignore_sigint,
-                            prefetch_factor=2 if self.workers else None,
-                            # its own generator: the loader must not draw from the global RNG,
-                            # whose state resume restores for dropout
-                            generator=torch.Generator().manual_seed(self.seed))
+        loader = DataLoader(
+            self.blocks,
+            batch_size=None,
+            sampler=order,
+            num_workers=self.workers,
+            pin_memory=cuda,
+            persistent_workers=False,
+            worker_init_fn=_ignore_sigint,
+            prefetch_factor=2 if self.workers else None,
+            # its own generator: the loader must not draw from the global RNG,
+            # whose state resume restores for dropout
+            generator=torch.Generator().manual_seed(self.seed),
+        )
         b = self.batch_size
         for patches, labels in loader:
             for k in range(inner, len(labels) // b):
-                x, y = patches[k * b:(k + 1) * b], labels[k * b:(k + 1) * b]
+                x, y = patches[k * b : (k + 1) * b], labels[k * b : (k + 1) * b]
                 yield x.to(self.device, non_blocking=cuda), y.to(self.device, non_blocking=cuda)
             inner = 0
 
 
-def eval_batches(split_or_tensors, batch_size: int, device: torch.device, rows: int | None = None
-                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def eval_batches(
+    split_or_tensors, batch_size: int, device: torch.device, rows: int | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Validation batches in file order.
 
     ``split_or_tensors`` is either ``(patches, labels)`` already on the device (from
@@ -249,8 +270,10 @@ def eval_batches(split_or_tensors, batch_size: int, device: torch.device, rows: 
     n = len(split) if rows is None else min(rows, len(split))
     for start in range(0, n, batch_size):
         data = split.read(start, min(start + batch_size, n), fields=FIELDS)
-        yield (torch.from_numpy(np.ascontiguousarray(data["patches"])).to(device),
-               torch.from_numpy(data["label"].astype(np.int64)).to(device))
+        yield (
+            torch.from_numpy(np.ascontiguousarray(data["patches"])).to(device),
+            torch.from_numpy(data["label"].astype(np.int64)).to(device),
+        )
 
 
 def augment(patches: torch.Tensor) -> torch.Tensor:
@@ -261,6 +284,7 @@ def augment(patches: torch.Tensor) -> torch.Tensor:
     """
     k = torch.randint(0, 8, (len(patches),), device=patches.device)
     flipped = patches.flip(-1)
-    variants = torch.stack([torch.rot90(x, r, dims=(-2, -1))
-                            for x in (patches, flipped) for r in range(4)])
+    variants = torch.stack(
+        [torch.rot90(x, r, dims=(-2, -1)) for x in (patches, flipped) for r in range(4)]
+    )
     return variants[k, torch.arange(len(patches), device=patches.device)]

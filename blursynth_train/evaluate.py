@@ -66,8 +66,9 @@ def build_methods(models: list[str] = (), baseline_names: list[str] = ()) -> lis
     methods = [parse_model_spec(s) for s in models]
     for b in baseline_names:
         if b not in baselines.BASELINES:
-            raise BlursynthError(f"unknown baseline {b!r}; choose from "
-                                 f"{', '.join(baselines.BASELINES)}")
+            raise BlursynthError(
+                f"unknown baseline {b!r}; choose from {', '.join(baselines.BASELINES)}"
+            )
         methods.append(Method(b, "baseline", b))
     if not methods:
         raise BlursynthError("nothing to evaluate: give --model and/or --baseline")
@@ -76,13 +77,15 @@ def build_methods(models: list[str] = (), baseline_names: list[str] = ()) -> lis
     names = [m.name for m in methods]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise BlursynthError(f"method names must be unique; repeated: {', '.join(dupes)}"
-                             " (name models as NAME=PATH)")
+        raise BlursynthError(
+            f"method names must be unique; repeated: {', '.join(dupes)} (name models as NAME=PATH)"
+        )
     return methods
 
 
-def open_eval_images(dataset=None, source: str | None = None, root=None, *,
-                     split: str = "eval", **options):
+def open_eval_images(
+    dataset=None, source: str | None = None, root=None, *, split: str = "eval", **options
+):
     """``(source, items)``: a patch dataset's held-out images (or the whole images of its
     ``split``: see :meth:`PatchDataset.eval_source`), or every image of a source."""
     if (dataset is None) == (source is None):
@@ -102,8 +105,16 @@ def open_eval_images(dataset=None, source: str | None = None, root=None, *,
     return src, list(src.items)
 
 
-def evaluate(methods: list[Method], source, items, *, device: str = "auto", stride: int = 1,
-             postprocess: str | Sequence[str] = "none", quiet: bool = False) -> dict:
+def evaluate(
+    methods: list[Method],
+    source,
+    items,
+    *,
+    device: str = "auto",
+    stride: int = 1,
+    postprocess: str | Sequence[str] = "none",
+    quiet: bool = False,
+) -> dict:
     """Score every method on every image; see the module docstring for the result layout.
 
     Parameters
@@ -127,8 +138,9 @@ def evaluate(methods: list[Method], source, items, *, device: str = "auto", stri
     chosen = [pp for pp in dict.fromkeys(chosen) if pp != "none"]
     predictors = {m.name: _predictor(m, device, stride) for m in methods}
     checkpoints = {m.name: m.spec for m in methods if m.kind == "model"}
-    derived = {m.name: [(pp, f"{m.name}+{pp}") for pp in chosen]
-               for m in methods if m.kind == "model"}
+    derived = {
+        m.name: [(pp, f"{m.name}+{pp}") for pp in chosen] for m in methods if m.kind == "model"
+    }
     names = [n for m in methods for n in [m.name] + [d for _, d in derived.get(m.name, [])]]
     images, skipped = [], []
     with progressbar(items, label="evaluate", quiet=quiet) as bar:
@@ -142,25 +154,41 @@ def evaluate(methods: list[Method], source, items, *, device: str = "auto", stri
             for name, fn in predictors.items():
                 prob = fn(image)
                 if not np.isfinite(prob).all():  # e.g. a diverged checkpoint: name it, no traceback
-                    raise BlursynthError(f"{name} gives non-finite blur probabilities on "
-                                         f"{item.image_path.name}", checkpoints.get(name))
+                    raise BlursynthError(
+                        f"{name} gives non-finite blur probabilities on {item.image_path.name}",
+                        checkpoints.get(name),
+                    )
                 scores[name] = metrics.score_map(prob, gt)
                 for pp, derived_name in derived.get(name, []):
-                    scores[derived_name] = metrics.score_map(
-                        apply_postprocess(pp, image, prob), gt)
-            images.append({"stem": item.stem, "blur_type": item.blur_type,
-                           "height": int(gt.shape[0]), "width": int(gt.shape[1]),
-                           "blurred_fraction": float(gt.mean()), "scores": scores})
+                    scores[derived_name] = metrics.score_map(apply_postprocess(pp, image, prob), gt)
+            images.append(
+                {
+                    "stem": item.stem,
+                    "blur_type": item.blur_type,
+                    "height": int(gt.shape[0]),
+                    "width": int(gt.shape[1]),
+                    "blurred_fraction": float(gt.mean()),
+                    "scores": scores,
+                }
+            )
     if not images:
         first = skipped[0]["reason"] if skipped else "no image given"
         raise BlursynthError(f"no image could be scored; first problem: {first}")
     return {
-        "settings": {"threshold": THRESHOLD, "beta2": metrics.BETA2, "stride": stride,
-                     "postprocess": ",".join(chosen) or "none", "images": len(images)},
+        "settings": {
+            "threshold": THRESHOLD,
+            "beta2": metrics.BETA2,
+            "stride": stride,
+            "postprocess": ",".join(chosen) or "none",
+            "images": len(images),
+        },
         "skipped": skipped,
         "methods": [{"name": m.name, "kind": m.kind, "spec": m.spec} for m in methods]
-        + [{"name": d, "kind": "model", "spec": f"{_spec(methods, n)} +{pp}"}
-           for n, pairs in derived.items() for pp, d in pairs],
+        + [
+            {"name": d, "kind": "model", "spec": f"{_spec(methods, n)} +{pp}"}
+            for n, pairs in derived.items()
+            for pp, d in pairs
+        ],
         "images": images,
         "summary": summarise(images, names),
     }
@@ -172,8 +200,9 @@ def summarise(images: list[dict], names: list[str]) -> dict:
     for name in names:
         out[name] = {}
         for group in GROUPS:
-            rows = [im["scores"][name] for im in images
-                    if group == "all" or im["blur_type"] == group]
+            rows = [
+                im["scores"][name] for im in images if group == "all" or im["blur_type"] == group
+            ]
             out[name][group] = {"n": len(rows), **metrics.average(rows)}
     return out
 
@@ -248,16 +277,33 @@ def report_markdown(result: dict) -> str:
     """The Markdown report: Table 1 (when models are named DATA/TYPE), Table 2, all metrics."""
     summary = result["summary"]
     s = result["settings"]
-    parts = [f"# Evaluation ({s['images']} images, threshold {s['threshold']}, "
-             f"model stride {s['stride']})", ""]
+    parts = [
+        f"# Evaluation ({s['images']} images, threshold {s['threshold']}, "
+        f"model stride {s['stride']})",
+        "",
+    ]
     t1 = table1(summary)
     if t1:
-        parts += ["## Table 1: IoU of the blurred class by training data and blur type", "",
-                  "Model `DATA/TYPE` scored on the images of its own blur type (both: all).",
-                  "", t1, ""]
-    parts += ["## Table 2: IoU of the blurred class", "", table2(summary), "",
-              f"`{TRIVIAL}` is the trivial answer (every pixel blurred): a method must beat it.",
-              "", "## All metrics (means over images)", "", metrics_table(summary), ""]
+        parts += [
+            "## Table 1: IoU of the blurred class by training data and blur type",
+            "",
+            "Model `DATA/TYPE` scored on the images of its own blur type (both: all).",
+            "",
+            t1,
+            "",
+        ]
+    parts += [
+        "## Table 2: IoU of the blurred class",
+        "",
+        table2(summary),
+        "",
+        f"`{TRIVIAL}` is the trivial answer (every pixel blurred): a method must beat it.",
+        "",
+        "## All metrics (means over images)",
+        "",
+        metrics_table(summary),
+        "",
+    ]
     if result.get("skipped"):
         parts += [f"## Skipped ({len(result['skipped'])} unreadable images)", ""]
         parts += [f"- {s['stem']}: {s['reason']}" for s in result["skipped"]] + [""]

@@ -64,8 +64,16 @@ ON_DEVICE = ("auto", "yes", "no")
 DRY_RUN_ITERATIONS = 5
 DRY_RUN_VAL_ROWS = 512
 EVAL_BATCH_SIZE = 512
-LOG_FIELDS = ("iteration", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
-              "samples_per_s", "elapsed_s")
+LOG_FIELDS = (
+    "iteration",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "lr",
+    "samples_per_s",
+    "elapsed_s",
+)
 
 
 @dataclass
@@ -167,20 +175,37 @@ class FitConfig:
         if self.seed < 0:  # SeedSequence (batch order) takes no negative entropy
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.val_rows < 0 or self.workers < 0:
-            raise ValueError(f"val_rows and workers must be >= 0, got {self.val_rows}, "
-                             f"{self.workers}")
+            raise ValueError(
+                f"val_rows and workers must be >= 0, got {self.val_rows}, {self.workers}"
+            )
         if self.init is not None:
             self.init = str(self.init)
-        for name, allowed in (("lr_schedule", LR_SCHEDULES), ("optimizer", OPTIMIZERS),
-                              ("device", DEVICES),
-                              ("data_on_device", ON_DEVICE)):
+        for name, allowed in (
+            ("lr_schedule", LR_SCHEDULES),
+            ("optimizer", OPTIMIZERS),
+            ("device", DEVICES),
+            ("data_on_device", ON_DEVICE),
+        ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
 
 
 # Fields that define what is trained; on --resume they default to the saved run's values.
-RECIPE_FIELDS = ("batch_size", "lr", "momentum", "weight_decay", "iterations", "lr_schedule",
-                 "optimizer", "init", "seed", "eval_every", "val_rows", "augment", "bf16")
+RECIPE_FIELDS = (
+    "batch_size",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "iterations",
+    "lr_schedule",
+    "optimizer",
+    "init",
+    "seed",
+    "eval_every",
+    "val_rows",
+    "augment",
+    "bf16",
+)
 
 
 def resume_config(out: str | Path, **given) -> FitConfig:
@@ -238,8 +263,9 @@ def make_optimizer(model: BlurNet, cfg: FitConfig) -> torch.optim.Optimizer:
     """The optimizer ``cfg.optimizer`` over all parameters (learning rate set per step)."""
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                           weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
 
 
 @torch.no_grad()
@@ -287,22 +313,29 @@ def fit(config: FitConfig) -> FitResult:
     ds = datasets[0]
     for d in datasets:
         if d.format != "hdf5":
-            raise BlursynthError(f"training reads uint8 shards (format hdf5), not {d.format!r}",
-                                 d.path)
+            raise BlursynthError(
+                f"training reads uint8 shards (format hdf5), not {d.format!r}", d.path
+            )
         if d.params["patch_size"] != ds.params["patch_size"]:
-            raise BlursynthError(f"patch size {d.params['patch_size']} differs from "
-                                 f"{ds.params['patch_size']} of {ds.path}", d.path)
+            raise BlursynthError(
+                f"patch size {d.params['patch_size']} differs from "
+                f"{ds.params['patch_size']} of {ds.path}",
+                d.path,
+            )
     train_split = ds["train"] if len(datasets) == 1 else MixedSplit([d["train"] for d in datasets])
     val_split = ds["val"]
     data_sha256 = training_data_sha256([d.manifest_sha256 for d in datasets])
     model_config = ModelConfig(patch_size=int(ds.params["patch_size"]))
     n_val = len(val_split) if val_rows is None else min(val_rows, len(val_split))
     if len(train_split) < cfg.batch_size or n_val == 0:
-        raise BlursynthError(f"too few rows: {len(train_split)} train (batch size "
-                             f"{cfg.batch_size}), {n_val} val", ds.path)
+        raise BlursynthError(
+            f"too few rows: {len(train_split)} train (batch size {cfg.batch_size}), {n_val} val",
+            ds.path,
+        )
     nbytes = (len(train_split) + n_val) * row_bytes(model_config.patch_size)
     resident = cfg.data_on_device == "yes" or (
-        cfg.data_on_device == "auto" and nbytes <= memory_budget(device))
+        cfg.data_on_device == "auto" and nbytes <= memory_budget(device)
+    )
     if cfg.resume and cfg.data_on_device == "auto":
         # the two data paths draw different batch orders: an exact resume keeps the run's path
         resident = _previous_data_path(out, resident)
@@ -313,8 +346,9 @@ def fit(config: FitConfig) -> FitResult:
         val = load_split(val_split, device, rows=n_val, quiet=True)
     else:
         say(f"streaming {nbytes / 1e6:.1f} MB of patches with {cfg.workers} workers")
-        batches = StreamedBatches(train_split, cfg.batch_size, cfg.seed, device,
-                                  workers=cfg.workers)
+        batches = StreamedBatches(
+            train_split, cfg.batch_size, cfg.seed, device, workers=cfg.workers
+        )
         val = val_split
 
     # -- model and optimizer ------------------------------------------------------------------
@@ -324,34 +358,72 @@ def fit(config: FitConfig) -> FitResult:
     optimizer = make_optimizer(model, cfg)
 
     # -- resume, or claim a fresh run folder --------------------------------------------------
-    state = {"iteration": 0, "best_val_acc": -1.0, "best_iteration": 0, "elapsed_s": 0.0,
-             "train_s": 0.0, "samples": 0, "run_loss": 0.0, "run_correct": 0, "run_n": 0,
-             "val_loss": float("nan"), "val_acc": float("nan")}
+    state = {
+        "iteration": 0,
+        "best_val_acc": -1.0,
+        "best_iteration": 0,
+        "elapsed_s": 0.0,
+        "train_s": 0.0,
+        "samples": 0,
+        "run_loss": 0.0,
+        "run_correct": 0,
+        "run_n": 0,
+        "val_loss": float("nan"),
+        "val_acc": float("nan"),
+    }
     if cfg.resume:
         state.update(_restore(out / "last.pt", model, optimizer, data_sha256, cfg.force))
         rows = [r for r in _read_rows(out / "log.csv") if r["iteration"] <= state["iteration"]]
         say(f"resuming {out} at iteration {state['iteration']}")
     else:
         if (out / "last.pt").exists() and not cfg.force:
-            raise BlursynthError("already holds a run (last.pt); pass --resume to continue it "
-                                 "or --force to start over", out)
+            raise BlursynthError(
+                "already holds a run (last.pt); pass --resume to continue it "
+                "or --force to start over",
+                out,
+            )
         rows = []
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", {
-        "fit": asdict(cfg), "model": model_config.to_dict(), "device": str(device),
-        "data_on_device": resident, "torch": torch.__version__,
-        "dataset": {"manifest_sha256": data_sha256, "params": ds.params,
-                    "train_rows": len(train_split), "val_rows": n_val,
-                    "datasets": [{"path": str(d.path), "manifest_sha256": d.manifest_sha256,
-                                  "train_rows": len(d["train"])} for d in datasets]}})
+    write_json(
+        out / "config.json",
+        {
+            "fit": asdict(cfg),
+            "model": model_config.to_dict(),
+            "device": str(device),
+            "data_on_device": resident,
+            "torch": torch.__version__,
+            "dataset": {
+                "manifest_sha256": data_sha256,
+                "params": ds.params,
+                "train_rows": len(train_split),
+                "val_rows": n_val,
+                "datasets": [
+                    {
+                        "path": str(d.path),
+                        "manifest_sha256": d.manifest_sha256,
+                        "train_rows": len(d["train"]),
+                    }
+                    for d in datasets
+                ],
+            },
+        },
+    )
     tb = _tensorboard(out, say) if cfg.tensorboard else None
     step_model = torch.compile(model) if cfg.compile else model
 
     def checkpoint(path: Path, it: int) -> None:
-        save_checkpoint(path, model, optimizer=optimizer, iteration=it,
-                        train_config=asdict(cfg), extra={
-                            **{k: v for k, v in state.items() if k != "iteration"},
-                            "manifest_sha256": data_sha256, "rng": _rng_state()})
+        save_checkpoint(
+            path,
+            model,
+            optimizer=optimizer,
+            iteration=it,
+            train_config=asdict(cfg),
+            extra={
+                **{k: v for k, v in state.items() if k != "iteration"},
+                "manifest_sha256": data_sha256,
+                "rng": _rng_state(),
+            },
+        )
 
     # -- training loop ------------------------------------------------------------------------
     it = state["iteration"]
@@ -386,14 +458,25 @@ def fit(config: FitConfig) -> FitResult:
                 now = time.perf_counter()
                 state["train_s"] += now - t_mark
                 samples_per_s = (state["samples"] - marked_samples) / max(now - t_mark, 1e-9)
-                val_loss, val_acc = evaluate(model, eval_batches(val, EVAL_BATCH_SIZE, device,
-                                                                 n_val), cfg.bf16)
-                state.update(iteration=it, val_loss=val_loss, val_acc=val_acc,
-                             elapsed_s=elapsed0 + time.perf_counter() - t_start)
-                row = {"iteration": it, "train_loss": run_loss.item() / run_n,
-                       "train_acc": run_correct.item() / run_n, "val_loss": val_loss,
-                       "val_acc": val_acc, "lr": lr, "samples_per_s": samples_per_s,
-                       "elapsed_s": state["elapsed_s"]}
+                val_loss, val_acc = evaluate(
+                    model, eval_batches(val, EVAL_BATCH_SIZE, device, n_val), cfg.bf16
+                )
+                state.update(
+                    iteration=it,
+                    val_loss=val_loss,
+                    val_acc=val_acc,
+                    elapsed_s=elapsed0 + time.perf_counter() - t_start,
+                )
+                row = {
+                    "iteration": it,
+                    "train_loss": run_loss.item() / run_n,
+                    "train_acc": run_correct.item() / run_n,
+                    "val_loss": val_loss,
+                    "val_acc": val_acc,
+                    "lr": lr,
+                    "samples_per_s": samples_per_s,
+                    "elapsed_s": state["elapsed_s"],
+                }
                 rows.append(row)
                 _write_logs(out, rows, tb, title=" + ".join(Path(p).name for p in paths))
                 run_loss.zero_(), run_correct.zero_()
@@ -414,21 +497,34 @@ def fit(config: FitConfig) -> FitResult:
     now = time.perf_counter()
     if last_eval != it:  # state since the last evaluation (interrupt or resume past the end)
         state["train_s"] += now - t_mark
-        state.update(iteration=it, elapsed_s=elapsed0 + now - t_start,
-                     run_loss=run_loss.item(), run_correct=run_correct.item(), run_n=run_n)
+        state.update(
+            iteration=it,
+            elapsed_s=elapsed0 + now - t_start,
+            run_loss=run_loss.item(),
+            run_correct=run_correct.item(),
+            run_n=run_n,
+        )
         checkpoint(out / "last.pt", it)
     if stop.requested:
-        raise BlursynthError(f"interrupted at iteration {it}; saved {out / 'last.pt'}; "
-                             "continue with --resume")
+        raise BlursynthError(
+            f"interrupted at iteration {it}; saved {out / 'last.pt'}; continue with --resume"
+        )
     if last_eval != it:
         state["val_loss"], state["val_acc"] = evaluate(
-            model, eval_batches(val, EVAL_BATCH_SIZE, device, n_val), cfg.bf16)
+            model, eval_batches(val, EVAL_BATCH_SIZE, device, n_val), cfg.bf16
+        )
     result = FitResult(
-        out=str(out), iteration=it, final_val_acc=state["val_acc"],
-        final_val_loss=state["val_loss"], best_val_acc=state["best_val_acc"],
+        out=str(out),
+        iteration=it,
+        final_val_acc=state["val_acc"],
+        final_val_loss=state["val_loss"],
+        best_val_acc=state["best_val_acc"],
         best_iteration=state["best_iteration"],
         samples_per_s=state["samples"] / max(state["train_s"], 1e-9),
-        wall_s=elapsed0 + now - t_start, device=str(device), data_on_device=resident)
+        wall_s=elapsed0 + now - t_start,
+        device=str(device),
+        data_on_device=resident,
+    )
     write_json(out / "summary.json", asdict(result))
     for d in datasets:
         d.close()
@@ -436,6 +532,7 @@ def fit(config: FitConfig) -> FitResult:
 
 
 # ---- helpers -------------------------------------------------------------------------------
+
 
 def _previous_data_path(out: Path, default: bool) -> bool:
     """The resolved data path (resident or not) recorded in a run's ``config.json``."""
@@ -462,8 +559,10 @@ def _initialise(model: BlurNet, path: str) -> None:
     path = resolve_weights(path)
     source, _ = load_model(path)
     if source.config != model.config:
-        raise BlursynthError(f"--init: its model ({source.config}) differs from this dataset's "
-                             f"({model.config})", path)
+        raise BlursynthError(
+            f"--init: its model ({source.config}) differs from this dataset's ({model.config})",
+            path,
+        )
     model.load_state_dict(source.state_dict())
 
 
@@ -480,15 +579,19 @@ def _restore(path: Path, model: BlurNet, optimizer, manifest_sha256: str, force:
     extra = payload.get("extra", {})
     saved_sha = extra.get("manifest_sha256")
     if saved_sha != manifest_sha256 and not force:
-        raise BlursynthError(f"was trained on dataset {str(saved_sha)[:12]}, not on this one "
-                             f"({manifest_sha256[:12]}); pass --force to resume anyway", path)
+        raise BlursynthError(
+            f"was trained on dataset {str(saved_sha)[:12]}, not on this one "
+            f"({manifest_sha256[:12]}); pass --force to resume anyway",
+            path,
+        )
     try:
         model.load_state_dict(payload["model_state"])
         optimizer.load_state_dict(payload["optimizer_state"])
     except (KeyError, ValueError, RuntimeError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # one line
-        raise BlursynthError(f"checkpoint does not match this model or dataset ({first})",
-                             path) from None
+        raise BlursynthError(
+            f"checkpoint does not match this model or dataset ({first})", path
+        ) from None
     rng = extra.get("rng", {})
     if "cpu" in rng:
         torch.set_rng_state(rng["cpu"])
@@ -510,8 +613,9 @@ def _write_logs(out: Path, rows: list[dict], tb, title: str) -> None:
     row to TensorBoard."""
     lines = [",".join(LOG_FIELDS)]
     for r in rows:
-        lines.append(",".join(str(int(r[k])) if k == "iteration" else f"{r[k]:.6g}"
-                              for k in LOG_FIELDS))
+        lines.append(
+            ",".join(str(int(r[k])) if k == "iteration" else f"{r[k]:.6g}" for k in LOG_FIELDS)
+        )
     write_text(out / "log.csv", "\n".join(lines) + "\n")
     plot_curves(rows, out / "curves.png", title=title)
     if tb is not None:
@@ -523,15 +627,18 @@ def _write_logs(out: Path, rows: list[dict], tb, title: str) -> None:
 def _progress_line(row: dict, iterations: int, batch_size: int) -> str:
     it = int(row["iteration"])
     eta_h = (iterations - it) * batch_size / max(row["samples_per_s"], 1e-9) / 3600
-    return (f"it {it}/{iterations}  loss {row['train_loss']:.4f}  acc {row['train_acc']:.4f}  "
-            f"val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.4f}  lr {row['lr']:.2e}  "
-            f"{row['samples_per_s']:.0f} samples/s  eta {eta_h:.1f} h")
+    return (
+        f"it {it}/{iterations}  loss {row['train_loss']:.4f}  acc {row['train_acc']:.4f}  "
+        f"val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.4f}  lr {row['lr']:.2e}  "
+        f"{row['samples_per_s']:.0f} samples/s  eta {eta_h:.1f} h"
+    )
 
 
 def _printer(quiet: bool):
     def say(msg: str) -> None:
         if not quiet:
             click.echo(msg, err=True)
+
     return say
 
 

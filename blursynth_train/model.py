@@ -159,8 +159,11 @@ class BlurNet(nn.Module):
         g = 2 if stride % 2 == 0 else 1
         conv1 = F.relu(self.conv1(x))
         # pool-1 variants: [edge_y][edge_x]; an "edge" axis takes the single element
-        p1 = {(ey, ex): _pool_axes(conv1, ey and single1, ex and single1, 1)[..., ::g, ::g]
-              for ey in (0, 1) for ex in (0, 1)}
+        p1 = {
+            (ey, ex): _pool_axes(conv1, ey and single1, ex and single1, 1)[..., ::g, ::g]
+            for ey in (0, 1)
+            for ex in (0, 1)
+        }
         # conv2 outputs in normal/edge variants: an output is "edge" iff it reads the last
         # pool-1 cell
         w2, b2 = self.conv2.weight, self.conv2.bias
@@ -170,12 +173,16 @@ class BlurNet(nn.Module):
         for fy in (0, 1):
             for fx in (0, 1):
                 acc = None
-                for (ty0, ty1, ey) in _tap_blocks(k2, fy):
-                    for (tx0, tx1, ex) in _tap_blocks(k2, fx):
+                for ty0, ty1, ey in _tap_blocks(k2, fy):
+                    for tx0, tx1, ex in _tap_blocks(k2, fx):
                         key = (ty0, ty1, ey, tx0, tx1, ex)
                         if key not in parts:
-                            parts[key] = _shifted_conv(p1[(ey, ex)], w2[:, :, ty0:ty1, tx0:tx1],
-                                                       (ty0 * d2, tx0 * d2), dilation=d2)
+                            parts[key] = _shifted_conv(
+                                p1[(ey, ex)],
+                                w2[:, :, ty0:ty1, tx0:tx1],
+                                (ty0 * d2, tx0 * d2),
+                                dilation=d2,
+                            )
                         acc = parts[key] if acc is None else _add_aligned(acc, parts[key])
                 z[(fy, fx)] = F.relu(acc + b2.view(1, -1, 1, 1))
         del parts
@@ -185,10 +192,15 @@ class BlurNet(nn.Module):
         w1 = self.fc1.weight.view(c.fc_units, c.conv2_channels, s2, s2)
         d1 = 4 // g
         acc = None
-        for (ty0, ty1, gy) in _tap_blocks(s2, 1):
-            for (tx0, tx1, gx) in _tap_blocks(s2, 1):
-                part = _shifted_conv(p2[(gy, gx)], w1[:, :, ty0:ty1, tx0:tx1],
-                                     (ty0 * d1, tx0 * d1), dilation=d1, stride=stride // g)
+        for ty0, ty1, gy in _tap_blocks(s2, 1):
+            for tx0, tx1, gx in _tap_blocks(s2, 1):
+                part = _shifted_conv(
+                    p2[(gy, gx)],
+                    w1[:, :, ty0:ty1, tx0:tx1],
+                    (ty0 * d1, tx0 * d1),
+                    dilation=d1,
+                    stride=stride // g,
+                )
                 acc = part if acc is None else _add_aligned(acc, part)
         h = F.relu(acc + self.fc1.bias.view(1, -1, 1, 1))
         return F.conv2d(h, self.fc2.weight[:, :, None, None], self.fc2.bias)
@@ -243,8 +255,12 @@ def _upsample(p: torch.Tensor, stride: int, H: int, W: int) -> torch.Tensor:
     Samples keep their values at their own pixels; pixels past the last sample repeat it.
     """
     h, w = p.shape
-    big = F.interpolate(p[None, None], size=((h - 1) * stride + 1, (w - 1) * stride + 1),
-                        mode="bilinear", align_corners=True)
+    big = F.interpolate(
+        p[None, None],
+        size=((h - 1) * stride + 1, (w - 1) * stride + 1),
+        mode="bilinear",
+        align_corners=True,
+    )
     pad_y, pad_x = max(0, H - big.shape[-2]), max(0, W - big.shape[-1])
     big = F.pad(big, (0, pad_x, 0, pad_y), mode="replicate")
     return big[0, 0, :H, :W]
@@ -257,6 +273,7 @@ def _pool2(z: dict, gy: int, gx: int, single: bool, d: int = 2) -> torch.Tensor:
     (``single``) or the pair (normal output, edge output), so its first element is read from
     the variant that is normal along that axis.
     """
+
     def elements(edge):  # (shift, variant) of each element of the window along one axis
         if edge and single:
             return [(0, 1)]

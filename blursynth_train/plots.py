@@ -17,8 +17,10 @@ from blursynth.imageio import atomic_path
 def read_log(path: str | Path) -> list[dict]:
     """Rows of a ``log.csv`` with numbers parsed (empty cells become ``None``)."""
     with open(path, newline="") as f:
-        return [{k: (float(v) if v not in ("", None) else None) for k, v in row.items()}
-                for row in csv.DictReader(f)]
+        return [
+            {k: (float(v) if v not in ("", None) else None) for k, v in row.items()}
+            for row in csv.DictReader(f)
+        ]
 
 
 def plot_curves(rows: list[dict], path: str | Path, title: str = "") -> Path:
@@ -31,13 +33,16 @@ def plot_curves(rows: list[dict], path: str | Path, title: str = "") -> Path:
     path : path
         The PNG to write (atomically).
     """
-    series = {name: _points(rows, key) for key, name in
-              (("train_acc", "training"), ("val_acc", "validation"))}
+    series = {
+        name: _points(rows, key)
+        for key, name in (("train_acc", "training"), ("val_acc", "validation"))
+    }
     return _plot(series, path, title, "accuracy", ylim=(0.4, 1.01))
 
 
-def plot_runs(runs: dict[str, list[dict]], path: str | Path, title: str = "",
-              key: str = "val_acc") -> Path:
+def plot_runs(
+    runs: dict[str, list[dict]], path: str | Path, title: str = "", key: str = "val_acc"
+) -> Path:
     """Write a PNG comparing one logged quantity (validation accuracy) of several runs."""
     series = {name: _points(rows, key) for name, rows in runs.items()}
     return _plot(series, path, title, key.replace("_", " "))

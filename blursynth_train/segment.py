@@ -70,16 +70,19 @@ def expand_inputs(specs: list[str]) -> list[Path]:
     for spec in specs:
         p = Path(spec)
         if p.is_dir():
-            found = sorted(q for q in p.iterdir()
-                           if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS)
+            found = sorted(
+                q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS
+            )
         elif p.is_file():
             found = [p]
         else:
-            found = sorted(Path(q) for q in glob.glob(spec)
-                           if Path(q).is_file() and Path(q).suffix.lower() in IMAGE_EXTENSIONS)
+            found = sorted(
+                Path(q)
+                for q in glob.glob(spec)
+                if Path(q).is_file() and Path(q).suffix.lower() in IMAGE_EXTENSIONS
+            )
         if not found:
-            raise BlursynthError("no image found (not a file, a folder of images or a glob)",
-                                 spec)
+            raise BlursynthError("no image found (not a file, a folder of images or a glob)", spec)
         paths.extend(found)
     seen: dict[str, Path] = {}
     for p in paths:
@@ -89,8 +92,9 @@ def expand_inputs(specs: list[str]) -> list[Path]:
     return list(seen.values())
 
 
-def predict(model: BlurNet, image: np.ndarray, stride: int = 1,
-            tile: int = DEFAULT_TILE) -> np.ndarray:
+def predict(
+    model: BlurNet, image: np.ndarray, stride: int = 1, tile: int = DEFAULT_TILE
+) -> np.ndarray:
     """Blur probability of every pixel.
 
     Parameters
@@ -139,9 +143,17 @@ def read_prob_png(path: str | Path) -> np.ndarray:
     return arr.astype(np.float32) / 65535
 
 
-def segment_images(model: BlurNet, paths: list[Path], out_dir: str | Path, *, stride: int = 1,
-                   threshold: float = 0.5, tile: int = DEFAULT_TILE,
-                   postprocess: str = "none", quiet: bool = False) -> list[dict]:
+def segment_images(
+    model: BlurNet,
+    paths: list[Path],
+    out_dir: str | Path,
+    *,
+    stride: int = 1,
+    threshold: float = 0.5,
+    tile: int = DEFAULT_TILE,
+    postprocess: str = "none",
+    quiet: bool = False,
+) -> list[dict]:
     """Segment images and write their probability map, mask and overlay (see module doc).
 
     ``postprocess`` (one of :data:`blursynth.postprocess.POSTPROCESS`) is applied to the
@@ -170,6 +182,11 @@ def segment_images(model: BlurNet, paths: list[Path], out_dir: str | Path, *, st
             write_prob_png(files["prob"], prob)
             write_png(files["mask"], mask.astype(np.uint8) * np.uint8(255))
             write_png(files["overlay"], overlay(image, mask))
-            written.append({"image": str(path), **{k: str(v) for k, v in files.items()},
-                            "blurred_fraction": float(mask.mean())})
+            written.append(
+                {
+                    "image": str(path),
+                    **{k: str(v) for k, v in files.items()},
+                    "blurred_fraction": float(mask.mean()),
+                }
+            )
     return written

@@ -51,8 +51,13 @@ def curves(runs, out, title):
 @main.command()
 @click.option("--source", "kind", required=True, type=click.Choice(["shi", "synth", "folder"]))
 @click.option("--root", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--model", "model_path", default=None, type=click.Path(exists=True),
-              help="Checkpoint (default: the bundled weights).")
+@click.option(
+    "--model",
+    "model_path",
+    default=None,
+    type=click.Path(exists=True),
+    help="Checkpoint (default: the bundled weights).",
+)
 @click.option("--n", default=4, show_default=True, help="Images (spread over the source).")
 @click.option("--stride", default=2, show_default=True, type=click.Choice(["1", "2", "4"]))
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
@@ -69,8 +74,14 @@ def qualitative(kind, root, model_path, n, stride, out):
         item = source[int(index)]
         image, gt = source.load(item)
         prob = predict(model, to_u8(image), int(stride))
-        maps = (image, gt.astype(np.float32), prob, guided_filter(image, prob),
-                baselines.blur_map(image, "su"), baselines.blur_map(image, "laplacian"))
+        maps = (
+            image,
+            gt.astype(np.float32),
+            prob,
+            guided_filter(image, prob),
+            baselines.blur_map(image, "su"),
+            baselines.blur_map(image, "laplacian"),
+        )
         for col, shown in enumerate(maps):
             ax = axes[row, col]
             ax.imshow(shown, cmap=None if shown.ndim == 3 else "magma", vmin=0, vmax=1)

@@ -34,8 +34,9 @@ FRACTIONS = (0.025, 0.05, 0.1)
 EPSILONS = (1e-3, 1e-2, 1e-1)
 
 
-def maps_for(model_path: str, dataset: str, split: str, stride: int, cache: Path | None,
-             limit: int = 0):
+def maps_for(
+    model_path: str, dataset: str, split: str, stride: int, cache: Path | None, limit: int = 0
+):
     """Yield ``(item, image, gt, prob)`` for every image of the split, caching ``prob``."""
     source, items = open_eval_images(dataset, split=split)
     if limit:  # the first ``limit`` images of each blur type (the split order is seeded)
@@ -68,13 +69,19 @@ def settings():
     yield "none", lambda image, prob: prob
     yield "otsu", lambda image, prob: otsu_normalise(prob)
     for r, eps in itertools.product(RADII, EPSILONS):
-        yield f"guided r={r} eps={eps:g}", (
-            lambda image, prob, r=r, eps=eps: guided_filter(image, prob, r, eps))
-        yield f"guided r={r} eps={eps:g} + otsu", (
-            lambda image, prob, r=r, eps=eps: otsu_normalise(guided_filter(image, prob, r, eps)))
+        yield (
+            f"guided r={r} eps={eps:g}",
+            (lambda image, prob, r=r, eps=eps: guided_filter(image, prob, r, eps)),
+        )
+        yield (
+            f"guided r={r} eps={eps:g} + otsu",
+            (lambda image, prob, r=r, eps=eps: otsu_normalise(guided_filter(image, prob, r, eps))),
+        )
     for f, eps in itertools.product(FRACTIONS, EPSILONS):
-        yield f"guided r={f:g}*side eps={eps:g}", (
-            lambda image, prob, f=f, eps=eps: guided_filter(image, prob, _radius(image, f), eps))
+        yield (
+            f"guided r={f:g}*side eps={eps:g}",
+            (lambda image, prob, f=f, eps=eps: guided_filter(image, prob, _radius(image, f), eps)),
+        )
 
 
 def _radius(image, fraction: float) -> int:
@@ -89,14 +96,16 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=4, choices=[1, 2, 4])
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--limit", type=int, default=0,
-                        help="at most this many images of each blur type (0: all)")
+    parser.add_argument(
+        "--limit", type=int, default=0, help="at most this many images of each blur type (0: all)"
+    )
     args = parser.parse_args()
 
     grid = list(settings())
     scores: dict[str, dict[str, list]] = {name: {} for name, _ in grid}
-    for item, image, gt, prob in maps_for(args.model, args.dataset, args.split, args.stride,
-                                          args.cache, args.limit):
+    for item, image, gt, prob in maps_for(
+        args.model, args.dataset, args.split, args.stride, args.cache, args.limit
+    ):
         for name, fn in grid:
             s = metrics.score_map(fn(image, prob), gt)
             for group in ("all", item.blur_type):
@@ -108,11 +117,15 @@ def main() -> None:
         rows.append((name, means))
     rows.sort(key=lambda r: -r[1]["all"]["miou"])
     n = {g: len(scores["none"].get(g, [])) for g in groups}
-    lines = [f"# Post-processing grid on the {args.split} images of `{args.dataset}`", "",
-             f"Model `{args.model}`, stride {args.stride}; {n['all']} images "
-             f"({n['motion']} motion, {n['defocus']} defocus). Sorted by mean IoU (all).", "",
-             "| setting | mIoU motion | mIoU defocus | mIoU all | IoU all | acc. all |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Post-processing grid on the {args.split} images of `{args.dataset}`",
+        "",
+        f"Model `{args.model}`, stride {args.stride}; {n['all']} images "
+        f"({n['motion']} motion, {n['defocus']} defocus). Sorted by mean IoU (all).",
+        "",
+        "| setting | mIoU motion | mIoU defocus | mIoU all | IoU all | acc. all |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, m in rows:
         cells = [f"{m[g]['miou']:.3f}" if g in m else "–" for g in groups]
         cells += [f"{m['all']['iou']:.3f}", f"{m['all']['accuracy']:.3f}"]

@@ -12,12 +12,20 @@ def blob_mask(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """A bool map with a blurred rectangle covering roughly a third to a half of the image."""
     mask = np.zeros((h, w), dtype=bool)
     y0, x0 = rng.integers(0, h // 3), rng.integers(0, w // 3)
-    mask[y0:y0 + h // 2 + rng.integers(0, h // 4), x0:x0 + w // 2 + rng.integers(0, w // 4)] = 1
+    mask[y0 : y0 + h // 2 + rng.integers(0, h // 4), x0 : x0 + w // 2 + rng.integers(0, w // 4)] = 1
     return mask
 
 
-def make_tree(root: Path, *, motion: int = 6, defocus: int = 6, size=(48, 56), seed: int = 0,
-              prefix=("motion", "out_of_focus"), white_is_blurred: bool = True) -> Path:
+def make_tree(
+    root: Path,
+    *,
+    motion: int = 6,
+    defocus: int = 6,
+    size=(48, 56),
+    seed: int = 0,
+    prefix=("motion", "out_of_focus"),
+    white_is_blurred: bool = True,
+) -> Path:
     """Write ``root/image/*.png`` + ``root/gt/*.png`` in the CUHK layout; return ``root``."""
     rng = np.random.default_rng(seed)
     (root / "image").mkdir(parents=True, exist_ok=True)
@@ -65,10 +73,11 @@ def check_rows(dataset_path: Path) -> dict:
                 assert (rows["blur_type"][sel] == code).all()
                 pad_img = np.pad(to_u8(image), ((r, r), (r, r), (0, 0)), mode="reflect")
                 pad_blur = np.pad(blur, r, mode="reflect")
-                for y, x, patch, cat in zip(cy, cx, rows["patches"][sel], rows["category"][sel],
-                                            strict=True):
-                    crop = pad_img[y:y + p, x:x + p].transpose(2, 0, 1)
+                for y, x, patch, cat in zip(
+                    cy, cx, rows["patches"][sel], rows["category"][sel], strict=True
+                ):
+                    crop = pad_img[y : y + p, x : x + p].transpose(2, 0, 1)
                     assert np.array_equal(patch, crop)
-                    window = pad_blur[y:y + p, x:x + p]
+                    window = pad_blur[y : y + p, x : x + p]
                     assert cat == (0 if not window.any() else 1 if window.all() else 2)
         return seen

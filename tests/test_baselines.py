@@ -14,9 +14,9 @@ def half_blurred(h: int = 96, w: int = 128, seed: int = 0) -> tuple[np.ndarray, 
     rng = np.random.default_rng(seed)
     texture = cv2.GaussianBlur(rng.random((h, w, 3), dtype=np.float32), (0, 0), 0.8)
     image = texture.copy()
-    image[:, w // 2:] = cv2.GaussianBlur(texture, (0, 0), 3.0)[:, w // 2:]
+    image[:, w // 2 :] = cv2.GaussianBlur(texture, (0, 0), 3.0)[:, w // 2 :]
     gt = np.zeros((h, w), dtype=bool)
-    gt[:, w // 2:] = True
+    gt[:, w // 2 :] = True
     return image, gt
 
 

@@ -10,8 +10,19 @@ from PIL import Image
 
 from blursynth.cli import main
 
-SMALL = ["--train-patches", "300", "--val-patches", "60", "--eval-images", "2",
-         "--patch-size", "9", "--rows-per-shard", "200", "-q"]
+SMALL = [
+    "--train-patches",
+    "300",
+    "--val-patches",
+    "60",
+    "--eval-images",
+    "2",
+    "--patch-size",
+    "9",
+    "--rows-per-shard",
+    "200",
+    "-q",
+]
 
 
 def run(*args):
@@ -92,24 +103,46 @@ def test_no_usable_image_is_an_error(tmp_path):
 def test_empty_root_and_wrong_source(tmp_path):
     (tmp_path / "src" / "image").mkdir(parents=True)
     (tmp_path / "src" / "gt").mkdir()
-    result = run("patches", "--source", "shi", "--root", tmp_path / "src", "--out",
-                 tmp_path / "ds", *SMALL)
+    result = run(
+        "patches", "--source", "shi", "--root", tmp_path / "src", "--out", tmp_path / "ds", *SMALL
+    )
     assert result.exit_code == 1 and "no image in 'image/'" in result.output
-    result = run("patches", "--source", "voc", "--root", tmp_path / "src", "--out",
-                 tmp_path / "ds", *SMALL)
+    result = run(
+        "patches", "--source", "voc", "--root", tmp_path / "src", "--out", tmp_path / "ds", *SMALL
+    )
     assert result.exit_code == 2 and "'voc' is not one of" in result.output
 
 
 def test_folder_options_are_refused_for_shi(tmp_path):
     root = make_tree(tmp_path / "src", motion=4, defocus=4)
-    result = run("patches", "--source", "shi", "--root", root, "--out", tmp_path / "ds",
-                 "--polarity", "sharp-white", *SMALL)
+    result = run(
+        "patches",
+        "--source",
+        "shi",
+        "--root",
+        root,
+        "--out",
+        tmp_path / "ds",
+        "--polarity",
+        "sharp-white",
+        *SMALL,
+    )
     assert result.exit_code == 1 and "--source folder only" in result.output
 
 
 def test_negative_seed_is_a_usage_error_not_a_traceback(tmp_path):
     root = make_tree(tmp_path / "src", motion=4, defocus=4)
-    result = run("patches", "--source", "shi", "--root", root, "--out", tmp_path / "ds",
-                 *SMALL, "--seed", "-1")
+    result = run(
+        "patches",
+        "--source",
+        "shi",
+        "--root",
+        root,
+        "--out",
+        tmp_path / "ds",
+        *SMALL,
+        "--seed",
+        "-1",
+    )
     assert result.exit_code == 2 and "--seed" in result.output
     assert not (tmp_path / "ds").exists()

@@ -39,13 +39,20 @@ def synthetic_rows(n: int, seed: int) -> dict[str, np.ndarray]:
         noise[i] = blurred
     patches = np.clip(np.rint(noise), 0, 255).astype(np.uint8)
     zeros = np.zeros(n, dtype=np.int32)
-    return {"patches": patches, "label": label, "blur_type": np.zeros(n, np.uint8),
-            "category": label.copy(), "image_index": np.arange(n, dtype=np.int32),
-            "center_y": zeros, "center_x": zeros}
+    return {
+        "patches": patches,
+        "label": label,
+        "blur_type": np.zeros(n, np.uint8),
+        "category": label.copy(),
+        "image_index": np.arange(n, dtype=np.int32),
+        "center_y": zeros,
+        "center_x": zeros,
+    }
 
 
-def make_patch_dataset(root: Path, n_train: int = 256, n_val: int = 128, seed: int = 0,
-                       rows_per_shard: int = 100) -> Path:
+def make_patch_dataset(
+    root: Path, n_train: int = 256, n_val: int = 128, seed: int = 0, rows_per_shard: int = 100
+) -> Path:
     """A real (HDF5) patch dataset written with the shard writer."""
     root.mkdir(parents=True, exist_ok=True)
     splits = {}
@@ -53,16 +60,24 @@ def make_patch_dataset(root: Path, n_train: int = 256, n_val: int = 128, seed: i
         with ShardWriter(root, name, n, rows_per_shard, P, "hdf5", {"plan_sha256": "test"}) as w:
             w.write(synthetic_rows(n, seed + k))
         splits[name] = {"rows": n, "shards": [vars(r) for r in w.records]}
-    write_json(root / MANIFEST, {**manifest_base(), "plan_sha256": "test", "splits": splits,
-                                 "params": {"patch_size": P, "format": "hdf5", "seed": seed},
-                                 "counts": []})
+    write_json(
+        root / MANIFEST,
+        {
+            **manifest_base(),
+            "plan_sha256": "test",
+            "splits": splits,
+            "params": {"patch_size": P, "format": "hdf5", "seed": seed},
+            "counts": [],
+        },
+    )
     return root
 
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory) -> Path:
-    return make_patch_dataset(tmp_path_factory.mktemp("shards") / "ds", n_train=200, n_val=40,
-                              rows_per_shard=70)
+    return make_patch_dataset(
+        tmp_path_factory.mktemp("shards") / "ds", n_train=200, n_val=40, rows_per_shard=70
+    )
 
 
 def _rows_seen(batches, iterations: int, split) -> list[int]:
@@ -88,8 +103,9 @@ def test_epoch_covers_split_once(shards, kind):
     if kind == "resident":
         batches = ResidentBatches(*load_split(split, torch.device("cpu")), 8, seed=1)
     else:
-        batches = StreamedBatches(split, 8, seed=1, device=torch.device("cpu"), workers=0,
-                                  blocks_per_read=3)
+        batches = StreamedBatches(
+            split, 8, seed=1, device=torch.device("cpu"), workers=0, blocks_per_read=3
+        )
     assert batches.batches_per_epoch == 25
     seen = _rows_seen(batches.iterate(0), 25, split)
     assert sorted(seen) == list(range(200))
@@ -122,8 +138,9 @@ def test_streamed_with_workers_matches_main_process(shards):
     pool = StreamedBatches(split, 8, seed=5, device=dev, workers=2, blocks_per_read=3)
     a = list(_take(main.iterate(4), 30))
     b = list(_take(pool.iterate(4), 30))
-    assert all(torch.equal(xa, xb) and torch.equal(ya, yb)
-               for (xa, ya), (xb, yb) in zip(a, b, strict=True))
+    assert all(
+        torch.equal(xa, xb) and torch.equal(ya, yb) for (xa, ya), (xb, yb) in zip(a, b, strict=True)
+    )
 
 
 def test_labels_match_rows(shards):
@@ -161,4 +178,3 @@ def test_batch_larger_than_split_is_an_error(shards):
     split = open_dataset(shards)["val"]
     with pytest.raises(ValueError, match="batch_size"):
         StreamedBatches(split, 64, seed=0, device=torch.device("cpu"))
-

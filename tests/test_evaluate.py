@@ -35,7 +35,7 @@ def tree(tmp_path):
     for stem in ("motion0001", "motion0002", "out_of_focus0001", "out_of_focus0002"):
         texture = cv2.GaussianBlur(rng.random((48, 64, 3), dtype=np.float32), (0, 0), 0.8)
         mask = np.zeros((48, 64), bool)
-        mask[:, int(rng.integers(20, 40)):] = True
+        mask[:, int(rng.integers(20, 40)) :] = True
         image = np.where(mask[..., None], cv2.GaussianBlur(texture, (0, 0), 3.0), texture)
         Image.fromarray(np.rint(image * 255).astype(np.uint8)).save(root / "image" / f"{stem}.png")
         Image.fromarray(mask.astype(np.uint8) * 255).save(root / "gt" / f"{stem}.png")
@@ -49,8 +49,9 @@ def test_help():
 
 def test_baselines_json_and_markdown_match_direct_metrics(tmp_path, tree):
     out = tmp_path / "eval"
-    result = run("evaluate", "--source", "shi", "--root", tree, "--baseline", "laplacian",
-                 "--out", out, "-q")
+    result = run(
+        "evaluate", "--source", "shi", "--root", tree, "--baseline", "laplacian", "--out", out, "-q"
+    )
     assert result.exit_code == 0, result.output
     data = json.loads((out / "results.json").read_text())
     assert [m["name"] for m in data["methods"]] == ["laplacian", "all-blurred"]  # trivial added
@@ -75,7 +76,8 @@ def test_baselines_json_and_markdown_match_direct_metrics(tmp_path, tree):
     md = (out / "results.md").read_text()
     assert md == result.output.split("wrote ")[0].rstrip("\n") + "\n"
     row = "| laplacian | " + " | ".join(
-        f"{data['summary']['laplacian'][g]['iou']:.3f}" for g in ("motion", "defocus", "all"))
+        f"{data['summary']['laplacian'][g]['iou']:.3f}" for g in ("motion", "defocus", "all")
+    )
     assert row in md and "| all-blurred |" in md and "Table 1" not in md
 
 
@@ -83,13 +85,32 @@ def test_models_named_for_table_1(tmp_path, tree):
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp_path / "m.pt", BlurNet(NARROW))
     out = tmp_path / "eval"
-    result = run("evaluate", "--source", "shi", "--root", tree, "--model", f"synth/both={ckpt}",
-                 "--model", f"synth/motion={ckpt}", "--model", ckpt, "--stride", "4",
-                 "--out", out, "-q")
+    result = run(
+        "evaluate",
+        "--source",
+        "shi",
+        "--root",
+        tree,
+        "--model",
+        f"synth/both={ckpt}",
+        "--model",
+        f"synth/motion={ckpt}",
+        "--model",
+        ckpt,
+        "--stride",
+        "4",
+        "--out",
+        out,
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads((out / "results.json").read_text())
-    assert [m["name"] for m in data["methods"]] == ["synth/both", "synth/motion", "m",
-                                                    "all-blurred"]
+    assert [m["name"] for m in data["methods"]] == [
+        "synth/both",
+        "synth/motion",
+        "m",
+        "all-blurred",
+    ]
     s = data["summary"]
     # same weights under three names: same scores
     assert s["synth/both"]["all"] == pytest.approx(s["m"]["all"])
@@ -102,11 +123,17 @@ def test_models_named_for_table_1(tmp_path, tree):
 def test_dataset_eval_list(tmp_path, tree):
     ds = tmp_path / "ds"
     ds.mkdir()
-    (ds / "manifest.json").write_text(json.dumps(
-        {"schema_version": 1, "splits": {}, "params": {}}))
-    (ds / "eval.json").write_text(json.dumps({
-        "source": "shi", "root": str(tree), "options": {},
-        "items": [{"stem": "out_of_focus0002", "blur_type": "defocus"}]}))
+    (ds / "manifest.json").write_text(json.dumps({"schema_version": 1, "splits": {}, "params": {}}))
+    (ds / "eval.json").write_text(
+        json.dumps(
+            {
+                "source": "shi",
+                "root": str(tree),
+                "options": {},
+                "items": [{"stem": "out_of_focus0002", "blur_type": "defocus"}],
+            }
+        )
+    )
     out = tmp_path / "eval"
     result = run("evaluate", "--dataset", ds, "--baseline", "su", "--out", out, "-q")
     assert result.exit_code == 0, result.output
@@ -119,30 +146,67 @@ def test_dataset_eval_list(tmp_path, tree):
 def test_dataset_val_images_choose_settings_apart_from_the_held_out_ones(tmp_path, tree):
     ds = tmp_path / "ds"
     ds.mkdir()
-    images = [{"stem": "motion0001", "split": "train", "blur_type": "motion"},
-              {"stem": "motion0002", "split": "val", "blur_type": "motion"},
-              {"stem": "out_of_focus0001", "split": "val", "blur_type": "defocus"},
-              {"stem": "out_of_focus0002", "split": "eval", "blur_type": "defocus"}]
-    (ds / "manifest.json").write_text(json.dumps(
-        {"schema_version": 1, "splits": {}, "params": {}, "images": images}))
-    (ds / "eval.json").write_text(json.dumps({
-        "source": "shi", "root": str(tree), "options": {},
-        "items": [{"stem": "out_of_focus0002", "blur_type": "defocus"}]}))
-    for split, stems in (("val", ["motion0002", "out_of_focus0001"]), ("train", ["motion0001"]),
-                         ("eval", ["out_of_focus0002"])):
+    images = [
+        {"stem": "motion0001", "split": "train", "blur_type": "motion"},
+        {"stem": "motion0002", "split": "val", "blur_type": "motion"},
+        {"stem": "out_of_focus0001", "split": "val", "blur_type": "defocus"},
+        {"stem": "out_of_focus0002", "split": "eval", "blur_type": "defocus"},
+    ]
+    (ds / "manifest.json").write_text(
+        json.dumps({"schema_version": 1, "splits": {}, "params": {}, "images": images})
+    )
+    (ds / "eval.json").write_text(
+        json.dumps(
+            {
+                "source": "shi",
+                "root": str(tree),
+                "options": {},
+                "items": [{"stem": "out_of_focus0002", "blur_type": "defocus"}],
+            }
+        )
+    )
+    for split, stems in (
+        ("val", ["motion0002", "out_of_focus0001"]),
+        ("train", ["motion0001"]),
+        ("eval", ["out_of_focus0002"]),
+    ):
         out = tmp_path / split
-        result = run("evaluate", "--dataset", ds, "--split", split, "--baseline", "su",
-                     "--out", out, "-q")
+        result = run(
+            "evaluate", "--dataset", ds, "--split", split, "--baseline", "su", "--out", out, "-q"
+        )
         assert result.exit_code == 0, result.output
         data = json.loads((out / "results.json").read_text())
         assert [im["stem"] for im in data["images"]] == stems
-    (ds / "manifest.json").write_text(json.dumps(
-        {"schema_version": 1, "splits": {}, "params": {}, "images": images[:1]}))
-    result = run("evaluate", "--dataset", ds, "--split", "val", "--baseline", "su",
-                 "--out", tmp_path / "none", "-q")
+    (ds / "manifest.json").write_text(
+        json.dumps({"schema_version": 1, "splits": {}, "params": {}, "images": images[:1]})
+    )
+    result = run(
+        "evaluate",
+        "--dataset",
+        ds,
+        "--split",
+        "val",
+        "--baseline",
+        "su",
+        "--out",
+        tmp_path / "none",
+        "-q",
+    )
     assert result.exit_code == 1 and "manifest lists no val image" in result.output
-    result = run("evaluate", "--source", "shi", "--root", tree, "--split", "val", "--baseline",
-                 "su", "--out", tmp_path / "none", "-q")
+    result = run(
+        "evaluate",
+        "--source",
+        "shi",
+        "--root",
+        tree,
+        "--split",
+        "val",
+        "--baseline",
+        "su",
+        "--out",
+        tmp_path / "none",
+        "-q",
+    )
     assert result.exit_code == 1 and "--split applies to --dataset" in result.output
 
 
@@ -153,8 +217,10 @@ def test_usage_errors(tmp_path, tree):
         (("--baseline", "su"), "either --dataset"),
         (("--source", "shi", "--baseline", "su"), "--source needs --root"),
         (("--source", "shi", "--root", tree, "--model", f"a={tree}/x.pt"), "not found"),
-        (("--source", "shi", "--root", tree, "--baseline", "su", "--model",
-          f"su={tree}/x.pt"), "unique"),
+        (
+            ("--source", "shi", "--root", tree, "--baseline", "su", "--model", f"su={tree}/x.pt"),
+            "unique",
+        ),
     ]:
         result = run("evaluate", *args, "--out", out, "-q")
         assert result.exit_code == 1, result.output
@@ -177,8 +243,18 @@ def test_table1_layout():
 @pytest.mark.realdata
 def test_laplacian_beats_the_trivial_answer_on_cuhk_defocus(tmp_path, cuhk_mini):
     out = tmp_path / "eval"
-    result = run("evaluate", "--source", "shi", "--root", cuhk_mini, "--baseline", "laplacian",
-                 "--out", out, "-q")
+    result = run(
+        "evaluate",
+        "--source",
+        "shi",
+        "--root",
+        cuhk_mini,
+        "--baseline",
+        "laplacian",
+        "--out",
+        out,
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     s = json.loads((out / "results.json").read_text())["summary"]
     lap, triv = s["laplacian"]["defocus"], s["all-blurred"]["defocus"]
@@ -189,8 +265,20 @@ def test_laplacian_beats_the_trivial_answer_on_cuhk_defocus(tmp_path, cuhk_mini)
 @pytest.mark.realdata
 def test_trivial_iou_is_the_blurred_fraction_on_dut(tmp_path, dut_sample):
     out = tmp_path / "eval"
-    result = run("evaluate", "--source", "folder", "--root", dut_sample, "--polarity",
-                 "sharp-white", "--baseline", "all-blurred", "--out", out, "-q")
+    result = run(
+        "evaluate",
+        "--source",
+        "folder",
+        "--root",
+        dut_sample,
+        "--polarity",
+        "sharp-white",
+        "--baseline",
+        "all-blurred",
+        "--out",
+        out,
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads((out / "results.json").read_text())
     for im in data["images"]:
@@ -207,13 +295,35 @@ def test_postprocess_scores_each_model_raw_and_smoothed(tmp_path, tree):
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp_path / "m.pt", BlurNet(NARROW))
     out = tmp_path / "eval"
-    result = run("evaluate", "--source", "shi", "--root", tree, "--model", f"cnn={ckpt}",
-                 "--baseline", "laplacian", "--postprocess", "guided", "--postprocess",
-                 "guided-otsu", "--stride", "4", "--out", out, "-q")
+    result = run(
+        "evaluate",
+        "--source",
+        "shi",
+        "--root",
+        tree,
+        "--model",
+        f"cnn={ckpt}",
+        "--baseline",
+        "laplacian",
+        "--postprocess",
+        "guided",
+        "--postprocess",
+        "guided-otsu",
+        "--stride",
+        "4",
+        "--out",
+        out,
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads((out / "results.json").read_text())
-    assert [m["name"] for m in data["methods"]] == ["cnn", "laplacian", "all-blurred",
-                                                    "cnn+guided", "cnn+guided-otsu"]
+    assert [m["name"] for m in data["methods"]] == [
+        "cnn",
+        "laplacian",
+        "all-blurred",
+        "cnn+guided",
+        "cnn+guided-otsu",
+    ]
     assert data["settings"]["postprocess"] == "guided,guided-otsu"
     assert "| cnn+guided-otsu |" in (out / "results.md").read_text()
     model, _ = load_model(ckpt)
@@ -230,8 +340,20 @@ def test_postprocess_scores_each_model_raw_and_smoothed(tmp_path, tree):
 
 def test_only_scores_one_blur_type(tmp_path, tree):
     out = tmp_path / "eval"
-    result = run("evaluate", "--source", "shi", "--root", tree, "--baseline", "laplacian",
-                 "--only", "defocus", "--out", out, "-q")
+    result = run(
+        "evaluate",
+        "--source",
+        "shi",
+        "--root",
+        tree,
+        "--baseline",
+        "laplacian",
+        "--only",
+        "defocus",
+        "--out",
+        out,
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads((out / "results.json").read_text())
     assert [im["stem"] for im in data["images"]] == ["out_of_focus0001", "out_of_focus0002"]
@@ -249,8 +371,18 @@ def test_non_finite_map_is_a_one_line_error(tmp_path, tree, monkeypatch):
         return out
 
     monkeypatch.setattr(baselines, "blur_map", nan_map)
-    result = run("evaluate", "--source", "shi", "--root", tree, "--baseline", "laplacian",
-                 "--out", tmp_path / "eval", "-q")
+    result = run(
+        "evaluate",
+        "--source",
+        "shi",
+        "--root",
+        tree,
+        "--baseline",
+        "laplacian",
+        "--out",
+        tmp_path / "eval",
+        "-q",
+    )
     assert result.exit_code == 1, result.output
     assert "Error: laplacian gives non-finite blur probabilities on motion0001" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "eval").exists()
@@ -259,8 +391,9 @@ def test_non_finite_map_is_a_one_line_error(tmp_path, tree, monkeypatch):
 def test_unreadable_image_is_skipped_and_listed(tmp_path, tree):
     (tree / "image" / "motion0002.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     out = tmp_path / "eval"
-    result = run("evaluate", "--source", "shi", "--root", tree, "--baseline", "laplacian",
-                 "--out", out, "-q")
+    result = run(
+        "evaluate", "--source", "shi", "--root", tree, "--baseline", "laplacian", "--out", out, "-q"
+    )
     assert result.exit_code == 0, result.output
     data = json.loads((out / "results.json").read_text())
     assert data["settings"]["images"] == 3
@@ -269,7 +402,8 @@ def test_unreadable_image_is_skipped_and_listed(tmp_path, tree):
     assert "Skipped (1 unreadable images)" in (out / "results.md").read_text()
     for path in (tree / "image").iterdir():
         path.write_bytes(b"junk")
-    result = run("evaluate", "--source", "shi", "--root", tree, "--baseline", "laplacian",
-                 "--out", out, "-q")
+    result = run(
+        "evaluate", "--source", "shi", "--root", tree, "--baseline", "laplacian", "--out", out, "-q"
+    )
     assert result.exit_code == 1 and "no image could be scored" in result.output
     assert "Traceback" not in result.output

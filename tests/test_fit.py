@@ -37,8 +37,17 @@ def _one_thread():
 
 
 def _config(shards, out, **kw) -> FitConfig:
-    base = dict(shards=shards, out=out, batch_size=4, lr=3e-3, iterations=3, eval_every=3,
-                val_rows=16, workers=0, quiet=True)
+    base = dict(
+        shards=shards,
+        out=out,
+        batch_size=4,
+        lr=3e-3,
+        iterations=3,
+        eval_every=3,
+        val_rows=16,
+        workers=0,
+        quiet=True,
+    )
     return FitConfig(**{**base, **kw})
 
 
@@ -51,8 +60,9 @@ def _same(a: dict, b: dict) -> bool:
 
 
 def test_training_learns(shards, tmp_path):
-    result = fit(_config(shards, tmp_path / "run", batch_size=8, iterations=40, eval_every=20,
-                         val_rows=64))
+    result = fit(
+        _config(shards, tmp_path / "run", batch_size=8, iterations=40, eval_every=20, val_rows=64)
+    )
     with open(tmp_path / "run" / "log.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["iteration"]) for r in rows] == [20, 40]
@@ -65,8 +75,10 @@ def test_training_learns(shards, tmp_path):
     assert summary["best_val_acc"] >= summary["final_val_acc"]
     model, payload = load_model(tmp_path / "run" / "best.pt")
     assert payload["iteration"] == summary["best_iteration"]
-    assert payload["extra"]["manifest_sha256"] == json.loads(
-        (tmp_path / "run" / "config.json").read_text())["dataset"]["manifest_sha256"]
+    assert (
+        payload["extra"]["manifest_sha256"]
+        == json.loads((tmp_path / "run" / "config.json").read_text())["dataset"]["manifest_sha256"]
+    )
     assert payload["train_config"]["lr"] == 3e-3
 
 
@@ -91,8 +103,10 @@ def test_resume_equals_uninterrupted(tmp_path, on_device, workers):
     full, resumed = tmp_path / "full" / "last.pt", tmp_path / "half" / "last.pt"
     assert _same(_weights(full), _weights(resumed))
     a, b = load_checkpoint(full)["optimizer_state"], load_checkpoint(resumed)["optimizer_state"]
-    assert all(torch.equal(a["state"][k]["momentum_buffer"], b["state"][k]["momentum_buffer"])
-               for k in a["state"])
+    assert all(
+        torch.equal(a["state"][k]["momentum_buffer"], b["state"][k]["momentum_buffer"])
+        for k in a["state"]
+    )
     log = (tmp_path / "half" / "log.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in log[1:]] == ["3", "4", "8"]
 
@@ -117,8 +131,21 @@ def test_interrupt_saves_and_resumes(shards, tmp_path, monkeypatch):
 
 def test_dry_run_cli(shards, tmp_path):
     out = tmp_path / "dry"
-    res = CliRunner().invoke(main, ["fit", str(shards), "--out", str(out), "--dry-run",
-                                    "--batch-size", "4", "--workers", "0", "--quiet"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "fit",
+            str(shards),
+            "--out",
+            str(out),
+            "--dry-run",
+            "--batch-size",
+            "4",
+            "--workers",
+            "0",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     for name in OUTPUTS:
         assert (out / name).is_file(), name
@@ -130,8 +157,10 @@ def test_dry_run_cli(shards, tmp_path):
 def test_cli_resume_keeps_recipe(shards, tmp_path):
     out = tmp_path / "run"
     args = ["fit", str(shards), "--out", str(out), "--workers", "0", "--quiet", "--val-rows", "8"]
-    res = CliRunner().invoke(main, [*args, "--batch-size", "4", "--lr", "0.002",
-                                    "--iterations", "2", "--eval-every", "2"])
+    res = CliRunner().invoke(
+        main,
+        [*args, "--batch-size", "4", "--lr", "0.002", "--iterations", "2", "--eval-every", "2"],
+    )
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(main, [*args, "--resume", "--iterations", "4"])
     assert res.exit_code == 0, res.output
@@ -143,8 +172,21 @@ def test_cli_resume_keeps_recipe(shards, tmp_path):
 def test_cli_errors_are_one_line(shards, tmp_path):
     runner = CliRunner()
     out = tmp_path / "run"
-    base = ["fit", str(shards), "--out", str(out), "--workers", "0", "--quiet",
-            "--batch-size", "4", "--iterations", "1", "--val-rows", "8"]
+    base = [
+        "fit",
+        str(shards),
+        "--out",
+        str(out),
+        "--workers",
+        "0",
+        "--quiet",
+        "--batch-size",
+        "4",
+        "--iterations",
+        "1",
+        "--val-rows",
+        "8",
+    ]
     # resume with nothing to resume
     res = runner.invoke(main, [*base, "--resume"])
     assert res.exit_code == 1 and "checkpoint not found" in res.output
@@ -166,8 +208,19 @@ def test_resume_on_another_dataset(shards, tmp_path):
     fit(cfg)
     with pytest.raises(BlursynthError, match="trained on dataset .* --force"):
         fit(_config(other, tmp_path / "run", iterations=2, resume=True))
-    res = CliRunner().invoke(main, ["fit", str(other), "--out", str(tmp_path / "run"),
-                                    "--resume", "--iterations", "2", "--quiet"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "fit",
+            str(other),
+            "--out",
+            str(tmp_path / "run"),
+            "--resume",
+            "--iterations",
+            "2",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 1 and "--force" in res.output and "Traceback" not in res.output
     result = fit(_config(other, tmp_path / "run", iterations=2, resume=True, force=True))
     assert result.iteration == 2
@@ -178,16 +231,34 @@ def test_lr_schedules():
     assert lr_at(0, 0.1, 1000, "cosine") == 0.1
     assert lr_at(500, 0.1, 1000, "cosine") == pytest.approx(0.05)
     assert [lr_at(i, 1.0, 100, "step") for i in (49, 50, 74, 75)] == pytest.approx(
-        [1.0, 0.1, 0.1, 0.01])
+        [1.0, 0.1, 0.1, 0.01]
+    )
 
 
 def test_fit_help_lists_flags():
     res = CliRunner().invoke(main, ["fit", "--help"])
     assert res.exit_code == 0
-    for flag in ("--batch-size", "--lr", "--momentum", "--weight-decay", "--iterations",
-                 "--lr-schedule", "--seed", "--device", "--out", "--eval-every", "--val-rows",
-                 "--workers", "--data-on-device", "--bf16", "--compile", "--tensorboard",
-                 "--resume", "--dry-run", "--quiet"):
+    for flag in (
+        "--batch-size",
+        "--lr",
+        "--momentum",
+        "--weight-decay",
+        "--iterations",
+        "--lr-schedule",
+        "--seed",
+        "--device",
+        "--out",
+        "--eval-every",
+        "--val-rows",
+        "--workers",
+        "--data-on-device",
+        "--bf16",
+        "--compile",
+        "--tensorboard",
+        "--resume",
+        "--dry-run",
+        "--quiet",
+    ):
         assert flag in res.output, flag
 
 
@@ -214,27 +285,76 @@ def test_dry_run_on_shards_built_by_the_patches_command(tmp_path):
     from blursynth.cli import main as data_main
 
     tree = _png_tree(tmp_path / "tree")
-    res = CliRunner().invoke(data_main, [
-        "patches", "--source", "folder", "--root", str(tree), "--out", str(tmp_path / "ds"),
-        "--train-patches", "64", "--val-patches", "32", "--eval-images", "0",
-        "--rows-per-shard", "40", "--quiet"])
+    res = CliRunner().invoke(
+        data_main,
+        [
+            "patches",
+            "--source",
+            "folder",
+            "--root",
+            str(tree),
+            "--out",
+            str(tmp_path / "ds"),
+            "--train-patches",
+            "64",
+            "--val-patches",
+            "32",
+            "--eval-images",
+            "0",
+            "--rows-per-shard",
+            "40",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(main, ["fit", str(tmp_path / "ds"), "--out", str(tmp_path / "run"),
-                                    "--dry-run", "--batch-size", "8", "--workers", "0",
-                                    "--data-on-device", "no", "--quiet"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "fit",
+            str(tmp_path / "ds"),
+            "--out",
+            str(tmp_path / "run"),
+            "--dry-run",
+            "--batch-size",
+            "8",
+            "--workers",
+            "0",
+            "--data-on-device",
+            "no",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["iteration"] == 5
     # export records which images the model was trained on, after checking the dataset
-    res = CliRunner().invoke(main, ["export", str(tmp_path / "run" / "last.pt"), "--out",
-                                    str(tmp_path / "small.pt"), "--dataset", str(tmp_path / "ds")])
+    res = CliRunner().invoke(
+        main,
+        [
+            "export",
+            str(tmp_path / "run" / "last.pt"),
+            "--out",
+            str(tmp_path / "small.pt"),
+            "--dataset",
+            str(tmp_path / "ds"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     train = sorted(im["stem"] for im in manifest["images"] if im["split"] == "train")
     extra = load_checkpoint(tmp_path / "small.pt")["extra"]
     assert sorted(extra["train_images"].split(",")) == train and train
     other = make_patch_dataset(tmp_path / "other", n_train=16, n_val=8)
-    res = CliRunner().invoke(main, ["export", str(tmp_path / "run" / "last.pt"), "--out",
-                                    str(tmp_path / "x.pt"), "--dataset", str(other)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "export",
+            str(tmp_path / "run" / "last.pt"),
+            "--out",
+            str(tmp_path / "x.pt"),
+            "--dataset",
+            str(other),
+        ],
+    )
     assert res.exit_code == 1 and "not trained on this dataset" in res.output
 
 
@@ -243,9 +363,21 @@ def test_tensorboard_missing_is_skipped_cleanly(shards, tmp_path):
 
     if importlib.util.find_spec("tensorboard") is not None:
         pytest.skip("tensorboard is installed")
-    res = CliRunner().invoke(main, ["fit", str(shards), "--out", str(tmp_path / "run"),
-                                    "--dry-run", "--batch-size", "4", "--workers", "0",
-                                    "--tensorboard"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "fit",
+            str(shards),
+            "--out",
+            str(tmp_path / "run"),
+            "--dry-run",
+            "--batch-size",
+            "4",
+            "--workers",
+            "0",
+            "--tensorboard",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "tensorboard is not installed" in res.output
 
@@ -265,8 +397,19 @@ def test_negative_seed_is_refused(shards, tmp_path):
     # the batch order's SeedSequence takes no negative entropy (numpy traceback before)
     with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
         _config(shards, tmp_path / "run", seed=-1)
-    res = CliRunner().invoke(main, ["fit", str(shards), "--out", str(tmp_path / "run"),
-                                    "--seed", "-1", "--dry-run", "--quiet"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "fit",
+            str(shards),
+            "--out",
+            str(tmp_path / "run"),
+            "--seed",
+            "-1",
+            "--dry-run",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 2 and "--seed" in res.output
     assert not (tmp_path / "run").exists()
 
@@ -280,53 +423,147 @@ def test_resume_with_auto_keeps_the_runs_data_path(tmp_path, monkeypatch):
     fit(_config(shards, tmp_path / "full", iterations=6, data_on_device="auto"))
     fit(_config(shards, tmp_path / "half", iterations=3, data_on_device="auto"))
     monkeypatch.setattr(fit_module, "memory_budget", lambda device: 0)  # "auto" would stream
-    fit(_config(shards, tmp_path / "half", iterations=6, resume=True, data_on_device="auto",
-                workers=0))
+    fit(
+        _config(
+            shards, tmp_path / "half", iterations=6, resume=True, data_on_device="auto", workers=0
+        )
+    )
     config = json.loads((tmp_path / "half" / "config.json").read_text())
     assert config["data_on_device"] is True
     assert _same(_weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "half" / "last.pt"))
 
 
 def test_adamw_and_init_from_a_checkpoint(shards, tmp_path):
-    first = fit(_config(shards, tmp_path / "a", optimizer="adamw", lr=1e-3, iterations=20,
-                        eval_every=20, batch_size=8, val_rows=64))
+    first = fit(
+        _config(
+            shards,
+            tmp_path / "a",
+            optimizer="adamw",
+            lr=1e-3,
+            iterations=20,
+            eval_every=20,
+            batch_size=8,
+            val_rows=64,
+        )
+    )
     assert load_checkpoint(tmp_path / "a" / "last.pt")["train_config"]["optimizer"] == "adamw"
     # a run started from those weights begins where that run ended, not from scratch
-    start = fit(_config(shards, tmp_path / "b", init=str(tmp_path / "a" / "last.pt"),
-                        lr=1e-12, iterations=1, eval_every=1, batch_size=8, val_rows=64))
+    start = fit(
+        _config(
+            shards,
+            tmp_path / "b",
+            init=str(tmp_path / "a" / "last.pt"),
+            lr=1e-12,
+            iterations=1,
+            eval_every=1,
+            batch_size=8,
+            val_rows=64,
+        )
+    )
     assert start.final_val_acc == pytest.approx(first.final_val_acc, abs=1 / 64)
-    scratch = fit(_config(shards, tmp_path / "c", lr=1e-12, iterations=1, eval_every=1,
-                          batch_size=8, val_rows=64))
+    scratch = fit(
+        _config(
+            shards, tmp_path / "c", lr=1e-12, iterations=1, eval_every=1, batch_size=8, val_rows=64
+        )
+    )
     assert scratch.final_val_loss > start.final_val_loss
-    res = CliRunner().invoke(main, ["fit", str(shards), "--out", str(tmp_path / "d"),
-                                    "--init", str(tmp_path / "nope.pt"), "--quiet"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "fit",
+            str(shards),
+            "--out",
+            str(tmp_path / "d"),
+            "--init",
+            str(tmp_path / "nope.pt"),
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 1 and "nope.pt" in res.output and "Traceback" not in res.output
 
 
 def test_two_datasets_train_together(shards, tmp_path):
     other = make_patch_dataset(tmp_path / "other", n_train=96, n_val=16, seed=5)
-    res = CliRunner().invoke(main, ["fit", str(shards), str(other), "--out",
-                                    str(tmp_path / "run"), "--batch-size", "8",
-                                    "--iterations", "4", "--eval-every", "2", "--val-rows", "16",
-                                    "--workers", "0", "--quiet"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "fit",
+            str(shards),
+            str(other),
+            "--out",
+            str(tmp_path / "run"),
+            "--batch-size",
+            "8",
+            "--iterations",
+            "4",
+            "--eval-every",
+            "2",
+            "--val-rows",
+            "16",
+            "--workers",
+            "0",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     data = config["dataset"]
     assert data["train_rows"] == 320 + 96 and data["val_rows"] == 16  # val: the first's
     assert [d["train_rows"] for d in data["datasets"]] == [320, 96]
     # resume checks the pair, in order
-    res = CliRunner().invoke(main, ["fit", str(shards), "--out", str(tmp_path / "run"),
-                                    "--resume", "--iterations", "6", "--quiet"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "fit",
+            str(shards),
+            "--out",
+            str(tmp_path / "run"),
+            "--resume",
+            "--iterations",
+            "6",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 1 and "--force" in res.output
-    res = CliRunner().invoke(main, ["fit", str(shards), str(other), "--out",
-                                    str(tmp_path / "run"), "--resume", "--iterations", "6",
-                                    "--quiet"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "fit",
+            str(shards),
+            str(other),
+            "--out",
+            str(tmp_path / "run"),
+            "--resume",
+            "--iterations",
+            "6",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     # export records both datasets' training images, and refuses a wrong list
-    res = CliRunner().invoke(main, ["export", str(tmp_path / "run" / "last.pt"), "--out",
-                                    str(tmp_path / "w.pt"), "--dataset", str(shards)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "export",
+            str(tmp_path / "run" / "last.pt"),
+            "--out",
+            str(tmp_path / "w.pt"),
+            "--dataset",
+            str(shards),
+        ],
+    )
     assert res.exit_code == 1 and "not trained on this dataset" in res.output
-    res = CliRunner().invoke(main, ["export", str(tmp_path / "run" / "last.pt"), "--out",
-                                    str(tmp_path / "w.pt"), "--dataset", str(shards),
-                                    "--dataset", str(other)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "export",
+            str(tmp_path / "run" / "last.pt"),
+            "--out",
+            str(tmp_path / "w.pt"),
+            "--dataset",
+            str(shards),
+            "--dataset",
+            str(other),
+        ],
+    )
     assert res.exit_code == 0, res.output

@@ -276,8 +276,9 @@ def test_real_voc_blurred_region_loses_high_frequencies(voc_sample, tmp_path):
 
 def test_negative_seed_is_refused_before_any_work(tmp_path):
     # SeedSequence takes no negative entropy: this used to end in a numpy traceback
-    result = CliRunner().invoke(main, ["generate", "--n", "1", "--out", str(tmp_path / "o"),
-                                       "--seed", "-1"])
+    result = CliRunner().invoke(
+        main, ["generate", "--n", "1", "--out", str(tmp_path / "o"), "--seed", "-1"]
+    )
     assert result.exit_code == 2 and "--seed" in result.output
     with pytest.raises(BlursynthError, match="--seed must be >= 0, got -1"):
         generate(tmp_path / "o", n=1, seed=-1)
@@ -291,7 +292,8 @@ def test_resume_with_a_smaller_n_is_refused(voc, reference, tmp_path):
     assert result.exit_code == 1
     assert f"cannot resume with --n {N - 1}" in result.output and f"{N:04d}" in result.output
     # a larger --n extends the run
-    result = cli("generate", "--voc", voc, "--n", N + 1, "--out", out, "--seed", 5, "--resume",
-                 "-q")
+    result = cli(
+        "generate", "--voc", voc, "--n", N + 1, "--out", out, "--seed", 5, "--resume", "-q"
+    )
     assert result.exit_code == 0, result.output
     assert len((out / "records.jsonl").read_text().splitlines()) == 2 * (N + 1)

@@ -13,8 +13,16 @@ from blursynth.shards import open_dataset, verify_dataset
 
 def _build(tmp_path, fmt):
     root = make_tree(tmp_path / "src", motion=4, defocus=4)
-    params = PatchParams(source="shi", root=str(root), train_patches=500, val_patches=100,
-                         eval_images=2, patch_size=9, rows_per_shard=200, format=fmt)
+    params = PatchParams(
+        source="shi",
+        root=str(root),
+        train_patches=500,
+        val_patches=100,
+        eval_images=2,
+        patch_size=9,
+        rows_per_shard=200,
+        format=fmt,
+    )
     build_patch_dataset(params, tmp_path / "ds")
     return tmp_path / "ds"
 
@@ -23,8 +31,10 @@ def test_hugging_face_hdf5_loader_reads_the_shards(tmp_path):
     datasets = pytest.importorskip("datasets")
     out = _build(tmp_path, "hdf5")
     with open_dataset(out) as ds:
-        files = {"train": [str(p) for p in ds["train"].shards],
-                 "validation": [str(p) for p in ds["val"].shards]}
+        files = {
+            "train": [str(p) for p in ds["train"].shards],
+            "validation": [str(p) for p in ds["val"].shards],
+        }
         hf = datasets.load_dataset("hdf5", data_files=files, cache_dir=str(tmp_path / "cache"))
         assert hf["train"].num_rows == 500 and hf["validation"].num_rows == 100
         assert hf["train"].features["patches"].shape == (3, 9, 9)
@@ -38,7 +48,10 @@ def test_caffe_layout(tmp_path):
     out = _build(tmp_path, "caffe")
     lines = (out / "train.txt").read_text().splitlines()
     assert [p.split("/")[-1] for p in lines] == [
-        "train-00000-of-00003.h5", "train-00001-of-00003.h5", "train-00002-of-00003.h5"]
+        "train-00000-of-00003.h5",
+        "train-00001-of-00003.h5",
+        "train-00002-of-00003.h5",
+    ]
     assert (out / "val.txt").read_text().strip().endswith("val-00000-of-00001.h5")
     with h5py.File(lines[0], "r") as f:
         data, label = f["data"], f["label"]

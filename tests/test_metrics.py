@@ -39,13 +39,19 @@ def test_asymmetric_case_by_hand():
         # no blur anywhere, none predicted: perfect
         ([F, F, F], [F, F, F], {"iou": 1.0, "miou": 1.0, "accuracy": 1.0, "f": 1.0}),
         # no blur in the truth, some predicted: blurred IoU 0, F 0
-        ([T, F, F], [F, F, F], {"iou": 0.0, "miou": 0.5 * (0 + 2 / 3), "accuracy": 2 / 3,
-                                "f": 0.0}),
+        (
+            [T, F, F],
+            [F, F, F],
+            {"iou": 0.0, "miou": 0.5 * (0 + 2 / 3), "accuracy": 2 / 3, "f": 0.0},
+        ),
         # all blurred and all predicted blurred: the absent sharp class counts 1
         ([T, T, T], [T, T, T], {"iou": 1.0, "miou": 1.0, "accuracy": 1.0, "f": 1.0}),
         # blur present, nothing predicted: 0/0 precision counts 0
-        ([F, F, F], [T, F, F], {"iou": 0.0, "miou": 0.5 * (0 + 2 / 3), "accuracy": 2 / 3,
-                                "f": 0.0}),
+        (
+            [F, F, F],
+            [T, F, F],
+            {"iou": 0.0, "miou": 0.5 * (0 + 2 / 3), "accuracy": 2 / 3, "f": 0.0},
+        ),
     ],
 )
 def test_empty_class_conventions(pred, gt, expected):
@@ -89,8 +95,9 @@ def test_trivial_answer_scores_the_blurred_fraction():
 
 def test_average():
     assert metrics.average([]) == {}
-    assert metrics.average([{"iou": 0.2, "mae": 1.0}, {"iou": 0.4, "mae": 0.0}]) == \
-        pytest.approx({"iou": 0.3, "mae": 0.5})
+    assert metrics.average([{"iou": 0.2, "mae": 1.0}, {"iou": 0.4, "mae": 0.0}]) == pytest.approx(
+        {"iou": 0.3, "mae": 0.5}
+    )
 
 
 def test_bad_inputs():

@@ -20,6 +20,7 @@ CONFIGS = {
 # patch 29 has an even number of conv2 outputs: the last pool-2 window is a (normal, edge)
 # pair, which the dense form reads from the edge variant alone (the report's 31 is unaffected).
 
+
 @pytest.fixture(scope="module")
 def model() -> BlurNet:
     torch.manual_seed(0)

@@ -40,7 +40,7 @@ def test_cell_map_matches_direct_window_count():
     padded = np.pad(blur, p // 2, mode="reflect")
     for y in range(blur.shape[0]):
         for x in range(blur.shape[1]):
-            s = padded[y:y + p, x:x + p].sum()
+            s = padded[y : y + p, x : x + p].sum()
             want = 0 if s == 0 else 1 if s == p * p else 2 + int(blur[y, x])
             assert got[y, x] == want, (y, x)
 
@@ -53,14 +53,16 @@ def test_extract_patches_is_the_reflect_padded_crop_in_nchw():
     assert patches.shape == (3, 3, 5, 5) and patches.dtype == np.uint8
     padded = np.pad(image, ((2, 2), (2, 2), (0, 0)), mode="reflect")
     for k in range(3):
-        crop = padded[cy[k]:cy[k] + 5, cx[k]:cx[k] + 5]
+        crop = padded[cy[k] : cy[k] + 5, cx[k] : cx[k] + 5]
         assert np.array_equal(patches[k], crop.transpose(2, 0, 1))
     # the centre pixel of a patch is the image pixel
     assert np.array_equal(patches[2][:, 2, 2], image[5, 7])
 
 
-@pytest.mark.parametrize("total,caps", [(10, [5, 5, 5]), (10, [1, 100, 100]), (7, [0, 3, 3]),
-                                        (100, [2, 3, 4]), (0, [3, 3])])
+@pytest.mark.parametrize(
+    "total,caps",
+    [(10, [5, 5, 5]), (10, [1, 100, 100]), (7, [0, 3, 3]), (100, [2, 3, 4]), (0, [3, 3])],
+)
 def test_waterfill_is_even_and_capped(total, caps):
     alloc = waterfill(total, caps)
     caps = np.array(caps)
@@ -71,12 +73,17 @@ def test_waterfill_is_even_and_capped(total, caps):
         assert uncapped.min() >= alloc.max() - 1
 
 
-@pytest.mark.parametrize("value,message", [
-    ({"patch_size": 30}, "odd"), ({"train_patches": -1}, ">= 0"), ({"per_image": 0}, ">= 1"),
-    ({"format": "zarr"}, "format"),
-    ({"format": "caffe", "rows_per_shard": 10**6, "patch_size": 31}, "2 GB"),
-    ({"seed": -1}, "--seed must be >= 0"),  # SeedSequence would fail later, with a traceback
-])
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ({"patch_size": 30}, "odd"),
+        ({"train_patches": -1}, ">= 0"),
+        ({"per_image": 0}, ">= 1"),
+        ({"format": "zarr"}, "format"),
+        ({"format": "caffe", "rows_per_shard": 10**6, "patch_size": 31}, "2 GB"),
+        ({"seed": -1}, "--seed must be >= 0"),  # SeedSequence would fail later, with a traceback
+    ],
+)
 def test_params_are_validated_with_the_value(tmp_path, value, message):
     with pytest.raises(BlursynthError, match=message):
         _params(tmp_path, **value)
@@ -93,9 +100,9 @@ def test_splits_balance_and_rows_match_the_source(tmp_path):
         # no image in two splits; the eval images are in none; 2 eval per blur type
         assert not seen["train"] & seen["val"]
         assert not {images[i]["stem"] for i in seen["train"] | seen["val"]} & eval_stems
-        assert collections.Counter(images[i]["blur_type"] for i in range(len(images))
-                                   if images[i]["stem"] in eval_stems) == {"motion": 2,
-                                                                           "defocus": 2}
+        assert collections.Counter(
+            images[i]["blur_type"] for i in range(len(images)) if images[i]["stem"] in eval_stems
+        ) == {"motion": 2, "defocus": 2}
         # 5 left per type: 4 train, 1 val
         per_split = collections.Counter((im["split"], im["blur_type"]) for im in images)
         assert per_split[("train", "motion")] == 4 and per_split[("val", "defocus")] == 1
@@ -107,8 +114,10 @@ def test_splits_balance_and_rows_match_the_source(tmp_path):
             assert abs(np.bincount(rows["category"], minlength=3) - n / 3).max() <= 2
             assert abs(rows["label"].mean() - 0.5) <= 2 / n
         # the manifest's counts are what the shards hold
-        table = {(c["split"], c["blur_type"], c["category"], c["label"]): c["count"]
-                 for c in ds.manifest["counts"]}
+        table = {
+            (c["split"], c["blur_type"], c["category"], c["label"]): c["count"]
+            for c in ds.manifest["counts"]
+        }
         assert sum(v for k, v in table.items() if k[0] == "train") == 1200
         assert table[("train", "motion", "mixed", 1)] == 100
 
@@ -137,12 +146,19 @@ def test_image_without_blurred_pixels_still_gives_sharp_patches(tmp_path):
 
 
 def test_folder_source_with_one_blur_type(tmp_path):
-    root = make_tree(tmp_path / "src", motion=3, defocus=3, prefix=("a", "b"),
-                     white_is_blurred=False)
+    root = make_tree(
+        tmp_path / "src", motion=3, defocus=3, prefix=("a", "b"), white_is_blurred=False
+    )
     for blur_type, code in ((None, 2), ("defocus", 1)):
         out = tmp_path / f"ds-{blur_type}"
-        params = _params(root, source="folder", polarity="sharp-white", eval_images=2,
-                         blur_type=blur_type, train_patches=300)
+        params = _params(
+            root,
+            source="folder",
+            polarity="sharp-white",
+            eval_images=2,
+            blur_type=blur_type,
+            train_patches=300,
+        )
         build_patch_dataset(params, out)
         check_rows(out)  # labels follow the polarity
         with open_dataset(out) as ds:
@@ -162,8 +178,14 @@ def test_too_few_images_for_the_eval_holdout_is_a_clear_error(tmp_path):
 
 @pytest.mark.realdata
 def test_real_cuhk_mini_dataset(cuhk_mini, tmp_path):
-    params = PatchParams(source="shi", root=str(cuhk_mini), train_patches=2000,
-                         val_patches=500, eval_images=4, rows_per_shard=1000)
+    params = PatchParams(
+        source="shi",
+        root=str(cuhk_mini),
+        train_patches=2000,
+        val_patches=500,
+        eval_images=4,
+        rows_per_shard=1000,
+    )
     build_patch_dataset(params, tmp_path / "ds", jobs=2)
     seen = check_rows(tmp_path / "ds")
     assert not seen["train"] & seen["val"]
@@ -178,8 +200,15 @@ def test_real_cuhk_mini_dataset(cuhk_mini, tmp_path):
 
 @pytest.mark.realdata
 def test_real_dut_sample_sharp_white(dut_sample, tmp_path):
-    params = PatchParams(source="folder", root=str(dut_sample), polarity="sharp-white",
-                         threshold=128, blur_type="defocus", per_image=40, eval_images=1)
+    params = PatchParams(
+        source="folder",
+        root=str(dut_sample),
+        polarity="sharp-white",
+        threshold=128,
+        blur_type="defocus",
+        per_image=40,
+        eval_images=1,
+    )
     build_patch_dataset(params, tmp_path / "ds")
     check_rows(tmp_path / "ds")
 
@@ -190,8 +219,9 @@ def test_only_keeps_the_image_split_of_the_full_dataset(tmp_path, cuhk_mini):
     from blursynth.patches import PatchParams, build_patch_dataset
     from blursynth.shards import open_dataset
 
-    common = dict(source="shi", root=str(cuhk_mini), train_patches=300, val_patches=100,
-                  eval_images=4, seed=3)
+    common = dict(
+        source="shi", root=str(cuhk_mini), train_patches=300, val_patches=100, eval_images=4, seed=3
+    )
     build_patch_dataset(PatchParams(**common), tmp_path / "both", quiet=True)
     build_patch_dataset(PatchParams(**common, only="motion"), tmp_path / "motion", quiet=True)
     with open_dataset(tmp_path / "both") as both, open_dataset(tmp_path / "motion") as motion:

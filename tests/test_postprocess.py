@@ -44,10 +44,13 @@ def test_postprocess_names_and_bad_arguments():
     assert split.dtype == np.float32 and 0 <= split.min() and split.max() <= 1
     # the same ordering of pixels as the guided map, with its Otsu split moved to 0.5
     guided = guided_filter(image, prob)
-    t = otsu_threshold(np.clip((guided - np.percentile(guided, 1))
-                               / np.ptp(np.percentile(guided, [1, 99])), 0, 1))
-    assert ((split >= 0.5) == (guided >= np.percentile(guided, 1)
-                               + t * np.ptp(np.percentile(guided, [1, 99])))).mean() > 0.999
+    t = otsu_threshold(
+        np.clip((guided - np.percentile(guided, 1)) / np.ptp(np.percentile(guided, [1, 99])), 0, 1)
+    )
+    assert (
+        (split >= 0.5)
+        == (guided >= np.percentile(guided, 1) + t * np.ptp(np.percentile(guided, [1, 99])))
+    ).mean() > 0.999
     with pytest.raises(ValueError, match="one of"):
         postprocess("median", image, prob)
     with pytest.raises(ValueError, match="radius"):

@@ -54,8 +54,21 @@ def test_help():
 def test_segment_writes_consistent_outputs(tmp_path, checkpoint, images, stride):
     folder, shapes = images
     out = tmp_path / "out"
-    result = run("segment", folder, "--model", checkpoint, "--out", out, "--stride", stride,
-                 "--device", "cpu", "--postprocess", "none", "--quiet")
+    result = run(
+        "segment",
+        folder,
+        "--model",
+        checkpoint,
+        "--out",
+        out,
+        "--stride",
+        stride,
+        "--device",
+        "cpu",
+        "--postprocess",
+        "none",
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     assert "segmented 2 image(s)" in result.output
     model, _ = load_model(checkpoint)
@@ -77,8 +90,19 @@ def test_segment_writes_consistent_outputs(tmp_path, checkpoint, images, stride)
 def test_threshold_zero_marks_everything(tmp_path, checkpoint, images):
     folder, _ = images
     out = tmp_path / "out"
-    result = run("segment", folder / "a.png", "--model", checkpoint, "--out", out,
-                 "--threshold", 0, "--stride", 4, "-q")
+    result = run(
+        "segment",
+        folder / "a.png",
+        "--model",
+        checkpoint,
+        "--out",
+        out,
+        "--threshold",
+        0,
+        "--stride",
+        4,
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     assert (np.asarray(Image.open(out / "a_mask.png")) == 255).all()
 
@@ -86,8 +110,10 @@ def test_threshold_zero_marks_everything(tmp_path, checkpoint, images):
 def test_globs_and_duplicate_stems(tmp_path, images):
     folder, _ = images
     assert [p.name for p in expand_inputs([str(folder / "*.png")])] == ["a.png", "b.png"]
-    assert [p.name for p in expand_inputs([str(folder), str(folder / "a.png")])] == \
-        ["a.png", "b.png"]
+    assert [p.name for p in expand_inputs([str(folder), str(folder / "a.png")])] == [
+        "a.png",
+        "b.png",
+    ]
     other = tmp_path / "other"
     other.mkdir()
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(other / "a.jpg")
@@ -108,19 +134,26 @@ def test_errors_are_one_line(tmp_path, checkpoint, images):
     out = tmp_path / "out"
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"not a checkpoint at all")
-    one_line_error(run("segment", folder, "--model", corrupt, "--out", out, "-q"),
-                   "not a readable checkpoint")
+    one_line_error(
+        run("segment", folder, "--model", corrupt, "--out", out, "-q"), "not a readable checkpoint"
+    )
     payload = torch.load(checkpoint, weights_only=True)
     payload["model_config"] = ModelConfig().to_dict()  # narrow weights, report-size config
     mismatched = tmp_path / "mismatched.pt"
     torch.save(payload, mismatched)
-    one_line_error(run("segment", folder, "--model", mismatched, "--out", out, "-q"),
-                   "does not match the model")
-    one_line_error(run("segment", tmp_path / "nothing*.png", "--model", checkpoint,
-                       "--out", out, "-q"), "no image found")
+    one_line_error(
+        run("segment", folder, "--model", mismatched, "--out", out, "-q"),
+        "does not match the model",
+    )
+    one_line_error(
+        run("segment", tmp_path / "nothing*.png", "--model", checkpoint, "--out", out, "-q"),
+        "no image found",
+    )
     if not torch.cuda.is_available():
-        one_line_error(run("segment", folder, "--model", checkpoint, "--out", out, "-q",
-                           "--device", "cuda"), "no CUDA device")
+        one_line_error(
+            run("segment", folder, "--model", checkpoint, "--out", out, "-q", "--device", "cuda"),
+            "no CUDA device",
+        )
     assert not out.exists() or not list(out.iterdir())
 
 
@@ -145,8 +178,9 @@ def test_segment_postprocess_guided(tmp_path, checkpoint, images):
 
     folder, _ = images
     out = tmp_path / "out"
-    result = run("segment", folder / "a.png", "--model", checkpoint, "--out", out,
-                 "--device", "cpu", "-q")  # guided is the default
+    result = run(
+        "segment", folder / "a.png", "--model", checkpoint, "--out", out, "--device", "cpu", "-q"
+    )  # guided is the default
     assert result.exit_code == 0, result.output
     model, _ = load_model(checkpoint)
     image = np.asarray(Image.open(folder / "a.png"))
@@ -160,8 +194,13 @@ def test_export_strips_to_a_small_float16_file_that_predicts_the_same(tmp_path, 
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     model(torch.zeros(2, 3, 31, 31, dtype=torch.uint8)).sum().backward()
     opt.step()  # momentum buffers make the training checkpoint about twice the size
-    src = save_checkpoint(tmp_path / "train.pt", model, optimizer=opt, iteration=7,
-                          extra={"manifest_sha256": "abc", "rng": {"x": torch.zeros(3)}})
+    src = save_checkpoint(
+        tmp_path / "train.pt",
+        model,
+        optimizer=opt,
+        iteration=7,
+        extra={"manifest_sha256": "abc", "rng": {"x": torch.zeros(3)}},
+    )
     out = tmp_path / "small.pt"
     result = run("export", src, "--out", out)
     assert result.exit_code == 0, result.output
@@ -177,7 +216,8 @@ def test_export_strips_to_a_small_float16_file_that_predicts_the_same(tmp_path, 
 
 
 def test_segment_without_model_uses_the_bundled_weights_or_says_they_are_missing(
-        tmp_path, images, monkeypatch):
+    tmp_path, images, monkeypatch
+):
     from blursynth_train import weights
 
     folder, _ = images

@@ -18,14 +18,23 @@ from blursynth.shards import FIELDS, ShardWriter, open_dataset, verify_dataset
 
 
 def _params(root, **kw):
-    base = {"source": "shi", "train_patches": 900, "val_patches": 200, "eval_images": 2,
-            "rows_per_shard": 400, "patch_size": 9}
+    base = {
+        "source": "shi",
+        "train_patches": 900,
+        "val_patches": 200,
+        "eval_images": 2,
+        "rows_per_shard": 400,
+        "patch_size": 9,
+    }
     return PatchParams(root=str(root), **{**base, **kw})
 
 
 def _hashes(folder):
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.iterdir()) if p.is_file()}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.iterdir())
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -43,21 +52,30 @@ def built(tree, tmp_path_factory):
 def test_writer_round_trip_across_shards(tmp_path):
     rng = np.random.default_rng(0)
     n, p = 23, 5
-    rows = {"patches": rng.integers(0, 256, (n, 3, p, p), dtype=np.uint8),
-            "label": rng.integers(0, 2, n).astype(np.uint8),
-            "blur_type": np.zeros(n, np.uint8), "category": np.full(n, 2, np.uint8),
-            "image_index": np.arange(n, dtype=np.int32),
-            "center_y": rng.integers(0, 99, n).astype(np.int32),
-            "center_x": rng.integers(0, 99, n).astype(np.int32)}
+    rows = {
+        "patches": rng.integers(0, 256, (n, 3, p, p), dtype=np.uint8),
+        "label": rng.integers(0, 2, n).astype(np.uint8),
+        "blur_type": np.zeros(n, np.uint8),
+        "category": np.full(n, 2, np.uint8),
+        "image_index": np.arange(n, dtype=np.int32),
+        "center_y": rng.integers(0, 99, n).astype(np.int32),
+        "center_x": rng.integers(0, 99, n).astype(np.int32),
+    }
     with ShardWriter(tmp_path, "train", n, 10, p, "hdf5", {"plan_sha256": "x"}) as w:
         for a in range(0, n, 7):  # batches that straddle shard boundaries
-            w.write({k: v[a:a + 7] for k, v in rows.items()})
+            w.write({k: v[a : a + 7] for k, v in rows.items()})
     assert [r.rows for r in w.records] == [10, 10, 3]
     assert sorted(x.name for x in tmp_path.iterdir()) == [
-        "train-00000-of-00003.h5", "train-00001-of-00003.h5", "train-00002-of-00003.h5"]
-    manifest = {**shards.manifest_base(), "plan_sha256": "x",
-                "params": {"patch_size": p, "format": "hdf5"},
-                "splits": {"train": {"shards": [vars(r) for r in w.records]}}}
+        "train-00000-of-00003.h5",
+        "train-00001-of-00003.h5",
+        "train-00002-of-00003.h5",
+    ]
+    manifest = {
+        **shards.manifest_base(),
+        "plan_sha256": "x",
+        "params": {"patch_size": p, "format": "hdf5"},
+        "splits": {"train": {"shards": [vars(r) for r in w.records]}},
+    }
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with open_dataset(tmp_path) as ds:
         split = ds["train"]
@@ -84,8 +102,15 @@ def test_shards_hold_patches_of_the_plan_with_provenance_attrs(built):
         assert len(ds.manifest_sha256) == 64
         assert ds.params["patch_size"] == 9 and ds.params["seed"] == 0
         with h5py.File(ds["train"].shards[0], "r") as f:
-            assert set(f) == {"patches", "label", "blur_type", "category", "image_index",
-                              "center_y", "center_x"}
+            assert set(f) == {
+                "patches",
+                "label",
+                "blur_type",
+                "category",
+                "image_index",
+                "center_y",
+                "center_x",
+            }
             assert f["patches"].shape == (400, 3, 9, 9) and f["patches"].dtype == np.uint8
             assert f["patches"].chunks is None and f["patches"].compression is None
             assert json.loads(f.attrs["params"])["train_patches"] == 900
@@ -100,8 +125,10 @@ def test_same_seed_same_bytes_whatever_jobs(tree, built, tmp_path):
     build_patch_dataset(_params(tree), tmp_path / "j2", jobs=2)
     assert _hashes(tmp_path / "j2") == _hashes(built)
     build_patch_dataset(_params(tree, seed=1), tmp_path / "s1")
-    assert _hashes(tmp_path / "s1")["train-00000-of-00003.h5"] != _hashes(built)[
-        "train-00000-of-00003.h5"]
+    assert (
+        _hashes(tmp_path / "s1")["train-00000-of-00003.h5"]
+        != _hashes(built)["train-00000-of-00003.h5"]
+    )
 
 
 def test_verify_names_a_shard_with_a_flipped_byte(tree, tmp_path):
@@ -125,7 +152,8 @@ def test_missing_manifest_is_named(tmp_path):
 
 
 def test_interrupted_run_leaves_no_finished_looking_file_and_rerun_completes(
-        tree, built, tmp_path, monkeypatch):
+    tree, built, tmp_path, monkeypatch
+):
     out = tmp_path / "ds"
     real = ShardWriter._finish_shard
     calls = []
@@ -147,8 +175,7 @@ def test_interrupted_run_leaves_no_finished_looking_file_and_rerun_completes(
     assert _hashes(out) == _hashes(built)
 
 
-def test_rerun_after_kill_rebuilds_a_deleted_shard_and_ignores_temporaries(
-        tree, built, tmp_path):
+def test_rerun_after_kill_rebuilds_a_deleted_shard_and_ignores_temporaries(tree, built, tmp_path):
     out = tmp_path / "ds"
     build_patch_dataset(_params(tree), out)
     (out / "val-00000-of-00001.h5").unlink()
@@ -167,14 +194,21 @@ def test_empty_reads_at_the_end_and_of_an_empty_split(tmp_path):
     p = 5
     records = {}
     for name, n in (("train", 23), ("val", 0)):
-        rows = {"patches": np.zeros((n, 3, p, p), np.uint8), "label": np.zeros(n, np.uint8),
-                **{k: np.zeros(n, v) for k, v in shards.PROVENANCE_DTYPES.items()}}
+        rows = {
+            "patches": np.zeros((n, 3, p, p), np.uint8),
+            "label": np.zeros(n, np.uint8),
+            **{k: np.zeros(n, v) for k, v in shards.PROVENANCE_DTYPES.items()},
+        }
         with ShardWriter(tmp_path, name, n, 10, p, "hdf5", {"plan_sha256": "x"}) as w:
             if n:
                 w.write(rows)
         records[name] = {"shards": [vars(r) for r in w.records]}
-    manifest = {**shards.manifest_base(), "plan_sha256": "x",
-                "params": {"patch_size": p, "format": "hdf5"}, "splits": records}
+    manifest = {
+        **shards.manifest_base(),
+        "plan_sha256": "x",
+        "params": {"patch_size": p, "format": "hdf5"},
+        "splits": records,
+    }
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with open_dataset(tmp_path) as ds:
         for split, at in (("train", 23), ("train", 20), ("train", 10), ("val", 0)):
@@ -219,10 +253,12 @@ def test_mixed_split_holds_every_row_once_in_proportion(tmp_path):
 
     from blursynth.shards import MixedSplit, training_data_sha256
 
-    a = open_dataset(make_patch_dataset(tmp_path / "a", n_train=300, n_val=8, seed=1,
-                                        rows_per_shard=70))
-    b = open_dataset(make_patch_dataset(tmp_path / "b", n_train=100, n_val=8, seed=2,
-                                        rows_per_shard=70))
+    a = open_dataset(
+        make_patch_dataset(tmp_path / "a", n_train=300, n_val=8, seed=1, rows_per_shard=70)
+    )
+    b = open_dataset(
+        make_patch_dataset(tmp_path / "b", n_train=100, n_val=8, seed=2, rows_per_shard=70)
+    )
     mix = MixedSplit([a["train"], b["train"]], stripe_rows=16)
     assert len(mix) == 400
     whole = mix.read(0, 400)
@@ -237,10 +273,11 @@ def test_mixed_split_holds_every_row_once_in_proportion(tmp_path):
     # every quarter of the mix holds the two splits 3:1, as their sizes
     from_b = {p.tobytes() for p in parts[1]["patches"]}
     for q in range(4):
-        rows = whole["patches"][q * 100:(q + 1) * 100]
+        rows = whole["patches"][q * 100 : (q + 1) * 100]
         assert 15 <= sum(p.tobytes() in from_b for p in rows) <= 35
     with pytest.raises(IndexError, match="out of range"):
         mix.read(0, 401)
     assert training_data_sha256([a.manifest_sha256]) == a.manifest_sha256
     assert training_data_sha256([a.manifest_sha256, b.manifest_sha256]) != training_data_sha256(
-        [b.manifest_sha256, a.manifest_sha256])
+        [b.manifest_sha256, a.manifest_sha256]
+    )

@@ -39,8 +39,9 @@ def test_bundled_weights_beat_the_trivial_answer_on_unseen_cuhk_images(cuhk_mini
     source = open_source("shi", cuhk_mini)
     unseen = [it for it in source.items if it.stem not in seen]
     assert len(unseen) >= 4, "cuhk-mini should hold images the bundled model never saw"
-    picks = [it for it in unseen if it.blur_type == "motion"][:3] + \
-        [it for it in unseen if it.blur_type == "defocus"][:3]
+    picks = [it for it in unseen if it.blur_type == "motion"][:3] + [
+        it for it in unseen if it.blur_type == "defocus"
+    ][:3]
     for it in picks:
         (tmp_path / "in").mkdir(exist_ok=True)
         (tmp_path / "in" / it.image_path.name).symlink_to(it.image_path)
@@ -49,8 +50,10 @@ def test_bundled_weights_beat_the_trivial_answer_on_unseen_cuhk_images(cuhk_mini
         (tmp_path / "src" / "image" / it.image_path.name).symlink_to(it.image_path)
         (tmp_path / "src" / "gt" / it.mask_path.name).symlink_to(it.mask_path)
 
-    seg = CliRunner().invoke(main, ["segment", str(tmp_path / "in"), "--out",
-                                    str(tmp_path / "seg"), "--stride", "4", "-q"])
+    seg = CliRunner().invoke(
+        main,
+        ["segment", str(tmp_path / "in"), "--out", str(tmp_path / "seg"), "--stride", "4", "-q"],
+    )
     assert seg.exit_code == 0, seg.output
     fractions = []
     for it in picks:
@@ -61,9 +64,23 @@ def test_bundled_weights_beat_the_trivial_answer_on_unseen_cuhk_images(cuhk_mini
     assert all(abs(ours - truth) < 0.4 for ours, truth in fractions), fractions
     assert sum(0.05 < ours < 0.95 for ours, _ in fractions) >= len(picks) // 2, fractions
 
-    res = CliRunner().invoke(main, ["evaluate", "--source", "shi", "--root",
-                                    str(tmp_path / "src"), "--model", str(default_model_path()),
-                                    "--stride", "4", "--out", str(tmp_path / "eval"), "-q"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--source",
+            "shi",
+            "--root",
+            str(tmp_path / "src"),
+            "--model",
+            str(default_model_path()),
+            "--stride",
+            "4",
+            "--out",
+            str(tmp_path / "eval"),
+            "-q",
+        ],
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "eval" / "results.json").read_text())["summary"]
     ours, trivial = summary[default_model_path().stem]["all"], summary["all-blurred"]["all"]

@@ -45,8 +45,16 @@ class FolderSource:
 
     default_blur_type = "unknown"
 
-    def __init__(self, root, *, polarity: str = "blurred-white", threshold: int = 128,
-                 strict_binary: bool = False, image_dir: str = "image", gt_dir: str = "gt"):
+    def __init__(
+        self,
+        root,
+        *,
+        polarity: str = "blurred-white",
+        threshold: int = 128,
+        strict_binary: bool = False,
+        image_dir: str = "image",
+        gt_dir: str = "gt",
+    ):
         if polarity not in POLARITIES:
             raise BlursynthError(f"polarity must be one of {POLARITIES}, got {polarity!r}")
         if not 0 < threshold <= 255:
@@ -62,7 +70,9 @@ class FolderSource:
             if not folder.is_dir():
                 raise BlursynthError(
                     f"expected sub-folders '{image_dir}/' and '{gt_dir}/'; '{folder.name}/' is"
-                    " missing", self.root)
+                    " missing",
+                    self.root,
+                )
         masks = _by_stem(gt_root)
         self.items: list[BlurItem] = []
         self.missing_masks: list[Path] = []
@@ -73,8 +83,8 @@ class FolderSource:
                 self.missing_masks.append(path)
         if not self.items:
             raise BlursynthError(
-                f"no image in '{image_dir}/' has a mask of the same name in '{gt_dir}/'",
-                self.root)
+                f"no image in '{image_dir}/' has a mask of the same name in '{gt_dir}/'", self.root
+            )
 
     def blur_type_of(self, stem: str) -> str:
         """Blur type of an item from its file stem."""
@@ -105,13 +115,17 @@ class FolderSource:
         if raw.shape != image.shape[:2]:
             raise BlursynthError(
                 f"mask is {raw.shape[1]}x{raw.shape[0]} but its image is "
-                f"{image.shape[1]}x{image.shape[0]}", item.mask_path)
+                f"{image.shape[1]}x{image.shape[0]}",
+                item.mask_path,
+            )
         # a count is ~10x cheaper than np.unique's sort; unique only to word the error
         if self.strict_binary and np.count_nonzero(raw) != np.count_nonzero(raw == 255):
             values = np.unique(raw)
             raise BlursynthError(
                 f"mask is not binary (values {values[:6].tolist()}...); use --source folder"
-                " with --threshold for grey masks", item.mask_path)
+                " with --threshold for grey masks",
+                item.mask_path,
+            )
         white = raw >= self.threshold
         blur = white if self.polarity == "blurred-white" else ~white
         return image, blur

@@ -33,7 +33,9 @@ class ShiSource(FolderSource):
         if unknown:
             raise BlursynthError(
                 f"{len(unknown)} image(s) are not named motion#### or out_of_focus#### "
-                f"(e.g. {unknown[0]}); use --source folder for other layouts", self.root)
+                f"(e.g. {unknown[0]}); use --source folder for other layouts",
+                self.root,
+            )
 
     def blur_type_of(self, stem: str) -> str:
         return blur_type_from_stem(stem)

@@ -28,8 +28,11 @@ def default_model_path() -> Path:
     """
     path = WEIGHTS_DIR / DEFAULT_WEIGHTS
     if not path.is_file():
-        raise BlursynthError("bundled weights are missing from this installation; pass --model "
-                             "PATH (a checkpoint from `blursynth_train fit`)", path)
+        raise BlursynthError(
+            "bundled weights are missing from this installation; pass --model "
+            "PATH (a checkpoint from `blursynth_train fit`)",
+            path,
+        )
     return path
 
 
