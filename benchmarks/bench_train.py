@@ -27,9 +27,10 @@ import torch
 import torch.nn.functional as F
 
 from blursynth.imageio import write_json
-from blursynth.shards import MANIFEST, ShardWriter, manifest_base, open_dataset
+from blursynth.schema import MANIFEST, manifest_base
+from blursynth.shards import ShardWriter, open_dataset
 from blursynth_train.data import ResidentBatches, StreamedBatches, load_split
-from blursynth_train.model import BlurNet
+from blursynth_train.models import BlurNet
 
 RECIPE_ITERATIONS = 1_000_000
 

@@ -12,6 +12,8 @@ import click
 
 from blursynth import __version__
 from blursynth.errors import BlursynthError
+from blursynth.schema import FORMATS, KNOWN_BLUR_TYPES, POLARITIES, SOURCE_KINDS
+from blursynth.sources.voc import SPLITS as VOC_SPLITS
 
 
 def domain_errors(fn):
@@ -49,7 +51,7 @@ def main():
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @click.option(
     "--model",
-    type=click.Choice(["motion", "defocus", "both"]),
+    type=click.Choice([*KNOWN_BLUR_TYPES, "both"]),
     default="both",
     show_default=True,
     help="Blur model(s): eq. (1) motion, eq. (2) defocus.",
@@ -66,7 +68,7 @@ def main():
 @click.option("--resume", is_flag=True, help="Complete an interrupted run in --out.")
 @click.option(
     "--split",
-    type=click.Choice(["train", "val", "trainval"]),
+    type=click.Choice(VOC_SPLITS),
     default="train",
     show_default=True,
     help="VOC segmentation split to draw images from.",
@@ -107,7 +109,7 @@ def generate(voc, n, out, model, seed, jobs, resume, split, quiet):
     "--source",
     "source_kind",
     required=True,
-    type=click.Choice(["shi", "synth", "folder"]),
+    type=click.Choice(SOURCE_KINDS),
     help="shi: CUHK layout; synth: `blursynth generate` output; folder: image/+gt/.",
 )
 @click.option(
@@ -162,14 +164,14 @@ def generate(voc, n, out, model, seed, jobs, resume, split, quiet):
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["hdf5", "caffe"]),
+    type=click.Choice(FORMATS),
     default="hdf5",
     show_default=True,
     help="caffe: float32 data/label for Caffe/Mocha HDF5 layers.",
 )
 @click.option(
     "--polarity",
-    type=click.Choice(["blurred-white", "sharp-white"]),
+    type=click.Choice(POLARITIES),
     default=None,
     help="folder source: what white means in a mask (DUT: sharp-white).",
 )
@@ -181,13 +183,13 @@ def generate(voc, n, out, model, seed, jobs, resume, split, quiet):
 )
 @click.option(
     "--blur-type",
-    type=click.Choice(["motion", "defocus"]),
+    type=click.Choice(KNOWN_BLUR_TYPES),
     default=None,
     help="folder source: blur type of every image (otherwise unknown).",
 )
 @click.option(
     "--only",
-    type=click.Choice(["motion", "defocus"]),
+    type=click.Choice(KNOWN_BLUR_TYPES),
     default=None,
     help="Train/val from this blur type only; the image split (and the held-out "
     "eval images) stay those of the full dataset.",
@@ -216,7 +218,8 @@ def patches(
     """Sample balanced PATCH-SIZE patches into sharded HDF5 (train/val + eval list)."""
     from pathlib import Path
 
-    from blursynth.patches import PatchParams, build_patch_dataset
+    from blursynth.patches import build_patch_dataset
+    from blursynth.schema import PatchParams
 
     params = PatchParams(
         source=source_kind,

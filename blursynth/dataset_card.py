@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from blursynth.schema import Manifest
 from blursynth.shards import counts_table
 
 _SOURCE_NAMES = {
@@ -24,32 +25,31 @@ def _size_category(rows: int) -> str:
     return "10M<n<100M"
 
 
-def dataset_card(manifest: dict) -> str:
+def dataset_card(manifest: Manifest) -> str:
     """Markdown with YAML front matter: license placeholder, tasks, sizes, configs, counts.
 
     Parameters
     ----------
-    manifest : dict
-        The dataset's ``manifest.json`` content.
+    manifest : Manifest
+        The dataset's ``manifest.json``.
     """
-    params = manifest["params"]
-    splits = manifest["splits"]
-    total = sum(s["rows"] for s in splits.values())
+    params = manifest.params
+    splits = manifest.splits
+    total = sum(s.rows for s in splits.values())
     hf_split = {"train": "train", "val": "validation"}
     data_files = "\n".join(
         f'  - split: {hf_split.get(name, name)}\n    path: "{name}-*.h5"' for name in splits
     )
-    p = params["patch_size"]
-    pixel = "`data` float32 in [0, 1]" if params["format"] == "caffe" else "`patches` uint8"
+    p = manifest.patch_size
+    pixel = "`data` float32 in [0, 1]" if manifest.format == "caffe" else "`patches` uint8"
     fields = "\n".join(
         f"| `{k}` | {v['dtype']} | ({', '.join(map(str, v['shape']))}) |"
-        for k, v in manifest["fields"].items()
+        for k, v in manifest.fields.items()
     )
     rows = "\n".join(
-        f"| {name} | {s['rows']:,} | {s['images']} | {len(s['shards'])} |"
-        for name, s in splits.items()
+        f"| {name} | {s.rows:,} | {s.images} | {len(s.shards)} |" for name, s in splits.items()
     )
-    skipped = "".join(f"\n- `{s['stem']}`: {s['reason']}" for s in manifest["skipped"])
+    skipped = "".join(f"\n- `{s['stem']}`: {s['reason']}" for s in manifest.skipped)
     return f"""---
 license: other  # placeholder: follow the license of the source images
 pretty_name: blursynth {p}x{p} blur patches
@@ -74,11 +74,11 @@ configs:
 
 Patches of {p}x{p} RGB pixels labelled by the ground truth at their centre pixel
 (1 = blurred, 0 = sharp), balanced over blur type (motion/defocus), window category
-(sharp / blurred / mixed) and label. Built by blursynth {manifest["blursynth_version"]}
+(sharp / blurred / mixed) and label. Built by blursynth {manifest.blursynth_version}
 with:
 
 ```
-{manifest["command"]}
+{manifest.command}
 ```
 
 ## Layout
@@ -92,7 +92,7 @@ Pixels: {pixel}, NCHW.
 |---|---|---|
 {fields}
 
-`blur_type` indexes {manifest["blur_types"]}; `category` indexes {manifest["categories"]};
+`blur_type` indexes {list(manifest.blur_types)}; `category` indexes {list(manifest.categories)};
 `image_index` indexes `images` in `manifest.json`; `center_y`, `center_x` are the centre
 pixel in that image (borders are reflect-padded, so every pixel can be a centre).
 
@@ -100,14 +100,14 @@ pixel in that image (borders are reflect-padded, so every pixel can be a centre)
 |---|---:|---:|---:|
 {rows}
 
-{len(manifest["eval_images"])} whole images are held out for dense evaluation
+{len(manifest.eval_images)} whole images are held out for dense evaluation
 (`eval.json`). Check the files with `sha256sum -c SHA256SUMS` or `blursynth verify DIR`.
 
 ## Counts
 
-{counts_table(manifest["counts"])}
+{counts_table(manifest.counts)}
 
 ## Skipped images
 
-{len(manifest["skipped"])} image(s).{skipped}
+{len(manifest.skipped)} image(s).{skipped}
 """

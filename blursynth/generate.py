@@ -192,24 +192,8 @@ def generate(
         settings, or a run that produced nothing.
     """
     params = SampleParams() if params is None else params
-    if n < 1:
-        raise BlursynthError(f"--n must be >= 1, got {n}")
-    if jobs < 1:
-        raise BlursynthError(f"--jobs must be >= 1, got {jobs}")
-    if seed < 0:  # SeedSequence takes no negative entropy
-        raise BlursynthError(f"--seed must be >= 0, got {seed}")
-    models = MODELS if model == "both" else (model,)
-    if not set(models) <= set(MODELS):
-        raise BlursynthError(f"model must be motion, defocus or both, got {model!r}")
+    models = _check_arguments(out, n, model, seed, jobs, resume)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise BlursynthError("output path exists and is not a folder", out)
-    if not resume and out.exists() and any(out.iterdir()):
-        raise BlursynthError(
-            "output folder is not empty; add --resume to complete an interrupted run, or "
-            "choose a new folder",
-            out,
-        )
 
     dataset = VOCSegmentation(default_voc_root() if voc is None else voc, split)
     items, bad = scan(dataset, jobs=jobs, quiet=quiet)
@@ -233,7 +217,7 @@ def generate(
         "min_class_fraction": MIN_CLASS_FRACTION,
         "catalog": _digest(items),
     }
-    _check_run(out, run, resume)
+    _claim_run_folder(out, run, resume)
 
     records = [sample_record(items, m, i, seed, params) for m in models for i in range(n)]
     wanted = {r.name for r in records}
@@ -246,6 +230,42 @@ def generate(
         )
     todo = [r for r in records if not _is_complete(out, r.name)]
     report.already_done = len(records) - len(todo)
+    _render_all(todo, dataset, out, report, jobs=jobs, quiet=quiet)
+
+    _write_records(out, records)
+    write_json(out / "report.json", asdict(report))
+    if report.complete == 0:
+        first = (report.failed or report.skipped_items or [None])[0]
+        why = f" (first problem: {first['file']}: {first['reason']})" if first else ""
+        raise BlursynthError(f"nothing could be generated{why}; see report.json", out)
+    return report
+
+
+def _check_arguments(out, n: int, model: str, seed: int, jobs: int, resume: bool) -> tuple:
+    """The blur models to render; errors for bad counts, seeds and output folders."""
+    if n < 1:
+        raise BlursynthError(f"--n must be >= 1, got {n}")
+    if jobs < 1:
+        raise BlursynthError(f"--jobs must be >= 1, got {jobs}")
+    if seed < 0:  # SeedSequence takes no negative entropy
+        raise BlursynthError(f"--seed must be >= 0, got {seed}")
+    models = MODELS if model == "both" else (model,)
+    if not set(models) <= set(MODELS):
+        raise BlursynthError(f"model must be motion, defocus or both, got {model!r}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BlursynthError("output path exists and is not a folder", out)
+    if not resume and out.exists() and any(out.iterdir()):
+        raise BlursynthError(
+            "output folder is not empty; add --resume to complete an interrupted run, or "
+            "choose a new folder",
+            out,
+        )
+    return models
+
+
+def _render_all(todo: list, dataset, out: Path, report: Report, *, jobs: int, quiet: bool):
+    """Render and write every record of ``todo`` in parallel; count successes and failures."""
     single_thread = jobs > 1  # workers share the cores; one OpenCV thread each
     tasks = (delayed(_render_and_write)(r, dataset, out, single_thread) for r in todo)
     with progressbar(length=len(todo), label="generate", quiet=quiet) as bar:
@@ -256,14 +276,6 @@ def generate(
                 report.failed.append({"name": name, **failure})
             bar.update(1)
     report.failed.sort(key=lambda row: row["name"])
-
-    _write_records(out, records)
-    write_json(out / "report.json", asdict(report))
-    if report.complete == 0:
-        first = (report.failed or report.skipped_items or [None])[0]
-        why = f" (first problem: {first['file']}: {first['reason']})" if first else ""
-        raise BlursynthError(f"nothing could be generated{why}; see report.json", out)
-    return report
 
 
 def _render_and_write(record: SampleRecord, voc: VOCSegmentation, out: Path, single_thread: bool):
@@ -284,7 +296,8 @@ def _is_complete(out: Path, name: str) -> bool:
     return (out / RECORD_DIR / f"{name}.json").is_file() and all(p.is_file() for p in paths)
 
 
-def _check_run(out: Path, run: dict, resume: bool) -> None:
+def _claim_run_folder(out: Path, run: dict, resume: bool) -> None:
+    """Check a resume matches the interrupted run, drop its temporaries, write ``run.json``."""
     run_path = out / "run.json"
     if resume and run_path.is_file():
         previous = json.loads(run_path.read_text())

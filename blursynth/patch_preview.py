@@ -9,7 +9,8 @@ from PIL import Image, ImageDraw
 
 from blursynth.errors import BlursynthError
 from blursynth.imageio import to_u8, write_png
-from blursynth.shards import CATEGORIES, open_dataset
+from blursynth.schema import CATEGORIES
+from blursynth.shards import open_dataset
 
 _CELLS = ((0, 0), (1, 1), (2, 0), (2, 1))  # (category, label) rows of the sheet
 _LABEL_WIDTH = 120

@@ -29,207 +29,55 @@ The recipe (Section 4 of the report), exact and reproducible:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from blursynth import __version__
 from blursynth.errors import BlursynthError
 from blursynth.imageio import to_u8, write_json, write_text
+from blursynth.patch_plan import (
+    CELLS,
+    SHUFFLE_STREAM,
+    SPLIT_IDS,
+    ImageInfo,
+    Plan,
+    SplitPlan,
+    cell_map,
+    plan_splits,
+    stream,
+)
 from blursynth.progress import progressbar
-from blursynth.shards import (
+from blursynth.schema import (
     BLUR_TYPES,
-    CAFFE_MAX_SHARD_BYTES,
     CARD,
     CATEGORIES,
     CHECKSUMS,
     EVAL_LIST,
     MANIFEST,
+    SCHEMA_VERSION,
+    SPLITS,
+    EvalList,
+    Manifest,
+    PatchParams,
+    ShardEntry,
+    SplitEntry,
+)
+from blursynth.shards import (
     ShardRecord,
     ShardWriter,
+    disk_field_name,
     field_specs,
-    manifest_base,
     sha256_file,
     shard_attrs,
     shard_name,
+    write_checksums,
 )
+from blursynth.sources import open_items
 
-SPLITS = ("train", "val")
-SPLIT_IDS = {"train": 0, "val": 1}
-# The four cells an image offers: (category code, label).
-CELLS = ((0, 0), (1, 1), (2, 0), (2, 1))
-# Purposes of the non-image random streams (image streams use spawn_key=(split_id, index)).
-_SPLIT_STREAM, _SHUFFLE_STREAM, _ORDER_STREAM = 1000, 1001, 1002
-
-
-@dataclass(frozen=True)
-class PatchParams:
-    """Every parameter of a patch dataset (stored in the manifest and every shard).
-
-    Parameters
-    ----------
-    source : {"shi", "synth", "folder"}
-    root : str
-        Absolute path of the source folder.
-    polarity, threshold : folder-source mask options (``None`` for shi/synth defaults).
-    blur_type : str or None
-        Blur type given to every item of a ``folder`` source (otherwise ``"unknown"``).
-    patch_size : int
-        Odd, >= 3.
-    seed : int
-    train_patches, val_patches : int or None
-        Split sizes (``val_patches`` defaults to ``train_patches // 4``); or
-    per_image : int or None
-        Patches from every train/val image instead.
-    eval_images : int
-        Whole images held out (half motion, half defocus).
-    only : str or None
-        Keep only ``"motion"`` or ``"defocus"`` images in train and val. The images are
-        assigned to eval/train/val exactly as without it, so datasets built with and without
-        ``only`` share their held-out images (the report's Table 1).
-    rows_per_shard : int
-    format : {"hdf5", "caffe"}
-    """
-
-    source: str
-    root: str
-    polarity: str | None = None
-    threshold: int | None = None
-    blur_type: str | None = None
-    patch_size: int = 31
-    seed: int = 0
-    train_patches: int | None = 1_000_000
-    val_patches: int | None = None
-    per_image: int | None = None
-    eval_images: int = 20
-    only: str | None = None
-    rows_per_shard: int = 100_000
-    format: str = "hdf5"
-
-    def __post_init__(self):
-        if self.patch_size < 3 or self.patch_size % 2 == 0:
-            raise BlursynthError(f"patch size must be odd and >= 3, got {self.patch_size}")
-        if self.per_image is not None:
-            if self.per_image < 1:
-                raise BlursynthError(f"--per-image must be >= 1, got {self.per_image}")
-            object.__setattr__(self, "train_patches", None)
-            object.__setattr__(self, "val_patches", None)
-        else:
-            if self.train_patches is None or self.train_patches < 0:
-                raise BlursynthError(f"train patches must be >= 0, got {self.train_patches}")
-            if self.val_patches is None:
-                object.__setattr__(self, "val_patches", self.train_patches // 4)
-            elif self.val_patches < 0:
-                raise BlursynthError(f"val patches must be >= 0, got {self.val_patches}")
-        if self.eval_images < 0:
-            raise BlursynthError(f"--eval-images must be >= 0, got {self.eval_images}")
-        if self.seed < 0:  # SeedSequence takes no negative entropy
-            raise BlursynthError(f"--seed must be >= 0, got {self.seed}")
-        if self.rows_per_shard < 1:
-            raise BlursynthError(f"rows per shard must be >= 1, got {self.rows_per_shard}")
-        for name in ("blur_type", "only"):
-            value = getattr(self, name)
-            if value is not None and value not in ("motion", "defocus"):
-                raise BlursynthError(f"{name} must be motion or defocus, got {value!r}")
-        if self.format == "caffe":
-            row_bytes = 4 * 3 * self.patch_size**2
-            if self.rows_per_shard * row_bytes > CAFFE_MAX_SHARD_BYTES:
-                raise BlursynthError(
-                    f"--rows-per-shard {self.rows_per_shard} makes caffe shards over "
-                    f"{CAFFE_MAX_SHARD_BYTES / 1e9:.1f} GB (Caffe's HDF5 layer fails at 2 GB);"
-                    f" use at most {CAFFE_MAX_SHARD_BYTES // row_bytes}"
-                )
-        field_specs(self.patch_size, self.format)  # validates format
-
-    def source_options(self) -> dict:
-        """Keyword options for :func:`blursynth.sources.open_source` (and ``blur_type``)."""
-        opts = {"polarity": self.polarity, "threshold": self.threshold, "blur_type": self.blur_type}
-        return {k: v for k, v in opts.items() if v is not None}
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def command(self, out: str = "DIR") -> str:
-        """The ``blursynth patches`` command line that builds this dataset."""
-        parts = [
-            "blursynth patches",
-            f"--source {self.source}",
-            f"--root {self.root}",
-            f"--out {out}",
-        ]
-        for name in ("polarity", "threshold", "blur_type"):
-            if getattr(self, name) is not None:
-                parts.append(f"--{name.replace('_', '-')} {getattr(self, name)}")
-        if self.per_image is not None:
-            parts.append(f"--per-image {self.per_image}")
-        else:
-            parts += [f"--train-patches {self.train_patches}", f"--val-patches {self.val_patches}"]
-        if self.only is not None:
-            parts.append(f"--only {self.only}")
-        parts += [
-            f"--eval-images {self.eval_images}",
-            f"--patch-size {self.patch_size}",
-            f"--seed {self.seed}",
-            f"--rows-per-shard {self.rows_per_shard}",
-            f"--format {self.format}",
-        ]
-        return " ".join(parts)
-
-
-def open_items(params: PatchParams):
-    """Open the source; return ``(source, items)`` with ``blur_type`` applied to the items."""
-    from blursynth.sources import SOURCES, open_source
-
-    if params.source not in SOURCES:
-        raise BlursynthError(
-            f"unknown source {params.source!r}; choose one of {', '.join(SOURCES)}"
-        )
-    options = params.source_options()
-    blur_type = options.pop("blur_type", None)
-    if params.source != "folder" and (options or blur_type):
-        raise BlursynthError("--polarity/--threshold/--blur-type apply to --source folder only")
-    source = open_source(params.source, params.root, **options)
-    items = list(source.items)
-    if blur_type:
-        items = [replace(it, blur_type=blur_type) for it in items]
-    return source, items
-
-
-# --- per-image maths (pure) -----------------------------------------------------------------
-
-
-def cell_map(blur: np.ndarray, patch_size: int) -> np.ndarray:
-    """Cell code of every pixel as a centre: 0 sharp, 1 blurred, 2 mixed/0, 3 mixed/1.
-
-    Parameters
-    ----------
-    blur : bool (H, W)
-        True where blurred; ``H, W >= patch_size``.
-    patch_size : int
-        Odd window size; the map is reflect-padded (``BORDER_REFLECT_101``).
-
-    Returns
-    -------
-    uint8 (H, W)
-    """
-    full = patch_size * patch_size
-    # Window sums of a 0/1 map are small integers: exact in float32.
-    sums = cv2.boxFilter(
-        blur.astype(np.float32),
-        -1,
-        (patch_size, patch_size),
-        normalize=False,
-        borderType=cv2.BORDER_REFLECT_101,
-    )
-    cells = np.where(blur, np.uint8(3), np.uint8(2))
-    cells[sums == 0] = 0
-    cells[sums == full] = 1
-    return cells
+# --- per-image sampling ---------------------------------------------------------------------
 
 
 def extract_patches(
@@ -242,43 +90,6 @@ def extract_patches(
         padded, (patch_size, patch_size), axis=(0, 1)
     )  # (H, W, 3, P, P)
     return np.ascontiguousarray(windows[cy, cx])
-
-
-def waterfill(total: int, caps) -> np.ndarray:
-    """Split ``total`` as evenly as possible over slots, none above its cap.
-
-    The remainder goes to the first slots (permute ``caps`` beforehand for fairness).
-    Returns int64 allocations summing to ``min(total, sum(caps))``.
-    """
-    caps = np.asarray(caps, dtype=np.int64)
-    alloc = np.zeros_like(caps)
-    remaining = int(min(total, caps.sum()))
-    active = caps > 0
-    while remaining > 0 and active.any():
-        share = remaining // int(active.sum())
-        if share == 0:
-            alloc[np.flatnonzero(active)[:remaining]] += 1
-            break
-        give = np.where(active, np.minimum(caps - alloc, share), 0)
-        alloc += give
-        remaining -= int(give.sum())
-        active = caps > alloc
-    return alloc
-
-
-# --- scan and plan --------------------------------------------------------------------------
-
-
-@dataclass
-class ImageInfo:
-    """What one usable image offers: its size and the centres in each cell."""
-
-    index: int
-    stem: str
-    blur_type: str
-    height: int
-    width: int
-    available: tuple[int, int, int, int]
 
 
 def scan_image(source, item, index: int, patch_size: int) -> ImageInfo | tuple[int, str]:
@@ -296,160 +107,10 @@ def scan_image(source, item, index: int, patch_size: int) -> ImageInfo | tuple[i
     return ImageInfo(index, item.stem, item.blur_type, h, w, tuple(int(a) for a in available))
 
 
-@dataclass
-class SplitPlan:
-    """Images of one split and the patches each gives per cell."""
-
-    name: str
-    images: list[int]  # indices into the source items
-    quotas: np.ndarray  # (len(images), 4) int64
-
-    @property
-    def rows(self) -> int:
-        return int(self.quotas.sum())
-
-    @property
-    def offsets(self) -> np.ndarray:
-        return np.concatenate([[0], np.cumsum(self.quotas.sum(axis=1))]).astype(np.int64)
-
-
-@dataclass
-class Plan:
-    """The whole dataset, decided before any patch is drawn."""
-
-    params: PatchParams
-    items: list
-    infos: dict[int, ImageInfo]
-    skipped: list[tuple[int, str]]
-    eval_images: list[int]
-    splits: dict[str, SplitPlan] = field(default_factory=dict)
-
-    def counts(self) -> list[dict]:
-        """Achieved counts per split x blur type x category x label (zeros left out)."""
-        rows = []
-        for name, sp in self.splits.items():
-            for bt in BLUR_TYPES:
-                sel = [k for k, i in enumerate(sp.images) if self.infos[i].blur_type == bt]
-                if not sel:
-                    continue
-                per_cell = sp.quotas[sel].sum(axis=0)
-                for (cat, label), n in zip(CELLS, per_cell, strict=True):
-                    if n:
-                        rows.append(
-                            {
-                                "split": name,
-                                "blur_type": bt,
-                                "category": CATEGORIES[cat],
-                                "label": label,
-                                "count": int(n),
-                            }
-                        )
-        return rows
-
-    def images_json(self) -> list[dict]:
-        """Every source item with the split it went to (``image_index`` indexes this)."""
-        where = {i: "eval" for i in self.eval_images}
-        for name, sp in self.splits.items():
-            where.update({i: name for i in sp.images})
-        where.update({i: "skipped" for i, _ in self.skipped})
-        return [
-            {"stem": it.stem, "blur_type": it.blur_type, "split": where.get(k, "unused")}
-            for k, it in enumerate(self.items)
-        ]
-
-    def fingerprint(self) -> str:
-        """sha256 of everything that decides the shards' bytes."""
-        h = hashlib.sha256()
-        h.update(json.dumps(self.params.to_dict(), sort_keys=True).encode())
-        h.update(json.dumps(self.images_json(), sort_keys=True).encode())
-        for name in sorted(self.splits):
-            sp = self.splits[name]
-            h.update(name.encode())
-            h.update(np.asarray(sp.images, dtype=np.int64).tobytes())
-            h.update(np.ascontiguousarray(sp.quotas, dtype=np.int64).tobytes())
-        h.update(__version__.encode())
-        return h.hexdigest()
-
-
-def _stream(seed: int, *key: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
-
-
-def assign_splits(
-    infos: list[ImageInfo], eval_images: int, seed: int
-) -> tuple[list[int], list[int], list[int]]:
-    """Indices of eval, train and val images (per blur type: eval share, then 4:1)."""
-    rng = _stream(seed, _SPLIT_STREAM)
-    by_type = {bt: [i.index for i in infos if i.blur_type == bt] for bt in BLUR_TYPES}
-    by_type = {bt: v for bt, v in by_type.items() if v}
-    share, extra = divmod(eval_images, len(by_type))
-    ev, train, val = [], [], []
-    for k, (bt, indices) in enumerate(by_type.items()):
-        order = [indices[j] for j in rng.permutation(len(indices))]
-        n_eval = share + (k < extra)
-        if len(order) - n_eval < 2:
-            fix = (
-                f"lower --eval-images (at most {max(0, len(order) - 2) * len(by_type)})"
-                if n_eval
-                else "add images"
-            )
-            raise BlursynthError(
-                f"{len(order)} usable {bt} image(s): holding out {n_eval} for evaluation "
-                f"leaves fewer than 2 for train and val (split by image); {fix}"
-            )
-        ev += order[:n_eval]
-        rest = order[n_eval:]
-        n_val = max(1, round(len(rest) / 5))
-        val += rest[:n_val]
-        train += rest[n_val:]
-    return sorted(ev), sorted(train), sorted(val)
-
-
-def plan_quotas(
-    infos: dict[int, ImageInfo],
-    images: list[int],
-    target: int | None,
-    per_image: int | None,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Patches per image per cell, ``(len(images), 4)`` int64 (see module docstring)."""
-    avail = np.array([infos[i].available for i in images], dtype=np.int64).reshape(-1, 4)
-    quotas = np.zeros_like(avail)
-    if per_image is not None:
-        for k in range(len(images)):
-            quotas[k] = _split_cells(per_image, avail[k])
-        return quotas
-    types = np.array([infos[i].blur_type for i in images])
-    present = [bt for bt in BLUR_TYPES if (types == bt).any()]
-    per_type = waterfill(target, [avail[types == bt].sum() for bt in present])
-    for bt, n_type in zip(present, per_type, strict=True):
-        members = np.flatnonzero(types == bt)
-        cell_totals = _split_cells(int(n_type), avail[members].sum(axis=0))
-        for cell in range(4):
-            order = members[rng.permutation(len(members))]  # fair remainders
-            quotas[order, cell] = waterfill(int(cell_totals[cell]), avail[order, cell])
-    return quotas
-
-
-def _split_cells(total: int, avail: np.ndarray) -> np.ndarray:
-    """Half per label; within a label 2/3 from the pure category, 1/3 mixed; capped.
-
-    Categories so come out in thirds and labels in halves. A short cell's deficit goes to
-    the other cell of its label first, to the other label only when the label is short.
-    """
-    halves = waterfill(total, [avail[0] + avail[2], avail[1] + avail[3]])
-    out = np.zeros(4, dtype=np.int64)
-    for n, pure, mixed in ((int(halves[0]), 0, 2), (int(halves[1]), 1, 3)):
-        take_pure = min(int(avail[pure]), (2 * n + 1) // 3)
-        out[mixed] = min(int(avail[mixed]), n - take_pure)
-        out[pure] = min(int(avail[pure]), n - out[mixed])
-    return out
-
-
 def make_plan(
     params: PatchParams, source, items: list, *, jobs: int = 1, quiet: bool = True
 ) -> Plan:
-    """Scan every image (in parallel) and decide splits and quotas."""
+    """Scan every image (in parallel), then plan splits and quotas (:mod:`patch_plan`)."""
     from joblib import Parallel, delayed
 
     if not items:
@@ -469,21 +130,7 @@ def make_plan(
             f"none of the {len(items)} image(s) is usable; first problem: {skipped[0][1]}",
             params.root,
         )
-    ev, train, val = assign_splits(list(infos.values()), params.eval_images, params.seed)
-    if params.only is not None:
-        train = [i for i in train if infos[i].blur_type == params.only]
-        val = [i for i in val if infos[i].blur_type == params.only]
-        if not train or not val:
-            raise BlursynthError(
-                f"--only {params.only}: no {params.only} image in train or val", params.root
-            )
-    plan = Plan(params, items, infos, skipped, ev)
-    targets = {"train": params.train_patches, "val": params.val_patches}
-    for name, images in (("train", train), ("val", val)):
-        rng = _stream(params.seed, _ORDER_STREAM, SPLIT_IDS[name])
-        quotas = plan_quotas(infos, images, targets[name], params.per_image, rng)
-        plan.splits[name] = SplitPlan(name, images, quotas)
-    return plan
+    return plan_splits(params, items, infos, skipped)
 
 
 # --- sampling and writing -------------------------------------------------------------------
@@ -535,7 +182,7 @@ def _bucket_dtype(patch_size: int) -> np.dtype:
 def shuffled_positions(rows: int, seed: int, split_id: int) -> np.ndarray:
     """Final position of each row of the image-major order (a seeded permutation)."""
     dtype = np.int32 if rows < 2**31 else np.int64
-    return _stream(seed, _SHUFFLE_STREAM, split_id).permutation(rows).astype(dtype)
+    return stream(seed, SHUFFLE_STREAM, split_id).permutation(rows).astype(dtype)
 
 
 def _complete_shard(path: Path, split: str, plan_sha: str, rows: int) -> ShardRecord | None:
@@ -699,20 +346,17 @@ def build_patch_dataset(
     quiet : bool
         No progress bars.
     """
-    from blursynth.dataset_card import dataset_card
-
     out = Path(out)
-    source, items = open_items(params)
+    source, items = open_items(params.source, params.root, **params.source_options())
     plan = make_plan(params, source, items, jobs=jobs, quiet=quiet)
     out.mkdir(parents=True, exist_ok=True)
     for stale in (CHECKSUMS, MANIFEST, CARD):  # the folder is unfinished from now on
         (out / stale).unlink(missing_ok=True)
     _remove_stale_temporaries(out)
-    plan_sha = plan.fingerprint()
     attrs = {
-        "schema_version": manifest_base()["schema_version"],
+        "schema_version": SCHEMA_VERSION,
         "blursynth_version": __version__,
-        "plan_sha256": plan_sha,
+        "plan_sha256": plan.fingerprint(),
         "params": params.to_dict(),
         "source": params.source,
         "seed": params.seed,
@@ -733,41 +377,47 @@ def build_patch_dataset(
             plan, name, source, out, attrs, jobs=jobs, quiet=quiet
         )
         reused += n_reused
-    eval_items = [
-        {"stem": items[i].stem, "blur_type": plan.infos[i].blur_type} for i in plan.eval_images
-    ]
-    write_json(
-        out / EVAL_LIST,
-        {
-            "source": params.source,
-            "root": params.root,
-            "options": params.source_options(),
-            "items": eval_items,
-        },
+    _write_metadata(plan, records, out, attrs["plan_sha256"])
+    return BuildReport(
+        out,
+        {n: plan.splits[n].rows for n in SPLITS},
+        plan.counts(),
+        [(items[i].stem, why) for i, why in plan.skipped],
+        reused,
     )
-    counts = plan.counts()
-    manifest = {
-        **manifest_base(),
-        "plan_sha256": plan_sha,
-        "params": params.to_dict(),
-        "command": params.command(),
-        "format": params.format,
-        "fields": _fields_manifest(params),
-        "splits": {
-            name: {
-                "rows": plan.splits[name].rows,
-                "images": len(plan.splits[name].images),
-                "shards": [asdict(r) for r in records[name]],
-            }
+
+
+def _write_metadata(plan: Plan, records: dict, out: Path, plan_sha: str) -> None:
+    """``eval.json``, ``manifest.json``, the card and, last, ``SHA256SUMS``."""
+    from blursynth.dataset_card import dataset_card
+
+    params = plan.params
+    entries = plan.image_entries()
+    held_out = tuple(entries[i] for i in plan.eval_images)
+    eval_list = EvalList(params.source, params.root, params.source_options(), held_out)
+    write_json(out / EVAL_LIST, eval_list.to_dict())
+    manifest = Manifest(
+        kind="patches",
+        plan_sha256=plan_sha,
+        params=params.to_dict(),
+        command=params.command(),
+        fields=_fields_manifest(params),
+        splits={
+            name: SplitEntry(
+                rows=plan.splits[name].rows,
+                images=len(plan.splits[name].images),
+                shards=tuple(ShardEntry(r.file, r.rows, r.sha256) for r in records[name]),
+            )
             for name in SPLITS
         },
-        "eval_images": eval_items,
-        "eval_list": EVAL_LIST,
-        "eval_sha256": sha256_file(out / EVAL_LIST),
-        "images": plan.images_json(),
-        "skipped": [{"stem": items[i].stem, "reason": why} for i, why in plan.skipped],
-        "counts": counts,
-    }
+        eval_images=held_out,
+        eval_list=EVAL_LIST,
+        eval_sha256=sha256_file(out / EVAL_LIST),
+        images=tuple(entries),
+        skipped=tuple({"stem": plan.items[i].stem, "reason": why} for i, why in plan.skipped),
+        counts=tuple(plan.counts()),
+        blursynth_version=__version__,
+    )
     if params.format == "caffe":
         # Caffe/Mocha HDF5 layers read a list of shard paths; absolute, since Caffe resolves
         # them from its working directory (so these lists are not checksummed).
@@ -775,24 +425,13 @@ def build_patch_dataset(
             write_text(
                 out / f"{name}.txt", "".join(f"{(out / r.file).resolve()}\n" for r in records[name])
             )
-    write_json(out / MANIFEST, manifest)
+    write_json(out / MANIFEST, manifest.to_dict())
     write_text(out / CARD, dataset_card(manifest))
-    from blursynth.shards import write_checksums
-
     known = {r.file: r.sha256 for name in SPLITS for r in records[name]}
     write_checksums(out, [*known, EVAL_LIST, MANIFEST, CARD], known)
-    return BuildReport(
-        out,
-        {n: plan.splits[n].rows for n in SPLITS},
-        counts,
-        [(items[i].stem, why) for i, why in plan.skipped],
-        reused,
-    )
 
 
 def _fields_manifest(params: PatchParams) -> dict:
-    from blursynth.shards import disk_field_name
-
     return {
         disk_field_name(name, params.format): {"dtype": str(dtype), "shape": ["N", *shape]}
         for name, (dtype, shape) in field_specs(params.patch_size, params.format).items()

@@ -16,13 +16,24 @@ def progressbar(
     length: int | None = None,
     label: str = "",
     quiet: bool = False,
+    show_item: bool = False,
 ) -> Iterator:
-    """A :func:`click.progressbar` on stderr, or a silent pass-through when ``quiet``."""
+    """A :func:`click.progressbar` on stderr, or a silent pass-through when ``quiet``.
+
+    With ``show_item``, the text passed as ``bar.update(n, text)`` is shown after the bar
+    (a running loss, a rate).
+    """
     if quiet:
         yield _Silent(iterable)
         return
     with click.progressbar(
-        iterable, length=length, label=label, file=sys.stderr, show_pos=True, show_eta=True
+        iterable,
+        length=length,
+        label=label,
+        file=sys.stderr,
+        show_pos=True,
+        show_eta=True,
+        item_show_func=(lambda text: text) if show_item else None,
     ) as bar:
         yield bar
 
@@ -34,5 +45,5 @@ class _Silent:
     def __iter__(self):
         return iter(self._iterable if self._iterable is not None else ())
 
-    def update(self, n: int = 1) -> None:
+    def update(self, n: int = 1, current_item=None) -> None:
         pass

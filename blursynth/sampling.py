@@ -15,10 +15,11 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from blursynth.schema import KNOWN_BLUR_TYPES
 from blursynth.sources.voc import CLASSES, VOCItem
 
 #: Blur models, in spawn-key order.
-MODELS = ("motion", "defocus")
+MODELS = KNOWN_BLUR_TYPES
 
 
 @dataclass(frozen=True)

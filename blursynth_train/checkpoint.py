@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from blursynth.errors import BlursynthError
 from blursynth.imageio import atomic_path
-from blursynth_train.model import BlurNet, ModelConfig
+from blursynth_train.models import config_from_dict, create_model
 
 FORMAT = "blursynth-checkpoint"
 FORMAT_VERSION = 1
@@ -22,7 +23,7 @@ FORMAT_VERSION = 1
 
 def save_checkpoint(
     path: str | Path,
-    model: BlurNet,
+    model: nn.Module,
     *,
     optimizer=None,
     iteration: int = 0,
@@ -34,7 +35,8 @@ def save_checkpoint(
 
     Parameters
     ----------
-    model : BlurNet
+    model : nn.Module
+        A model of a registered family (its ``config`` is stored).
     optimizer : torch.optim.Optimizer, optional
         Its state is stored for an exact ``--resume``.
     iteration : int
@@ -91,11 +93,11 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     return payload
 
 
-def load_model(path: str | Path, device="cpu") -> tuple[BlurNet, dict]:
+def load_model(path: str | Path, device="cpu") -> tuple[nn.Module, dict]:
     """Load a model for inference (eval mode, float32) and its checkpoint dict."""
     payload = load_checkpoint(path, map_location="cpu")
     try:
-        model = BlurNet(ModelConfig.from_dict(payload["model_config"]))
+        model = create_model(config_from_dict(payload["model_config"]))
         state = {k: v.float() for k, v in payload["model_state"].items()}
         model.load_state_dict(state)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
@@ -125,23 +127,19 @@ def export_weights(
     (comma-separated), so users can tell which images the model has seen.
     """
     model, payload = load_model(src)
-    extra = {
-        k: v for k, v in payload.get("extra", {}).items() if isinstance(v, (str, int, float, bool))
-    }
+    extra = _plain_scalars(payload.get("extra", {}))
+    if isinstance(payload.get("extra", {}).get("state"), dict):  # the loop state, less RNGs
+        extra["state"] = _plain_scalars(payload["extra"]["state"])
     if dataset is not None:
-        from blursynth.shards import open_dataset, training_data_sha256
+        from blursynth.shards import open_dataset
+        from blursynth_train.data import training_data_sha256
 
         folders = [dataset] if isinstance(dataset, str | Path) else list(dataset)
         hashes, stems = [], []
         for folder in folders:
             with open_dataset(folder) as ds:
                 hashes.append(ds.manifest_sha256)
-                images = ds.manifest.get("images") or []
-                stems += [
-                    im["stem"]
-                    for im in images
-                    if isinstance(im, dict) and im.get("split") == "train" and "stem" in im
-                ]
+                stems += ds.manifest.stems("train")
         if extra.get("manifest_sha256") not in (None, training_data_sha256(hashes)):
             raise BlursynthError(
                 "checkpoint was not trained on this dataset (manifest sha256 differs)",
@@ -156,3 +154,7 @@ def export_weights(
         extra=extra,
         half=half,
     )
+
+
+def _plain_scalars(d: dict) -> dict:
+    return {k: v for k, v in d.items() if isinstance(v, (str, int, float, bool))}

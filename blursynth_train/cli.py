@@ -5,8 +5,39 @@ from __future__ import annotations
 import click
 
 # Shared helpers from the data package: one error policy, one progress wrapper.
-from blursynth.cli import domain_errors, quiet_option  # noqa: F401
+from blursynth.baselines import BASELINES
+from blursynth.cli import domain_errors, quiet_option
+from blursynth.postprocess import POSTPROCESS
+from blursynth.schema import KNOWN_BLUR_TYPES, POLARITIES, SOURCE_KINDS
 from blursynth_train import __version__
+from blursynth_train.choices import (
+    DEVICES,
+    LR_SCHEDULES,
+    MODEL_KINDS,
+    NAMED_WEIGHTS,
+    ON_DEVICE,
+    OPTIMIZERS,
+    STRIDES,
+)
+
+EVAL_SPLITS = ("eval", "val", "train")
+
+
+class WeightsParam(click.ParamType):
+    """A checkpoint file, or the name of shipped weights (``bundled``, ``report``)."""
+
+    name = "CHECKPOINT|" + "|".join(NAMED_WEIGHTS)
+
+    def convert(self, value, param, ctx):
+        from pathlib import Path
+
+        if str(value) in NAMED_WEIGHTS or Path(value).is_file():
+            return str(value)
+        self.fail(
+            f"{value!r} is neither a checkpoint file nor one of {', '.join(NAMED_WEIGHTS)}",
+            param,
+            ctx,
+        )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,7 +50,7 @@ def main():
 
 
 @main.command("fit")
-@click.argument("shards", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.argument("datasets", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option(
     "--out",
     "-o",
@@ -37,14 +68,14 @@ def main():
 )
 @click.option(
     "--lr-schedule",
-    type=click.Choice(["constant", "cosine", "step"]),
+    type=click.Choice(LR_SCHEDULES),
     default="constant",
     show_default=True,
     help="cosine: to 0 at the end; step: x0.1 at 50% and 75%.",
 )
 @click.option(
     "--optimizer",
-    type=click.Choice(["sgd", "adamw"]),
+    type=click.Choice(OPTIMIZERS),
     default="sgd",
     show_default=True,
     help="sgd (the report's, with --momentum) or adamw.",
@@ -61,14 +92,22 @@ def main():
 )
 @click.option(
     "--init",
-    metavar="CHECKPOINT|bundled",
+    type=WeightsParam(),
     default=None,
-    help="Start from these weights (a checkpoint, or 'bundled' for the shipped "
-    "ones) instead of a random initialisation; the optimizer starts fresh.",
+    help="Start from these weights (a checkpoint, or shipped weights: bundled, report) "
+    "instead of a random initialisation; the optimizer starts fresh.",
+)
+@click.option(
+    "--arch",
+    "model",
+    type=click.Choice(MODEL_KINDS),
+    default="blurnet",
+    show_default=True,
+    help="Model family (it fixes the dataset kind it trains on).",
 )
 @click.option(
     "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
+    type=click.Choice(DEVICES),
     default="auto",
     show_default=True,
     help="auto: CUDA when available, else CPU.",
@@ -96,7 +135,7 @@ def main():
 )
 @click.option(
     "--data-on-device",
-    type=click.Choice(["auto", "yes", "no"]),
+    type=click.Choice(ON_DEVICE),
     default="auto",
     show_default=True,
     help="Hold the training split in GPU memory (RAM on CPU); auto: when it fits.",
@@ -126,7 +165,7 @@ def main():
 @quiet_option
 @click.pass_context
 @domain_errors
-def fit_command(ctx, shards, out, compile_, **options):
+def fit_command(ctx, datasets, out, compile_, **options):
     """Train the CNN on the patch dataset SHARDS (a folder with manifest.json).
 
     Several folders train on all of them (rows interleaved in proportion to their sizes,
@@ -147,10 +186,10 @@ def fit_command(ctx, shards, out, compile_, **options):
             if ctx.get_parameter_source("compile_" if k == "compile" else k)
             != ParameterSource.DEFAULT
         }
-        given["shards"] = list(shards)
+        given["datasets"] = list(datasets)
         config = resume_config(out, **given)
     else:
-        config = FitConfig(shards=list(shards), out=out, **options)
+        config = FitConfig(datasets=list(datasets), out=out, **options)
     result = fit(config)
     click.echo(
         f"{result.out}: {result.iteration} iterations, val_acc {result.final_val_acc:.4f} "
@@ -164,19 +203,20 @@ def fit_command(ctx, shards, out, compile_, **options):
 _model_option = click.option(
     "--model",
     "model_path",
-    type=click.Path(exists=True, dir_okay=False),
+    type=WeightsParam(),
     default=None,
-    help="Checkpoint from `fit` or `export` (default: the bundled weights).",
+    help="Checkpoint from `fit` or `export`, or shipped weights: bundled (the default "
+    "segmenter), report (the report's patch CNN).",
 )
 _stride_option = click.option(
     "--stride",
-    type=click.Choice(["1", "2", "4"]),
+    type=click.Choice([str(s) for s in STRIDES]),
     default="1",
     show_default=True,
     help="1 = every pixel (exact); 2 or 4 = every 2nd/4th pixel, interpolated (faster).",
 )
 _device_option = click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+    "--device", type=click.Choice(DEVICES), default="auto", show_default=True
 )
 
 
@@ -190,7 +230,7 @@ _POSTPROCESS_HELP = (
 def _postprocess_option(default: str):
     return click.option(
         "--postprocess",
-        type=click.Choice(["none", "guided", "guided-otsu"]),
+        type=click.Choice(POSTPROCESS),
         default=default,
         show_default=True,
         help=_POSTPROCESS_HELP,
@@ -222,12 +262,8 @@ def segment(images, model_path, out_dir, stride, device, threshold, postprocess,
     blurred) and STEM_overlay.png per image into --out. The map is smoothed by the guided
     filter unless --postprocess none (it was chosen on validation images; docs/results.md).
     """
-    from blursynth_train.segment import (
-        expand_inputs,
-        load_segmenter,
-        resolve_device,
-        segment_images,
-    )
+    from blursynth_train.device import resolve_device
+    from blursynth_train.segment import expand_inputs, load_segmenter, segment_images
 
     paths = expand_inputs(list(images))
     model = load_segmenter(model_path, resolve_device(device))
@@ -272,7 +308,7 @@ def export(checkpoint, out, full, dataset):
 # --- evaluate (issue 4) -------------------------------------------------------------------
 
 
-@main.command()
+@main.command("evaluate")
 @click.option(
     "--dataset",
     type=click.Path(exists=True, file_okay=False),
@@ -281,7 +317,7 @@ def export(checkpoint, out, full, dataset):
 )
 @click.option(
     "--split",
-    type=click.Choice(["eval", "val", "train"]),
+    type=click.Choice(EVAL_SPLITS),
     default="eval",
     show_default=True,
     help="With --dataset: the held-out images (eval), or the whole images behind "
@@ -289,14 +325,14 @@ def export(checkpoint, out, full, dataset):
 )
 @click.option(
     "--source",
-    type=click.Choice(["shi", "synth", "folder"]),
+    type=click.Choice(SOURCE_KINDS),
     default=None,
     help="Or score every image of a source folder (with --root).",
 )
 @click.option("--root", type=click.Path(exists=True, file_okay=False), default=None)
 @click.option(
     "--polarity",
-    type=click.Choice(["blurred-white", "sharp-white"]),
+    type=click.Choice(POLARITIES),
     default=None,
     help="Mask polarity of --source folder (DUT: sharp-white).",
 )
@@ -318,12 +354,12 @@ def export(checkpoint, out, full, dataset):
     "--baseline",
     "baseline_names",
     multiple=True,
-    type=click.Choice(["su", "laplacian", "lbp", "all-blurred"]),
+    type=click.Choice(BASELINES),
     help="Hand-crafted baseline to score (repeatable).",
 )
 @click.option(
     "--only",
-    type=click.Choice(["motion", "defocus"]),
+    type=click.Choice(KNOWN_BLUR_TYPES),
     default=None,
     help="Score only the images of this blur type.",
 )
@@ -339,14 +375,14 @@ def export(checkpoint, out, full, dataset):
 @_device_option
 @click.option(
     "--postprocess",
-    type=click.Choice(["none", "guided", "guided-otsu"]),
+    type=click.Choice(POSTPROCESS),
     multiple=True,
     help="Also score every model after this post-processing, as "
     "NAME+PP (repeatable). " + _POSTPROCESS_HELP,
 )
 @quiet_option
 @domain_errors
-def evaluate(
+def evaluate_command(
     dataset,
     split,
     source,
@@ -370,9 +406,9 @@ def evaluate(
         build_methods,
         open_eval_images,
         report_markdown,
+        score_images,
         write_report,
     )
-    from blursynth_train.evaluate import evaluate as run_evaluation
 
     options = {
         k: v for k, v in (("polarity", polarity), ("threshold", mask_threshold)) if v is not None
@@ -385,7 +421,7 @@ def evaluate(
         items = [it for it in items if it.blur_type == only]
         if not items:
             raise click.ClickException(f"--only {only}: no {only} image to score")
-    result = run_evaluation(
+    result = score_images(
         methods,
         src,
         items,

@@ -20,17 +20,98 @@ epoch are skipped (a different set each epoch for the resident source).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from blursynth.errors import BlursynthError
 from blursynth.progress import progressbar
+from blursynth.shards import MixedSplit, ShardedDataset, open_dataset
 
 FIELDS = ("patches", "label")
+
+
+# --- opening the datasets of a run ----------------------------------------------------------
+
+
+def training_data_sha256(manifest_sha256s: Sequence[str]) -> str:
+    """One hash for the data a model was trained on.
+
+    A single dataset keeps its manifest's sha256; several hash their manifests' hashes in
+    the order given (the order fixes how :class:`MixedSplit` interleaves them).
+    """
+    if len(manifest_sha256s) == 1:
+        return manifest_sha256s[0]
+    return hashlib.sha256("\n".join(manifest_sha256s).encode()).hexdigest()
+
+
+@dataclass
+class TrainingData:
+    """The dataset folders of one run, opened and checked.
+
+    ``train`` interleaves every dataset's train split (:class:`MixedSplit`) when there are
+    several; ``val`` is the first dataset's val split, of which the first ``n_val`` rows
+    validate. ``sha256`` identifies the data (:func:`training_data_sha256`).
+    """
+
+    datasets: list[ShardedDataset]
+    train: object
+    val: object
+    n_val: int
+    sha256: str
+
+    @property
+    def params(self) -> dict:
+        """The first dataset's parameters (all agree on the row shape)."""
+        return self.datasets[0].params
+
+    def row_bytes(self) -> int:
+        p = int(self.params["patch_size"])
+        return row_bytes(p)
+
+    def close(self) -> None:
+        for d in self.datasets:
+            d.close()
+
+
+def open_training_data(
+    paths: Sequence[str], *, dataset_kind: str, val_rows: int | None
+) -> TrainingData:
+    """Open dataset folders for training a model of a family that reads ``dataset_kind``.
+
+    Raises
+    ------
+    BlursynthError
+        A folder of another kind or format, row shapes that differ, or too few rows.
+    """
+    datasets = [open_dataset(p) for p in paths]
+    first = datasets[0]
+    for d in datasets:
+        if d.kind != dataset_kind:
+            raise BlursynthError(
+                f"this model trains on {dataset_kind} datasets, not {d.kind}", d.path
+            )
+        if d.format != "hdf5":
+            raise BlursynthError(
+                f"training reads uint8 shards (format hdf5), not {d.format!r}", d.path
+            )
+        if d.params["patch_size"] != first.params["patch_size"]:
+            raise BlursynthError(
+                f"patch size {d.params['patch_size']} differs from "
+                f"{first.params['patch_size']} of {first.path}",
+                d.path,
+            )
+    train = first["train"] if len(datasets) == 1 else MixedSplit([d["train"] for d in datasets])
+    val = first["val"]
+    n_val = len(val) if val_rows is None else min(val_rows, len(val))
+    sha = training_data_sha256([d.manifest_sha256 for d in datasets])
+    return TrainingData(datasets, train, val, n_val, sha)
 
 
 def epoch_generator(seed: int, *key: int) -> torch.Generator:
@@ -276,15 +357,25 @@ def eval_batches(
         )
 
 
-def augment(patches: torch.Tensor) -> torch.Tensor:
-    """Random flip / 90-degree rotation of each patch (the 8 symmetries of the square).
+def augment(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random flip / 90-degree rotation of each row (the 8 symmetries of the square).
 
-    The centre pixel, and with it the label, is unchanged. Draws from the global RNG of the
-    patches' device (saved in checkpoints, so ``--resume`` stays exact); no host sync.
+    ``images`` ``(B, C, S, S)``; ``labels`` ``(B,)`` (a patch's centre pixel, which no
+    symmetry moves: unchanged) or label maps ``(B, S, S)`` (transformed with their image).
+    Draws from the global RNG of the images' device (saved in checkpoints, so ``--resume``
+    stays exact); no host sync.
     """
-    k = torch.randint(0, 8, (len(patches),), device=patches.device)
-    flipped = patches.flip(-1)
+    k = torch.randint(0, 8, (len(images),), device=images.device)
+    images = _symmetries(images, k)
+    if labels.ndim == 3:
+        labels = _symmetries(labels[:, None], k)[:, 0]
+    return images, labels
+
+
+def _symmetries(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Row ``i`` of ``x`` under symmetry ``k[i]`` (0-3: rotations; 4-7: flip, then rotate)."""
+    flipped = x.flip(-1)
     variants = torch.stack(
-        [torch.rot90(x, r, dims=(-2, -1)) for x in (patches, flipped) for r in range(4)]
+        [torch.rot90(v, r, dims=(-2, -1)) for v in (x, flipped) for r in range(4)]
     )
-    return variants[k, torch.arange(len(patches), device=patches.device)]
+    return variants[k, torch.arange(len(x), device=x.device)]

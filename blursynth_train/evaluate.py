@@ -86,15 +86,14 @@ def build_methods(models: list[str] = (), baseline_names: list[str] = ()) -> lis
 def open_eval_images(
     dataset=None, source: str | None = None, root=None, *, split: str = "eval", **options
 ):
-    """``(source, items)``: a patch dataset's held-out images (or the whole images of its
-    ``split``: see :meth:`PatchDataset.eval_source`), or every image of a source."""
+    """``(source, items)``: a dataset's held-out images (or the whole images of its
+    ``split``: :func:`blursynth.sources.open_dataset_images`), or every image of a source."""
     if (dataset is None) == (source is None):
         raise BlursynthError("give either --dataset DIR or --source KIND --root DIR")
     if dataset is not None:
-        from blursynth.shards import open_dataset
+        from blursynth.sources import open_dataset_images
 
-        with open_dataset(dataset) as ds:
-            return ds.eval_source(split)
+        return open_dataset_images(dataset, split)
     if split != "eval":
         raise BlursynthError("--split applies to --dataset only")
     if root is None:
@@ -105,7 +104,7 @@ def open_eval_images(
     return src, list(src.items)
 
 
-def evaluate(
+def score_images(
     methods: list[Method],
     source,
     items,
@@ -150,17 +149,7 @@ def evaluate(
             except BlursynthError as exc:  # a bad image is skipped and listed, not fatal
                 skipped.append({"stem": item.stem, "reason": str(exc)})
                 continue
-            scores = {}
-            for name, fn in predictors.items():
-                prob = fn(image)
-                if not np.isfinite(prob).all():  # e.g. a diverged checkpoint: name it, no traceback
-                    raise BlursynthError(
-                        f"{name} gives non-finite blur probabilities on {item.image_path.name}",
-                        checkpoints.get(name),
-                    )
-                scores[name] = metrics.score_map(prob, gt)
-                for pp, derived_name in derived.get(name, []):
-                    scores[derived_name] = metrics.score_map(apply_postprocess(pp, image, prob), gt)
+            scores = _score_one(item, image, gt, predictors, derived, checkpoints)
             images.append(
                 {
                     "stem": item.stem,
@@ -194,6 +183,22 @@ def evaluate(
     }
 
 
+def _score_one(item, image, gt, predictors: dict, derived: dict, checkpoints: dict) -> dict:
+    """Every method's (and post-processed variant's) scores on one image."""
+    scores = {}
+    for name, fn in predictors.items():
+        prob = fn(image)
+        if not np.isfinite(prob).all():  # e.g. a diverged checkpoint: name it, no traceback
+            raise BlursynthError(
+                f"{name} gives non-finite blur probabilities on {item.image_path.name}",
+                checkpoints.get(name),
+            )
+        scores[name] = metrics.score_map(prob, gt)
+        for pp, derived_name in derived.get(name, []):
+            scores[derived_name] = metrics.score_map(apply_postprocess(pp, image, prob), gt)
+    return scores
+
+
 def summarise(images: list[dict], names: list[str]) -> dict:
     """Mean scores per method and group, with the number of images ``n``."""
     out = {}
@@ -214,7 +219,8 @@ def _spec(methods: list[Method], name: str) -> str:
 def _predictor(method: Method, device: str, stride: int):
     if method.kind == "baseline":
         return lambda image: baselines.blur_map(image, method.spec)
-    from blursynth_train.segment import load_segmenter, predict, resolve_device
+    from blursynth_train.device import resolve_device
+    from blursynth_train.segment import load_segmenter, predict
 
     model = load_segmenter(method.spec, resolve_device(device))
     return lambda image: predict(model, to_u8(image), stride)

@@ -1,9 +1,11 @@
-"""Train :class:`BlurNet` on blursynth shards: ``fit(FitConfig(...)) -> FitResult``.
+"""Train a model of any registered family on blursynth datasets: ``fit(FitConfig) -> FitResult``.
 
-Reads top to bottom like nanoGPT's ``train.py``: device, data, model and optimizer, resume,
-then the loop (step; every ``eval_every`` iterations evaluate, log, plot, checkpoint), then a
-summary. The defaults are the report's recipe: SGD, batch 64, learning rate 1e-4 (constant),
-momentum 0.9, weight decay 5e-4, 1,000,000 iterations.
+Reads top to bottom like nanoGPT's ``train.py``: :func:`fit` sets up the device, opens the
+data, builds the model and optimizer, starts or resumes (:func:`start_or_resume`), runs the
+loop (:func:`train_loop`: step; every ``eval_every`` iterations :func:`evaluate_and_log`),
+then writes a summary. The loop's state is one dataclass, :class:`TrainState`, saved in every
+checkpoint under ``extra["state"]``. The defaults are the report's recipe: SGD, batch 64,
+learning rate 1e-4 (constant), momentum 0.9, weight decay 5e-4, 1,000,000 iterations.
 
 Run folder::
 
@@ -33,37 +35,39 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from itertools import islice
 from pathlib import Path
 
 import click
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from blursynth.errors import BlursynthError
 from blursynth.imageio import write_json, write_text
-from blursynth.shards import MixedSplit, open_dataset, training_data_sha256
+from blursynth.progress import progressbar
 from blursynth_train.checkpoint import load_checkpoint, save_checkpoint
+from blursynth_train.choices import DEVICES, LR_SCHEDULES, MODEL_KINDS, ON_DEVICE, OPTIMIZERS
 from blursynth_train.data import (
     ResidentBatches,
     StreamedBatches,
+    TrainingData,
     augment,
     eval_batches,
     load_split,
     memory_budget,
-    row_bytes,
+    open_training_data,
 )
-from blursynth_train.model import BlurNet, ModelConfig
+from blursynth_train.device import resolve_device
+from blursynth_train.models import create_model, get_family
 from blursynth_train.plots import plot_curves, read_log
 
-LR_SCHEDULES = ("constant", "cosine", "step")
-OPTIMIZERS = ("sgd", "adamw")
-DEVICES = ("auto", "cpu", "cuda")
-ON_DEVICE = ("auto", "yes", "no")
 DRY_RUN_ITERATIONS = 5
 DRY_RUN_VAL_ROWS = 512
 EVAL_BATCH_SIZE = 512
+IGNORE = 255
+"""Label value that no loss or accuracy counts (the padding of dense label maps)."""
 LOG_FIELDS = (
     "iteration",
     "train_loss",
@@ -82,12 +86,14 @@ class FitConfig:
 
     Parameters
     ----------
-    shards : path or list of paths
+    datasets : path or list of paths
         Dataset folder(s) (``manifest.json`` with ``train`` and ``val`` splits). With several,
         training rows come from all of them, interleaved in proportion to their sizes
         (:class:`blursynth.shards.MixedSplit`); validation uses the first one's ``val`` split.
     out : path
         Run folder.
+    model : str
+        Model family (:func:`blursynth_train.models.model_kinds`); it fixes the dataset kind.
     batch_size, lr, momentum, weight_decay, iterations
         The SGD recipe; defaults are the report's.
     lr_schedule : {"constant", "cosine", "step"}
@@ -95,9 +101,10 @@ class FitConfig:
     optimizer : {"sgd", "adamw"}
         ``sgd`` (the report's) uses ``momentum``; ``adamw`` (Loshchilov & Hutter) uses the
         default betas and ``weight_decay`` as decoupled decay.
-    init : path or "bundled", optional
-        Start from the weights of this checkpoint (``fit`` or ``export`` output; ``bundled``:
-        the shipped weights) instead of a random initialisation; the optimizer starts fresh.
+    init : path or name, optional
+        Start from the weights of this checkpoint (``fit`` or ``export`` output, or a name of
+        shipped weights: ``bundled``, ``report``) instead of a random initialisation; the
+        optimizer starts fresh.
     seed : int
         Weights, dropout, batch order and augmentation.
     device : {"auto", "cpu", "cuda"}
@@ -112,7 +119,7 @@ class FitConfig:
         Hold the training split in device memory (RAM on CPU); ``auto`` does when it fits in
         half of the free memory.
     augment : bool
-        Random flips and 90-degree rotations of each patch.
+        Random flips and 90-degree rotations of each row.
     bf16 : bool
         bfloat16 autocast for the forward pass.
     compile : bool
@@ -131,8 +138,9 @@ class FitConfig:
         No progress output.
     """
 
-    shards: str | list[str]
+    datasets: str | list[str]
     out: str
+    model: str = "blurnet"
     batch_size: int = 64
     lr: float = 1e-4
     momentum: float = 0.9
@@ -158,14 +166,14 @@ class FitConfig:
     quiet: bool = False
 
     def __post_init__(self):
-        if isinstance(self.shards, list | tuple):
-            if not self.shards:
+        if isinstance(self.datasets, list | tuple):
+            if not self.datasets:
                 raise ValueError("give at least one dataset folder")
-            self.shards = [str(p) for p in self.shards]
-            if len(self.shards) == 1:
-                self.shards = self.shards[0]
+            self.datasets = [str(p) for p in self.datasets]
+            if len(self.datasets) == 1:
+                self.datasets = self.datasets[0]
         else:
-            self.shards = str(self.shards)
+            self.datasets = str(self.datasets)
         self.out = str(self.out)
         for name in ("batch_size", "iterations", "eval_every"):
             if getattr(self, name) < 1:
@@ -181,6 +189,7 @@ class FitConfig:
         if self.init is not None:
             self.init = str(self.init)
         for name, allowed in (
+            ("model", MODEL_KINDS),
             ("lr_schedule", LR_SCHEDULES),
             ("optimizer", OPTIMIZERS),
             ("device", DEVICES),
@@ -189,9 +198,14 @@ class FitConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
 
+    def dataset_paths(self) -> list[str]:
+        """The dataset folder(s), as a list."""
+        return [self.datasets] if isinstance(self.datasets, str) else list(self.datasets)
+
 
 # Fields that define what is trained; on --resume they default to the saved run's values.
 RECIPE_FIELDS = (
+    "model",
     "batch_size",
     "lr",
     "momentum",
@@ -219,14 +233,46 @@ def resume_config(out: str | Path, **given) -> FitConfig:
         :class:`FitConfig` fields set explicitly (e.g. ``iterations`` to train longer);
         operational fields (device, workers, ...) not given take their defaults.
     """
-    saved = load_checkpoint(Path(out) / "last.pt")["train_config"]
+    saved = dict(load_checkpoint(Path(out) / "last.pt")["train_config"])
+    if "shards" in saved:  # runs written before the field was called ``datasets``
+        saved.setdefault("datasets", saved.pop("shards"))
     names = {f.name for f in fields(FitConfig)}
     merged = {k: saved[k] for k in RECIPE_FIELDS if k in saved}
     merged.update({k: v for k, v in given.items() if k in names})
     merged.update(out=str(out), resume=True)
-    if "shards" not in merged:
-        merged["shards"] = saved["shards"]
+    merged.setdefault("datasets", saved["datasets"])
     return FitConfig(**merged)
+
+
+@dataclass
+class TrainState:
+    """The training loop's state: saved in every checkpoint under ``extra["state"]``.
+
+    ``run_*`` accumulate the running training loss/accuracy since the last evaluation (an
+    interrupted run resumes them); ``train_s`` counts time in steps only, ``elapsed_s`` all.
+    """
+
+    iteration: int = 0
+    best_val_acc: float = -1.0
+    best_iteration: int = 0
+    elapsed_s: float = 0.0
+    train_s: float = 0.0
+    samples: int = 0
+    run_loss: float = 0.0
+    run_correct: int = 0
+    run_n: int = 0
+    val_loss: float = math.nan
+    val_acc: float = math.nan
+
+    @classmethod
+    def from_checkpoint(cls, payload: dict) -> TrainState:
+        """The state of a checkpoint, also of one written before this class (flat keys)."""
+        extra = payload.get("extra", {})
+        saved = extra.get("state", extra)  # legacy checkpoints kept the keys in ``extra``
+        names = {f.name for f in fields(cls)}
+        state = cls(**{k: v for k, v in saved.items() if k in names})
+        state.iteration = int(payload["iteration"])
+        return state
 
 
 @dataclass
@@ -254,12 +300,7 @@ def lr_at(iteration: int, base: float, iterations: int, schedule: str) -> float:
     return base
 
 
-def dataset_paths(shards: str | list[str]) -> list[str]:
-    """The dataset folder(s) of a :class:`FitConfig` ``shards`` value, as a list."""
-    return [shards] if isinstance(shards, str) else list(shards)
-
-
-def make_optimizer(model: BlurNet, cfg: FitConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: FitConfig) -> torch.optim.Optimizer:
     """The optimizer ``cfg.optimizer`` over all parameters (learning rate set per step)."""
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -269,266 +310,373 @@ def make_optimizer(model: BlurNet, cfg: FitConfig) -> torch.optim.Optimizer:
 
 
 @torch.no_grad()
-def evaluate(model: BlurNet, batches, bf16: bool = False) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` (in eval mode) over ``batches``."""
+def validate(model: nn.Module, batches, bf16: bool = False) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` (in eval mode) over ``batches``.
+
+    Works for patch labels ``(N,)`` and dense label maps ``(N, H, W)`` alike; labels equal
+    to :data:`IGNORE` count in neither.
+    """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    n = 0
+    n = torch.zeros((), dtype=torch.int64, device=device)
     for x, y in batches:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
-        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
-        correct += (logits.argmax(1) == y).sum()
-        n += len(y)
+        loss_sum += F.cross_entropy(logits.float(), y, ignore_index=IGNORE, reduction="sum")
+        valid = y != IGNORE
+        correct += ((logits.argmax(1) == y) & valid).sum()
+        n += valid.sum()
     model.train(was_training)
-    return loss_sum.item() / max(n, 1), correct.item() / max(n, 1)
+    count = max(int(n.item()), 1)
+    return loss_sum.item() / count, correct.item() / count
+
+
+# ---- the run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """Everything the loop and its evaluations share (built once by :func:`fit`)."""
+
+    cfg: FitConfig
+    out: Path
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    state: TrainState
+    rows: list[dict]
+    data: TrainingData
+    val: object
+    device: torch.device
+    resident: bool
+    iterations: int
+    eval_every: int
+    say: object
+    tb: object = None
+    last_eval: int | None = None
+    t_start: float = field(default_factory=time.perf_counter)
+    t_mark: float = field(default_factory=time.perf_counter)
+    elapsed0: float = 0.0
+    marked_samples: int = 0
+
+    def checkpoint(self, name: str) -> None:
+        save_checkpoint(
+            self.out / name,
+            self.model,
+            optimizer=self.optimizer,
+            iteration=self.state.iteration,
+            train_config=asdict(self.cfg),
+            extra={
+                "state": asdict(self.state),
+                "manifest_sha256": self.data.sha256,
+                "rng": _rng_state(),
+            },
+        )
+
+    def val_batches(self):
+        return eval_batches(self.val, EVAL_BATCH_SIZE, self.device, self.data.n_val)
+
+    def elapsed(self) -> float:
+        return self.elapsed0 + time.perf_counter() - self.t_start
 
 
 def fit(config: FitConfig) -> FitResult:
     """Train, evaluate and checkpoint as ``config`` says; see the module docstring."""
     cfg = config
-    out = Path(cfg.out)
     say = _printer(cfg.quiet)
     iterations = min(cfg.iterations, DRY_RUN_ITERATIONS) if cfg.dry_run else cfg.iterations
-    eval_every = iterations if cfg.dry_run else cfg.eval_every
     val_rows = cfg.val_rows or None
     if cfg.dry_run:
         val_rows = min(val_rows or DRY_RUN_VAL_ROWS, DRY_RUN_VAL_ROWS)
+    device = _setup_device(cfg)
+    family = get_family(cfg.model)
+    data = open_training_data(
+        cfg.dataset_paths(), dataset_kind=family.dataset_kind, val_rows=val_rows
+    )
+    try:
+        if len(data.train) < cfg.batch_size or data.n_val == 0:
+            raise BlursynthError(
+                f"too few rows: {len(data.train)} train (batch size {cfg.batch_size}), "
+                f"{data.n_val} val",
+                data.datasets[0].path,
+            )
+        resident = _hold_on_device(cfg, data, device)
+        batches, val = _batch_sources(cfg, data, device, resident, say)
+        model = create_model(family.config_for_dataset(data.params)).to(device)
+        if cfg.init is not None and not cfg.resume:
+            _initialise(model, cfg.init)
+        optimizer = make_optimizer(model, cfg)
+        state, rows = start_or_resume(cfg, model, optimizer, data.sha256, say)
+        _write_run_config(cfg, model, device, resident, data)
+        run = Run(
+            cfg,
+            Path(cfg.out),
+            model,
+            optimizer,
+            state,
+            rows,
+            data,
+            val,
+            device,
+            resident,
+            iterations,
+            iterations if cfg.dry_run else cfg.eval_every,
+            say,
+        )
+        run.tb = _tensorboard(run.out, say) if cfg.tensorboard else None
+        stopped = train_loop(run, batches)
+        return _finish(run, stopped)
+    finally:
+        data.close()
 
-    # -- device and determinism -------------------------------------------------------------
-    device = _pick_device(cfg.device)
+
+def _setup_device(cfg: FitConfig) -> torch.device:
+    """The training device, determinism switches and the global seed."""
+    device = resolve_device(cfg.device)
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not cfg.deterministic  # fixed shapes: let cuDNN pick
     torch.manual_seed(cfg.seed)
+    return device
 
-    # -- data ---------------------------------------------------------------------------------
-    paths = dataset_paths(cfg.shards)
-    datasets = [open_dataset(p) for p in paths]
-    ds = datasets[0]
-    for d in datasets:
-        if d.format != "hdf5":
-            raise BlursynthError(
-                f"training reads uint8 shards (format hdf5), not {d.format!r}", d.path
-            )
-        if d.params["patch_size"] != ds.params["patch_size"]:
-            raise BlursynthError(
-                f"patch size {d.params['patch_size']} differs from "
-                f"{ds.params['patch_size']} of {ds.path}",
-                d.path,
-            )
-    train_split = ds["train"] if len(datasets) == 1 else MixedSplit([d["train"] for d in datasets])
-    val_split = ds["val"]
-    data_sha256 = training_data_sha256([d.manifest_sha256 for d in datasets])
-    model_config = ModelConfig(patch_size=int(ds.params["patch_size"]))
-    n_val = len(val_split) if val_rows is None else min(val_rows, len(val_split))
-    if len(train_split) < cfg.batch_size or n_val == 0:
-        raise BlursynthError(
-            f"too few rows: {len(train_split)} train (batch size {cfg.batch_size}), {n_val} val",
-            ds.path,
-        )
-    nbytes = (len(train_split) + n_val) * row_bytes(model_config.patch_size)
+
+def _hold_on_device(cfg: FitConfig, data: TrainingData, device: torch.device) -> bool:
+    """Whether the training split is held in device memory (``data_on_device``)."""
+    nbytes = (len(data.train) + data.n_val) * data.row_bytes()
     resident = cfg.data_on_device == "yes" or (
         cfg.data_on_device == "auto" and nbytes <= memory_budget(device)
     )
     if cfg.resume and cfg.data_on_device == "auto":
         # the two data paths draw different batch orders: an exact resume keeps the run's path
-        resident = _previous_data_path(out, resident)
+        resident = _previous_data_path(Path(cfg.out), resident)
+    return resident
+
+
+def _batch_sources(cfg: FitConfig, data: TrainingData, device, resident: bool, say):
+    """Training batches and the validation data, held on the device or streamed."""
+    nbytes = (len(data.train) + data.n_val) * data.row_bytes()
     if resident:
-        say(f"loading {nbytes / 1e6:.1f} MB of patches onto {device}")
-        train_x, train_y = load_split(train_split, device, quiet=cfg.quiet, label="train")
+        say(f"loading {nbytes / 1e6:.1f} MB of rows onto {device}")
+        train_x, train_y = load_split(data.train, device, quiet=cfg.quiet, label="train")
         batches = ResidentBatches(train_x, train_y, cfg.batch_size, cfg.seed)
-        val = load_split(val_split, device, rows=n_val, quiet=True)
-    else:
-        say(f"streaming {nbytes / 1e6:.1f} MB of patches with {cfg.workers} workers")
-        batches = StreamedBatches(
-            train_split, cfg.batch_size, cfg.seed, device, workers=cfg.workers
-        )
-        val = val_split
+        return batches, load_split(data.val, device, rows=data.n_val, quiet=True)
+    say(f"streaming {nbytes / 1e6:.1f} MB of rows with {cfg.workers} workers")
+    batches = StreamedBatches(data.train, cfg.batch_size, cfg.seed, device, workers=cfg.workers)
+    return batches, data.val
 
-    # -- model and optimizer ------------------------------------------------------------------
-    model = BlurNet(model_config).to(device)
-    if cfg.init is not None and not cfg.resume:
-        _initialise(model, cfg.init)
-    optimizer = make_optimizer(model, cfg)
 
-    # -- resume, or claim a fresh run folder --------------------------------------------------
-    state = {
-        "iteration": 0,
-        "best_val_acc": -1.0,
-        "best_iteration": 0,
-        "elapsed_s": 0.0,
-        "train_s": 0.0,
-        "samples": 0,
-        "run_loss": 0.0,
-        "run_correct": 0,
-        "run_n": 0,
-        "val_loss": float("nan"),
-        "val_acc": float("nan"),
-    }
+def start_or_resume(cfg: FitConfig, model, optimizer, data_sha256: str, say):
+    """The loop state and log rows to start from: ``last.pt``'s on resume, else fresh.
+
+    A fresh start refuses a run folder that already holds a run unless ``force``.
+    """
+    out = Path(cfg.out)
     if cfg.resume:
-        state.update(_restore(out / "last.pt", model, optimizer, data_sha256, cfg.force))
-        rows = [r for r in _read_rows(out / "log.csv") if r["iteration"] <= state["iteration"]]
-        say(f"resuming {out} at iteration {state['iteration']}")
-    else:
-        if (out / "last.pt").exists() and not cfg.force:
-            raise BlursynthError(
-                "already holds a run (last.pt); pass --resume to continue it "
-                "or --force to start over",
-                out,
-            )
-        rows = []
+        state = _restore(out / "last.pt", model, optimizer, data_sha256, cfg.force)
+        rows = [r for r in _read_rows(out / "log.csv") if r["iteration"] <= state.iteration]
+        say(f"resuming {out} at iteration {state.iteration}")
+        return state, rows
+    if (out / "last.pt").exists() and not cfg.force:
+        raise BlursynthError(
+            "already holds a run (last.pt); pass --resume to continue it or --force to start over",
+            out,
+        )
+    return TrainState(), []
+
+
+def _write_run_config(cfg: FitConfig, model, device, resident: bool, data: TrainingData):
+    out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    datasets = [
+        {"path": str(d.path), "manifest_sha256": d.manifest_sha256, "train_rows": len(d["train"])}
+        for d in data.datasets
+    ]
     write_json(
         out / "config.json",
         {
             "fit": asdict(cfg),
-            "model": model_config.to_dict(),
+            "model": model.config.to_dict(),
             "device": str(device),
             "data_on_device": resident,
             "torch": torch.__version__,
             "dataset": {
-                "manifest_sha256": data_sha256,
-                "params": ds.params,
-                "train_rows": len(train_split),
-                "val_rows": n_val,
-                "datasets": [
-                    {
-                        "path": str(d.path),
-                        "manifest_sha256": d.manifest_sha256,
-                        "train_rows": len(d["train"]),
-                    }
-                    for d in datasets
-                ],
+                "manifest_sha256": data.sha256,
+                "kind": data.datasets[0].kind,
+                "params": data.params,
+                "train_rows": len(data.train),
+                "val_rows": data.n_val,
+                "datasets": datasets,
             },
         },
     )
-    tb = _tensorboard(out, say) if cfg.tensorboard else None
-    step_model = torch.compile(model) if cfg.compile else model
 
-    def checkpoint(path: Path, it: int) -> None:
-        save_checkpoint(
-            path,
-            model,
-            optimizer=optimizer,
-            iteration=it,
-            train_config=asdict(cfg),
-            extra={
-                **{k: v for k, v in state.items() if k != "iteration"},
-                "manifest_sha256": data_sha256,
-                "rng": _rng_state(),
-            },
+
+# ---- the loop --------------------------------------------------------------------------------
+
+
+class RunningMeter:
+    """Running training loss and accuracy, kept on the device (no host sync per step)."""
+
+    def __init__(self, state: TrainState, device: torch.device):
+        self.loss = torch.tensor(state.run_loss, dtype=torch.float64, device=device)
+        self.correct = torch.tensor(state.run_correct, dtype=torch.int64, device=device)
+        self.n = torch.tensor(state.run_n, dtype=torch.int64, device=device)
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        valid = y != IGNORE
+        count = valid.sum()
+        self.loss += loss.detach() * count
+        self.correct += ((logits.detach().argmax(1) == y) & valid).sum()
+        self.n += count
+
+    def means(self) -> tuple[float, float]:
+        n = max(int(self.n.item()), 1)
+        return self.loss.item() / n, self.correct.item() / n
+
+    def save_into(self, state: TrainState) -> None:
+        state.run_loss, state.run_correct, state.run_n = (
+            self.loss.item(),
+            int(self.correct.item()),
+            int(self.n.item()),
         )
 
-    # -- training loop ------------------------------------------------------------------------
-    it = state["iteration"]
-    run_loss = torch.tensor(state["run_loss"], dtype=torch.float64, device=device)
-    run_correct = torch.tensor(state["run_correct"], dtype=torch.int64, device=device)
-    run_n = state["run_n"]
-    t_start = t_mark = time.perf_counter()
-    elapsed0, marked_samples = state["elapsed_s"], state["samples"]
-    last_eval = it if rows and rows[-1]["iteration"] == it else None
+    def reset(self) -> None:
+        self.loss.zero_(), self.correct.zero_(), self.n.zero_()
+
+
+def train_loop(run: Run, batches) -> bool:
+    """Step until ``run.iterations`` or a stop request; ``True`` when stopped early."""
+    cfg, state, model = run.cfg, run.state, run.model
+    step_model = torch.compile(model) if cfg.compile else model
+    meter = RunningMeter(state, run.device)
+    run.elapsed0, run.marked_samples = state.elapsed_s, state.samples
+    run.t_start = run.t_mark = time.perf_counter()
+    if run.rows and run.rows[-1]["iteration"] == state.iteration:
+        run.last_eval = state.iteration
+    todo = max(run.iterations - state.iteration, 0)
     model.train()
-    with _stop_requests() as stop:
-        for x, y in islice(batches.iterate(it), max(iterations - it, 0)):
-            lr = lr_at(it, cfg.lr, iterations, cfg.lr_schedule)
-            for group in optimizer.param_groups:
+    with _stop_requests() as stop, TrainProgress(todo, cfg.quiet) as bar:
+        for x, y in islice(batches.iterate(state.iteration), todo):
+            lr = lr_at(state.iteration, cfg.lr, run.iterations, cfg.lr_schedule)
+            for group in run.optimizer.param_groups:
                 group["lr"] = lr
             if cfg.augment:
-                x = augment(x)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                x, y = augment(x, y)
+            with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                 logits = step_model(x)
-            loss = F.cross_entropy(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(logits.float(), y, ignore_index=IGNORE)
+            run.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
-            it += 1
-            # running training metrics stay on the device: no host sync per step
-            run_loss += loss.detach() * len(y)
-            run_correct += (logits.detach().argmax(1) == y).sum()
-            run_n += len(y)
-            state["samples"] += len(y)
-
-            if it % eval_every == 0 or it == iterations:
-                now = time.perf_counter()
-                state["train_s"] += now - t_mark
-                samples_per_s = (state["samples"] - marked_samples) / max(now - t_mark, 1e-9)
-                val_loss, val_acc = evaluate(
-                    model, eval_batches(val, EVAL_BATCH_SIZE, device, n_val), cfg.bf16
-                )
-                state.update(
-                    iteration=it,
-                    val_loss=val_loss,
-                    val_acc=val_acc,
-                    elapsed_s=elapsed0 + time.perf_counter() - t_start,
-                )
-                row = {
-                    "iteration": it,
-                    "train_loss": run_loss.item() / run_n,
-                    "train_acc": run_correct.item() / run_n,
-                    "val_loss": val_loss,
-                    "val_acc": val_acc,
-                    "lr": lr,
-                    "samples_per_s": samples_per_s,
-                    "elapsed_s": state["elapsed_s"],
-                }
-                rows.append(row)
-                _write_logs(out, rows, tb, title=" + ".join(Path(p).name for p in paths))
-                run_loss.zero_(), run_correct.zero_()
-                run_n, state["run_loss"], state["run_correct"], state["run_n"] = 0, 0.0, 0, 0
-                if val_acc > state["best_val_acc"]:
-                    state.update(best_val_acc=val_acc, best_iteration=it)
-                    checkpoint(out / "best.pt", it)
-                checkpoint(out / "last.pt", it)
-                last_eval = it
-                say(_progress_line(row, iterations, cfg.batch_size))
-                t_mark, marked_samples = time.perf_counter(), state["samples"]
+            run.optimizer.step()
+            state.iteration += 1
+            state.samples += len(y)
+            meter.add(loss, logits, y)
+            bar.step(meter, state.samples, run)
+            if state.iteration % run.eval_every == 0 or state.iteration == run.iterations:
+                evaluate_and_log(run, meter, lr)
             if stop.requested:
                 break
-    if tb is not None:
-        tb.close()
+    if run.tb is not None:
+        run.tb.close()
+    if run.last_eval != state.iteration:  # state since the last evaluation
+        state.train_s += time.perf_counter() - run.t_mark
+        state.elapsed_s = run.elapsed()
+        meter.save_into(state)
+        run.checkpoint("last.pt")
+    return stop.requested
 
-    # -- interrupted: save and stop; finished: summary ----------------------------------------
+
+def evaluate_and_log(run: Run, meter: RunningMeter, lr: float) -> None:
+    """Validate; add a log row; rewrite the log and curves; save ``best.pt`` and ``last.pt``."""
+    state = run.state
     now = time.perf_counter()
-    if last_eval != it:  # state since the last evaluation (interrupt or resume past the end)
-        state["train_s"] += now - t_mark
-        state.update(
-            iteration=it,
-            elapsed_s=elapsed0 + now - t_start,
-            run_loss=run_loss.item(),
-            run_correct=run_correct.item(),
-            run_n=run_n,
-        )
-        checkpoint(out / "last.pt", it)
-    if stop.requested:
+    state.train_s += now - run.t_mark
+    samples_per_s = (state.samples - run.marked_samples) / max(now - run.t_mark, 1e-9)
+    state.val_loss, state.val_acc = validate(run.model, run.val_batches(), run.cfg.bf16)
+    state.elapsed_s = run.elapsed()
+    train_loss, train_acc = meter.means()
+    row = {
+        "iteration": state.iteration,
+        "train_loss": train_loss,
+        "train_acc": train_acc,
+        "val_loss": state.val_loss,
+        "val_acc": state.val_acc,
+        "lr": lr,
+        "samples_per_s": samples_per_s,
+        "elapsed_s": state.elapsed_s,
+    }
+    run.rows.append(row)
+    title = " + ".join(Path(p).name for p in run.cfg.dataset_paths())
+    _write_logs(run.out, run.rows, run.tb, title=title)
+    meter.reset()
+    state.run_loss, state.run_correct, state.run_n = 0.0, 0, 0
+    if state.val_acc > state.best_val_acc:
+        state.best_val_acc, state.best_iteration = state.val_acc, state.iteration
+        run.checkpoint("best.pt")
+    run.checkpoint("last.pt")
+    run.last_eval = state.iteration
+    run.say(_progress_line(row, run.iterations, run.cfg.batch_size))
+    run.t_mark, run.marked_samples = time.perf_counter(), state.samples
+
+
+def _finish(run: Run, stopped: bool) -> FitResult:
+    """Interrupted: say where it saved. Finished: final validation if due, ``summary.json``."""
+    state, out = run.state, run.out
+    if stopped:
         raise BlursynthError(
-            f"interrupted at iteration {it}; saved {out / 'last.pt'}; continue with --resume"
+            f"interrupted at iteration {state.iteration}; saved {out / 'last.pt'}; "
+            "continue with --resume"
         )
-    if last_eval != it:
-        state["val_loss"], state["val_acc"] = evaluate(
-            model, eval_batches(val, EVAL_BATCH_SIZE, device, n_val), cfg.bf16
-        )
+    if run.last_eval != state.iteration:
+        state.val_loss, state.val_acc = validate(run.model, run.val_batches(), run.cfg.bf16)
     result = FitResult(
         out=str(out),
-        iteration=it,
-        final_val_acc=state["val_acc"],
-        final_val_loss=state["val_loss"],
-        best_val_acc=state["best_val_acc"],
-        best_iteration=state["best_iteration"],
-        samples_per_s=state["samples"] / max(state["train_s"], 1e-9),
-        wall_s=elapsed0 + now - t_start,
-        device=str(device),
-        data_on_device=resident,
+        iteration=state.iteration,
+        final_val_acc=state.val_acc,
+        final_val_loss=state.val_loss,
+        best_val_acc=state.best_val_acc,
+        best_iteration=state.best_iteration,
+        samples_per_s=state.samples / max(state.train_s, 1e-9),
+        wall_s=run.elapsed(),
+        device=str(run.device),
+        data_on_device=run.resident,
     )
     write_json(out / "summary.json", asdict(result))
-    for d in datasets:
-        d.close()
     return result
+
+
+class TrainProgress:
+    """A live progress bar over the steps, showing the running loss and the rate.
+
+    The loss is read from the device every :attr:`every` steps only, so the bar costs no
+    host sync on the other steps.
+    """
+
+    every = 25
+
+    def __init__(self, steps: int, quiet: bool):
+        self._cm = progressbar(length=steps, label="train", quiet=quiet, show_item=True)
+        self._k = 0
+        self._text = ""
+
+    def __enter__(self) -> TrainProgress:
+        self.bar = self._cm.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._cm.__exit__(*exc)
+
+    def step(self, meter: RunningMeter, samples: int, run: Run) -> None:
+        self._k += 1
+        if self._k % self.every == 0:
+            loss, acc = meter.means()
+            rate = (samples - run.marked_samples) / max(time.perf_counter() - run.t_mark, 1e-9)
+            self._text = f"loss {loss:.4f} acc {acc:.3f} {rate:.0f} samples/s"
+        self.bar.update(1, self._text)
 
 
 # ---- helpers -------------------------------------------------------------------------------
@@ -543,15 +691,7 @@ def _previous_data_path(out: Path, default: bool) -> bool:
     return previous if isinstance(previous, bool) else default
 
 
-def _pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise BlursynthError("--device cuda, but torch sees no CUDA device")
-    return torch.device(name)
-
-
-def _initialise(model: BlurNet, path: str) -> None:
+def _initialise(model: nn.Module, path: str) -> None:
     """Copy the weights of checkpoint ``path`` into ``model`` (same architecture required)."""
     from blursynth_train.checkpoint import load_model
     from blursynth_train.weights import resolve_weights
@@ -573,15 +713,15 @@ def _rng_state() -> dict:
     return state
 
 
-def _restore(path: Path, model: BlurNet, optimizer, manifest_sha256: str, force: bool) -> dict:
-    """Load ``last.pt`` into ``model`` and ``optimizer``; return the saved loop state."""
+def _restore(path: Path, model: nn.Module, optimizer, data_sha256: str, force: bool) -> TrainState:
+    """Load ``last.pt`` into ``model`` and ``optimizer`` and the RNGs; return the loop state."""
     payload = load_checkpoint(path)
     extra = payload.get("extra", {})
     saved_sha = extra.get("manifest_sha256")
-    if saved_sha != manifest_sha256 and not force:
+    if saved_sha != data_sha256 and not force:
         raise BlursynthError(
             f"was trained on dataset {str(saved_sha)[:12]}, not on this one "
-            f"({manifest_sha256[:12]}); pass --force to resume anyway",
+            f"({data_sha256[:12]}); pass --force to resume anyway",
             path,
         )
     try:
@@ -597,9 +737,7 @@ def _restore(path: Path, model: BlurNet, optimizer, manifest_sha256: str, force:
         torch.set_rng_state(rng["cpu"])
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
-    state = {k: v for k, v in extra.items() if k not in ("rng", "manifest_sha256")}
-    state["iteration"] = payload["iteration"]
-    return state
+    return TrainState.from_checkpoint(payload)
 
 
 def _read_rows(path: Path) -> list[dict]:

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
 from blursynth.errors import BlursynthError
 from blursynth.imageio import IMAGE_EXTENSIONS, atomic_path, read_image_u8, write_png
@@ -31,26 +32,14 @@ from blursynth.postprocess import POSTPROCESS
 from blursynth.postprocess import postprocess as apply_postprocess
 from blursynth.progress import progressbar
 from blursynth_train.checkpoint import load_model
-from blursynth_train.model import BlurNet
 
 DEFAULT_TILE = 256
 TINT = (255, 0, 0)
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise BlursynthError("--device cuda: no CUDA device is available (use cpu or auto)")
-    if name not in ("cpu", "cuda"):
-        raise BlursynthError(f"device must be auto, cpu or cuda, got {name!r}")
-    return torch.device(name)
-
-
-def load_segmenter(model_path: str | Path | None, device: torch.device) -> BlurNet:
-    """The model of a checkpoint, or of the bundled weights when ``model_path`` is None (or
-    ``"bundled"``)."""
+def load_segmenter(model_path: str | Path | None, device: torch.device) -> nn.Module:
+    """The model of a checkpoint, or of shipped weights: ``None`` or ``"bundled"`` (the
+    default segmenter), ``"report"`` (the report's CNN)."""
     from blursynth_train.weights import resolve_weights
 
     model, _ = load_model(resolve_weights(model_path), device)
@@ -93,13 +82,14 @@ def expand_inputs(specs: list[str]) -> list[Path]:
 
 
 def predict(
-    model: BlurNet, image: np.ndarray, stride: int = 1, tile: int = DEFAULT_TILE
+    model: nn.Module, image: np.ndarray, stride: int = 1, tile: int = DEFAULT_TILE
 ) -> np.ndarray:
     """Blur probability of every pixel.
 
     Parameters
     ----------
-    model : BlurNet
+    model : nn.Module
+        A model of any registered family (:mod:`blursynth_train.models`),
         In eval mode, on the device to use.
     image : uint8 (H, W, 3)
     stride : {1, 2, 4}
@@ -144,7 +134,7 @@ def read_prob_png(path: str | Path) -> np.ndarray:
 
 
 def segment_images(
-    model: BlurNet,
+    model: nn.Module,
     paths: list[Path],
     out_dir: str | Path,
     *,

@@ -25,8 +25,9 @@ from blursynth import baselines
 from blursynth.imageio import atomic_path, to_u8
 from blursynth.postprocess import guided_filter
 from blursynth.sources import open_source
+from blursynth_train.device import resolve_device
 from blursynth_train.plots import plot_runs, read_log
-from blursynth_train.segment import load_segmenter, predict, resolve_device
+from blursynth_train.segment import load_segmenter, predict
 
 
 @click.group()

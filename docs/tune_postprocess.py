@@ -25,8 +25,9 @@ from blursynth.baselines import otsu_normalise
 from blursynth.imageio import to_u8, write_text
 from blursynth.postprocess import guided_filter
 from blursynth.progress import progressbar
+from blursynth_train.device import resolve_device
 from blursynth_train.evaluate import open_eval_images
-from blursynth_train.segment import load_segmenter, predict, resolve_device
+from blursynth_train.segment import load_segmenter, predict
 
 RADII = (8, 16, 32, 64)
 FRACTIONS = (0.025, 0.05, 0.1)

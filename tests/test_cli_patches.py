@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _patch_trees import make_tree
+from _trees import make_tree
 from click.testing import CliRunner
 from PIL import Image
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from scipy.ndimage import gaussian_filter
+from _trees import make_patch_dataset
 
-from blursynth.imageio import write_json
-from blursynth.shards import MANIFEST, ShardWriter, manifest_base, open_dataset
+from blursynth.shards import open_dataset
 from blursynth_train.data import (
     ResidentBatches,
     StreamedBatches,
@@ -20,57 +18,6 @@ from blursynth_train.data import (
 )
 
 P = 31
-
-
-def synthetic_rows(n: int, seed: int) -> dict[str, np.ndarray]:
-    """Sharp patches are white noise; blurred ones (label 1) Gaussian-blurred noise.
-
-    Row ``i`` also carries ``i`` in ``image_index`` so tests can see which rows came back.
-    """
-    rng = np.random.default_rng(seed)
-    noise = rng.uniform(0, 255, size=(n, 3, P, P)).astype(np.float32)
-    label = (np.arange(n) % 2).astype(np.uint8)
-    rng.shuffle(label)
-    sigma = rng.uniform(1.0, 2.5, size=n)
-    for i in np.flatnonzero(label):
-        blurred = gaussian_filter(noise[i], (0, sigma[i], sigma[i]), mode="reflect")
-        # stretch back to a similar range, so contrast alone does not give the label away
-        blurred = (blurred - blurred.mean()) * (noise[i].std() / blurred.std()) + 127.5
-        noise[i] = blurred
-    patches = np.clip(np.rint(noise), 0, 255).astype(np.uint8)
-    zeros = np.zeros(n, dtype=np.int32)
-    return {
-        "patches": patches,
-        "label": label,
-        "blur_type": np.zeros(n, np.uint8),
-        "category": label.copy(),
-        "image_index": np.arange(n, dtype=np.int32),
-        "center_y": zeros,
-        "center_x": zeros,
-    }
-
-
-def make_patch_dataset(
-    root: Path, n_train: int = 256, n_val: int = 128, seed: int = 0, rows_per_shard: int = 100
-) -> Path:
-    """A real (HDF5) patch dataset written with the shard writer."""
-    root.mkdir(parents=True, exist_ok=True)
-    splits = {}
-    for k, (name, n) in enumerate((("train", n_train), ("val", n_val))):
-        with ShardWriter(root, name, n, rows_per_shard, P, "hdf5", {"plan_sha256": "test"}) as w:
-            w.write(synthetic_rows(n, seed + k))
-        splits[name] = {"rows": n, "shards": [vars(r) for r in w.records]}
-    write_json(
-        root / MANIFEST,
-        {
-            **manifest_base(),
-            "plan_sha256": "test",
-            "splits": splits,
-            "params": {"patch_size": P, "format": "hdf5", "seed": seed},
-            "counts": [],
-        },
-    )
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +113,9 @@ def test_eval_batches_in_order(shards):
 def test_augment_keeps_centre_and_content():
     x = torch.randint(0, 256, (64, 3, P, P), dtype=torch.uint8)
     torch.manual_seed(0)
-    y = augment(x)
+    labels = torch.randint(0, 2, (64,))
+    y, same_labels = augment(x, labels)
+    assert torch.equal(same_labels, labels)  # a patch's centre pixel, so its label, stays
     assert y.dtype == torch.uint8 and y.shape == x.shape
     c = P // 2
     assert torch.equal(y[..., c, c], x[..., c, c])

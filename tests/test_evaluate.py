@@ -16,7 +16,7 @@ from blursynth.sources import open_source
 from blursynth_train.checkpoint import save_checkpoint
 from blursynth_train.cli import main
 from blursynth_train.evaluate import build_methods, table1
-from blursynth_train.model import BlurNet, ModelConfig
+from blursynth_train.models import BlurNet, ModelConfig
 
 NARROW = ModelConfig(conv1_channels=8, conv2_channels=12, fc_units=16)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _trees import make_patch_dataset
 from click.testing import CliRunner
-from test_data import make_patch_dataset
 
 from blursynth.errors import BlursynthError
 from blursynth_train.checkpoint import load_checkpoint, load_model
@@ -38,7 +38,7 @@ def _one_thread():
 
 def _config(shards, out, **kw) -> FitConfig:
     base = dict(
-        shards=shards,
+        datasets=shards,
         out=out,
         batch_size=4,
         lr=3e-3,
@@ -479,7 +479,8 @@ def test_adamw_and_init_from_a_checkpoint(shards, tmp_path):
             "--quiet",
         ],
     )
-    assert res.exit_code == 1 and "nope.pt" in res.output and "Traceback" not in res.output
+    # a missing file is refused while parsing (usage error), naming it
+    assert res.exit_code == 2 and "nope.pt" in res.output and "Traceback" not in res.output
 
 
 def test_two_datasets_train_together(shards, tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from _voc_tree import make_voc, write_palette_png
+from _trees import make_voc, write_palette_png
 from click.testing import CliRunner
 
 import blursynth

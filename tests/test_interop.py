@@ -5,9 +5,10 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from _patch_trees import make_tree
+from _trees import make_tree
 
-from blursynth.patches import PatchParams, build_patch_dataset
+from blursynth.patches import build_patch_dataset
+from blursynth.schema import PatchParams
 from blursynth.shards import open_dataset, verify_dataset
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from blursynth_train.model import BlurNet, ModelConfig
+from blursynth_train.models import BlurNet, ModelConfig
 
 SMALL = {"conv1_channels": 8, "conv2_channels": 12, "fc_units": 16}
 # Narrow copies of the architecture keep the tests fast; the dense form does not depend on

@@ -7,18 +7,15 @@ import json
 
 import numpy as np
 import pytest
-from _patch_trees import check_rows, make_tree
+from _trees import check_rows, make_tree
 from PIL import Image
 
 from blursynth.errors import BlursynthError
-from blursynth.patches import (
-    PatchParams,
-    build_patch_dataset,
-    cell_map,
-    extract_patches,
-    waterfill,
-)
+from blursynth.patch_plan import cell_map, waterfill
+from blursynth.patches import build_patch_dataset, extract_patches
+from blursynth.schema import PatchParams
 from blursynth.shards import open_dataset
+from blursynth.sources import open_dataset_images
 
 
 def _params(root, **kw):
@@ -96,15 +93,15 @@ def test_splits_balance_and_rows_match_the_source(tmp_path):
     seen = check_rows(tmp_path / "ds")
     eval_stems = {e["stem"] for e in json.loads((tmp_path / "ds/eval.json").read_text())["items"]}
     with open_dataset(tmp_path / "ds") as ds:
-        images = ds.manifest["images"]
+        images = ds.manifest.images
         # no image in two splits; the eval images are in none; 2 eval per blur type
         assert not seen["train"] & seen["val"]
-        assert not {images[i]["stem"] for i in seen["train"] | seen["val"]} & eval_stems
+        assert not {images[i].stem for i in seen["train"] | seen["val"]} & eval_stems
         assert collections.Counter(
-            images[i]["blur_type"] for i in range(len(images)) if images[i]["stem"] in eval_stems
+            images[i].blur_type for i in range(len(images)) if images[i].stem in eval_stems
         ) == {"motion": 2, "defocus": 2}
         # 5 left per type: 4 train, 1 val
-        per_split = collections.Counter((im["split"], im["blur_type"]) for im in images)
+        per_split = collections.Counter((im.split, im.blur_type) for im in images)
         assert per_split[("train", "motion")] == 4 and per_split[("val", "defocus")] == 1
         # balance: equal blur types, thirds by category, labels 50/50 (within rounding)
         for split in ds.splits:
@@ -116,7 +113,7 @@ def test_splits_balance_and_rows_match_the_source(tmp_path):
         # the manifest's counts are what the shards hold
         table = {
             (c["split"], c["blur_type"], c["category"], c["label"]): c["count"]
-            for c in ds.manifest["counts"]
+            for c in ds.manifest.counts
         }
         assert sum(v for k, v in table.items() if k[0] == "train") == 1200
         assert table[("train", "motion", "mixed", 1)] == 100
@@ -137,8 +134,8 @@ def test_image_without_blurred_pixels_still_gives_sharp_patches(tmp_path):
     Image.fromarray(np.zeros((48, 56), np.uint8)).save(root / "gt" / "motion0001.png")
     build_patch_dataset(_params(root, per_image=12, eval_images=0), tmp_path / "ds")
     with open_dataset(tmp_path / "ds") as ds:
-        index = [im["stem"] for im in ds.manifest["images"]].index("motion0001")
-        split = ds.manifest["images"][index]["split"]
+        index = [im.stem for im in ds.manifest.images].index("motion0001")
+        split = ds.manifest.images[index].split
         rows = ds[split].read(0, len(ds[split]))
         sel = rows["image_index"] == index
         assert sel.sum() == 12 and (rows["category"][sel] == 0).all()
@@ -165,7 +162,7 @@ def test_folder_source_with_one_blur_type(tmp_path):
             rows = ds["train"].read(0, len(ds["train"]))
             assert len(rows["label"]) == 300 and (rows["blur_type"] == code).all()
             assert abs(rows["label"].mean() - 0.5) < 0.01
-            _, items = ds.eval_source()
+            _, items = open_dataset_images(out)
             assert len(items) == 2
             assert {it.blur_type for it in items} == {blur_type or "unknown"}
 
@@ -194,7 +191,7 @@ def test_real_cuhk_mini_dataset(cuhk_mini, tmp_path):
         assert len(rows["label"]) == 2000
         assert np.bincount(rows["blur_type"]).tolist() == [1000, 1000]
         assert abs(rows["label"].mean() - 0.5) < 0.01
-        source, items = ds.eval_source()
+        source, items = open_dataset_images(tmp_path / "ds")
         assert len(items) == 4 and {it.blur_type for it in items} == {"motion", "defocus"}
 
 
@@ -216,21 +213,18 @@ def test_real_dut_sample_sharp_white(dut_sample, tmp_path):
 @pytest.mark.realdata
 def test_only_keeps_the_image_split_of_the_full_dataset(tmp_path, cuhk_mini):
     """``--only motion`` keeps motion train/val images and the same held-out eval images."""
-    from blursynth.patches import PatchParams, build_patch_dataset
-    from blursynth.shards import open_dataset
-
     common = dict(
         source="shi", root=str(cuhk_mini), train_patches=300, val_patches=100, eval_images=4, seed=3
     )
     build_patch_dataset(PatchParams(**common), tmp_path / "both", quiet=True)
     build_patch_dataset(PatchParams(**common, only="motion"), tmp_path / "motion", quiet=True)
     with open_dataset(tmp_path / "both") as both, open_dataset(tmp_path / "motion") as motion:
-        assert both.manifest["eval_images"] == motion.manifest["eval_images"]
+        assert both.manifest.eval_images == motion.manifest.eval_images
         for split in ("train", "val"):
             rows = motion[split].read(0, len(motion[split]), fields=("blur_type",))
             assert set(rows["blur_type"].tolist()) == {0}  # motion only
             assert len(motion[split]) == {"train": 300, "val": 100}[split]
-        where = {im["stem"]: im["split"] for im in both.manifest["images"]}
-        for im in motion.manifest["images"]:
-            if im["blur_type"] == "motion":
-                assert im["split"] == where[im["stem"]]
+        where = {im.stem: im.split for im in both.manifest.images}
+        for im in motion.manifest.images:
+            if im.blur_type == "motion":
+                assert im.split == where[im.stem]

@@ -10,7 +10,7 @@ from PIL import Image
 
 from blursynth_train.checkpoint import load_model, save_checkpoint
 from blursynth_train.cli import main
-from blursynth_train.model import BlurNet, ModelConfig
+from blursynth_train.models import BlurNet, ModelConfig
 from blursynth_train.segment import (
     expand_inputs,
     overlay,

@@ -9,12 +9,14 @@ import pickle
 import h5py
 import numpy as np
 import pytest
-from _patch_trees import make_tree
+from _trees import make_tree
 
 from blursynth import shards
 from blursynth.errors import BlursynthError
-from blursynth.patches import PatchParams, build_patch_dataset
+from blursynth.patches import build_patch_dataset
+from blursynth.schema import PatchParams, manifest_base
 from blursynth.shards import FIELDS, ShardWriter, open_dataset, verify_dataset
+from blursynth.sources import open_dataset_images
 
 
 def _params(root, **kw):
@@ -71,7 +73,7 @@ def test_writer_round_trip_across_shards(tmp_path):
         "train-00002-of-00003.h5",
     ]
     manifest = {
-        **shards.manifest_base(),
+        **manifest_base(),
         "plan_sha256": "x",
         "params": {"patch_size": p, "format": "hdf5"},
         "splits": {"train": {"shards": [vars(r) for r in w.records]}},
@@ -204,7 +206,7 @@ def test_empty_reads_at_the_end_and_of_an_empty_split(tmp_path):
                 w.write(rows)
         records[name] = {"shards": [vars(r) for r in w.records]}
     manifest = {
-        **shards.manifest_base(),
+        **manifest_base(),
         "plan_sha256": "x",
         "params": {"patch_size": p, "format": "hdf5"},
         "splits": records,
@@ -240,18 +242,19 @@ def test_malformed_manifest_and_eval_list_are_one_line_errors(built, tmp_path):
     bad = json.loads(json.dumps(manifest))
     del bad["splits"]["train"]["shards"][0]["rows"]
     (out / "manifest.json").write_text(json.dumps(bad))
-    with pytest.raises(BlursynthError, match="manifest.json: invalid manifest: bad split"):
+    with pytest.raises(BlursynthError, match="manifest.json: invalid manifest"):
         open_dataset(out)
     (out / "manifest.json").write_text(json.dumps(manifest))
     (out / "eval.json").write_text(json.dumps({"source": "shi", "items": []}))  # no root
     with pytest.raises(BlursynthError, match="eval.json: invalid eval list"):
-        open_dataset(out).eval_source()
+        open_dataset_images(out)
 
 
 def test_mixed_split_holds_every_row_once_in_proportion(tmp_path):
-    from test_data import make_patch_dataset
+    from _trees import make_patch_dataset
 
-    from blursynth.shards import MixedSplit, training_data_sha256
+    from blursynth.shards import MixedSplit
+    from blursynth_train.data import training_data_sha256
 
     a = open_dataset(
         make_patch_dataset(tmp_path / "a", n_train=300, n_val=8, seed=1, rows_per_shard=70)

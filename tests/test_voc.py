@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _voc_tree import make_voc, object_labels, write_palette_png
+from _trees import make_voc, object_labels, write_palette_png
 from PIL import Image
 
 from blursynth.errors import BlursynthError

@@ -9,8 +9,7 @@ import numpy as np
 
 from blursynth.errors import BlursynthError
 from blursynth.imageio import IMAGE_EXTENSIONS, read_image, read_mask_u8
-
-POLARITIES = ("blurred-white", "sharp-white")
+from blursynth.schema import POLARITIES
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,3 @@ class ShiSource(FolderSource):
 
     def blur_type_of(self, stem: str) -> str:
         return blur_type_from_stem(stem)
-
-
-class SynthSource(ShiSource):
-    """Output of ``blursynth generate`` (same layout; stems ``motion####``/``defocus####``)."""

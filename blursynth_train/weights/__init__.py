@@ -1,9 +1,10 @@
 """Bundled pretrained weights.
 
 ``blursynth_train segment`` falls back to :func:`default_model_path` when no ``--model`` is
-given; ``evaluate --model bundled`` and ``fit --init bundled`` name them
-(:func:`resolve_weights`). The file is a float16 checkpoint made by ``blursynth_train export``;
-``MODEL_CARD.md`` beside it says what it was trained on and how well it does.
+given; ``--model bundled`` / ``--model report`` in ``segment`` and ``evaluate``, and
+``fit --init bundled`` / ``--init report``, name them (:func:`resolve_weights`). Each file
+is a float16 checkpoint made by ``blursynth_train export``; ``MODEL_CARD.md`` beside it says
+what it was trained on and how well it does.
 """
 
 from __future__ import annotations
@@ -13,34 +14,45 @@ from pathlib import Path
 from blursynth.errors import BlursynthError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
-DEFAULT_WEIGHTS = "blurnet-cuhk.pt"
+REPORT_WEIGHTS = "blurnet-cuhk.pt"
+"""The report's patch CNN trained on CUHK (``--model report``)."""
+DEFAULT_WEIGHTS = REPORT_WEIGHTS
+"""What ``bundled`` (and no ``--model``) means: the default segmenter."""
 BUNDLED = "bundled"
-"""The name that stands for the bundled weights wherever a checkpoint path is taken."""
+NAMED = {BUNDLED: None, "report": REPORT_WEIGHTS}
+"""Names that stand for shipped weights wherever a checkpoint path is taken
+(:data:`blursynth_train.choices.NAMED_WEIGHTS`); ``bundled`` is :data:`DEFAULT_WEIGHTS`."""
 
 
-def default_model_path() -> Path:
-    """Path of the bundled checkpoint.
+def named_weights_path(name: str) -> Path:
+    """Path of the shipped weights called ``name`` (``bundled``, ``report``).
 
     Raises
     ------
     BlursynthError
-        When the package was installed without its weights.
+        When the package was installed without those weights.
     """
-    path = WEIGHTS_DIR / DEFAULT_WEIGHTS
+    path = WEIGHTS_DIR / (NAMED[name] or DEFAULT_WEIGHTS)
     if not path.is_file():
         raise BlursynthError(
-            "bundled weights are missing from this installation; pass --model "
-            "PATH (a checkpoint from `blursynth_train fit`)",
+            f"the {name} weights are missing from this installation; pass --model PATH "
+            "(a checkpoint from `blursynth_train fit`)",
             path,
         )
     return path
 
 
-def resolve_weights(spec: str | Path | None) -> Path:
-    """A checkpoint path, with ``None`` and ``"bundled"`` meaning the bundled weights.
+def default_model_path() -> Path:
+    """Path of the bundled (default) checkpoint."""
+    return named_weights_path(BUNDLED)
 
-    A file that really is called ``bundled`` wins over the name.
+
+def resolve_weights(spec: str | Path | None) -> Path:
+    """A checkpoint path; ``None`` means the bundled weights, and a name in :data:`NAMED`
+    the shipped weights of that name. A file that really is called so wins over the name.
     """
-    if spec is None or (str(spec) == BUNDLED and not Path(spec).is_file()):
+    if spec is None:
         return default_model_path()
+    if str(spec) in NAMED and not Path(spec).is_file():
+        return named_weights_path(str(spec))
     return Path(spec)

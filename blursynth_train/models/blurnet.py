@@ -36,6 +36,7 @@ class ModelConfig:
     Input: uint8 patches ``(N, 3, P, P)``; the network sees ``(x / 255 - mean) / std``.
     """
 
+    kind: str = "blurnet"
     patch_size: int = 31
     conv1_channels: int = 96
     conv1_kernel: int = 7
@@ -47,6 +48,8 @@ class ModelConfig:
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
 
     def __post_init__(self):
+        if self.kind != "blurnet":
+            raise ValueError(f"ModelConfig is the blurnet family's, got kind {self.kind!r}")
         if self.patch_size % 2 == 0 or self.patch_size < 3:
             raise ValueError(f"patch_size must be odd and >= 3, got {self.patch_size}")
         if self.pooled_size(2) < 1:

@@ -1,0 +1,15 @@
+"""Choice lists shared by the trainer and its CLI, torch-free so that ``--help`` is instant.
+
+The trainer validates against these and the CLI offers them, so the two cannot drift.
+``MODEL_KINDS`` mirrors the registry (:func:`blursynth_train.models.model_kinds`); a test
+keeps them equal.
+"""
+
+MODEL_KINDS = ("blurnet",)
+LR_SCHEDULES = ("constant", "cosine", "step")
+OPTIMIZERS = ("sgd", "adamw")
+DEVICES = ("auto", "cpu", "cuda")
+ON_DEVICE = ("auto", "yes", "no")
+STRIDES = (1, 2, 4)
+NAMED_WEIGHTS = ("bundled", "report")
+"""Names that stand for shipped weights wherever a checkpoint path is taken."""
