@@ -246,6 +246,116 @@ def patches(
 
 
 @main.command()
+@click.option(
+    "--source",
+    "source_kind",
+    required=True,
+    type=click.Choice(SOURCE_KINDS),
+    help="shi: CUHK layout; synth: `blursynth generate` output; folder: image/+gt/.",
+)
+@click.option(
+    "--root",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Source folder (holds image/ and gt/).",
+)
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False), help="Dataset folder to write."
+)
+@click.option("--tile-size", type=click.IntRange(min=32), default=256, show_default=True)
+@click.option(
+    "--classes",
+    type=click.Choice(["2", "3"]),
+    default="2",
+    show_default=True,
+    help="2: sharp/blurred; 3: sharp/motion/defocus (blur type of the source image).",
+)
+@click.option(
+    "--eval-images",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Whole images held out (the same as `patches` with the same source and seed).",
+)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Parallel workers (the output does not depend on it).",
+)
+@click.option("--rows-per-shard", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--polarity",
+    type=click.Choice(POLARITIES),
+    default=None,
+    help="folder source: what white means in a mask (DUT: sharp-white).",
+)
+@click.option(
+    "--threshold",
+    type=click.IntRange(1, 255),
+    default=None,
+    help="folder source: grey levels >= this are white.",
+)
+@click.option(
+    "--blur-type",
+    type=click.Choice(KNOWN_BLUR_TYPES),
+    default=None,
+    help="folder source: blur type of every image (otherwise unknown).",
+)
+@click.option(
+    "--only",
+    type=click.Choice(KNOWN_BLUR_TYPES),
+    default=None,
+    help="Train/val from this blur type only (same image split).",
+)
+@quiet_option
+@domain_errors
+def tiles(
+    source_kind,
+    root,
+    out,
+    tile_size,
+    classes,
+    eval_images,
+    seed,
+    jobs,
+    rows_per_shard,
+    polarity,
+    threshold,
+    blur_type,
+    only,
+    quiet,
+):
+    """Cut whole images into TILE-SIZE tiles with label maps, in sharded HDF5."""
+    from pathlib import Path
+
+    from blursynth.schema import TileParams
+    from blursynth.tiles import build_tile_dataset
+
+    params = TileParams(
+        source=source_kind,
+        root=str(Path(root).resolve()),
+        polarity=polarity,
+        threshold=threshold,
+        blur_type=blur_type,
+        tile_size=tile_size,
+        classes=int(classes),
+        seed=seed,
+        eval_images=eval_images,
+        only=only,
+        rows_per_shard=rows_per_shard,
+    )
+    report = build_tile_dataset(params, out, jobs=jobs, quiet=quiet)
+    for stem, why in report.skipped:
+        click.echo(f"skipped {stem}: {why}", err=True)
+    sizes = ", ".join(f"{k} {v:,}" for k, v in report.rows.items())
+    click.echo(f"{report.path}: {sizes} tiles; {len(report.skipped)} image(s) skipped")
+
+
+@main.command()
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False))
 @domain_errors
 def info(dataset):

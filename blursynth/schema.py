@@ -24,7 +24,7 @@ CHECKSUMS = "SHA256SUMS"
 EVAL_LIST = "eval.json"
 CARD = "README.md"
 
-DATASET_KINDS = ("patches",)
+DATASET_KINDS = ("patches", "tiles")
 SPLITS = ("train", "val")
 BLUR_TYPES = ("motion", "defocus", "unknown")
 KNOWN_BLUR_TYPES = BLUR_TYPES[:2]  # what a blur model renders and --blur-type/--only take
@@ -154,6 +154,93 @@ class PatchParams:
         return " ".join(parts)
 
 
+@dataclass(frozen=True)
+class TileParams:
+    """Every parameter of a tile dataset (stored in the manifest and every shard).
+
+    Source options, ``seed``, ``eval_images`` and ``only`` mean what they mean for
+    :class:`PatchParams`, and the same values hold out the same images (both kinds are then
+    scored on the same held-out images).
+
+    Parameters
+    ----------
+    tile_size : int
+        Side S of the square tiles (>= 32). Images smaller than S are padded; padding is
+        labelled 255 (no label).
+    classes : {2, 3}
+        2: 0 sharp, 1 blurred. 3: 0 sharp, 1 motion, 2 defocus (the blur type of the
+        source image; every image must have a known one).
+    rows_per_shard : int
+    """
+
+    source: str
+    root: str
+    polarity: str | None = None
+    threshold: int | None = None
+    blur_type: str | None = None
+    tile_size: int = 256
+    classes: int = 2
+    seed: int = 0
+    eval_images: int = 20
+    only: str | None = None
+    rows_per_shard: int = 1000
+    format: str = "hdf5"
+
+    def __post_init__(self):
+        if self.tile_size < 32:
+            raise BlursynthError(f"tile size must be >= 32, got {self.tile_size}")
+        if self.classes not in (2, 3):
+            raise BlursynthError(f"classes must be 2 or 3, got {self.classes}")
+        if self.eval_images < 0 or self.seed < 0 or self.rows_per_shard < 1:
+            raise BlursynthError(
+                "--eval-images and --seed must be >= 0 and --rows-per-shard >= 1, got "
+                f"{self.eval_images}, {self.seed}, {self.rows_per_shard}"
+            )
+        for name in ("blur_type", "only"):
+            value = getattr(self, name)
+            if value is not None and value not in KNOWN_BLUR_TYPES:
+                raise BlursynthError(f"{name} must be motion or defocus, got {value!r}")
+        if self.format != "hdf5":
+            raise BlursynthError(f"tile datasets are written as hdf5, not {self.format!r}")
+
+    source_options = PatchParams.source_options
+    to_dict = PatchParams.to_dict
+
+    def split_params(self) -> PatchParams:
+        """The patch parameters whose image split this dataset shares."""
+        return PatchParams(
+            source=self.source,
+            root=self.root,
+            polarity=self.polarity,
+            threshold=self.threshold,
+            blur_type=self.blur_type,
+            seed=self.seed,
+            per_image=1,
+            eval_images=self.eval_images,
+            only=self.only,
+        )
+
+    def command(self, out: str = "DIR") -> str:
+        """The ``blursynth tiles`` command line that builds this dataset."""
+        parts = [
+            "blursynth tiles",
+            f"--source {self.source}",
+            f"--root {self.root}",
+            f"--out {out}",
+        ]
+        for name in ("polarity", "threshold", "blur_type", "only"):
+            if getattr(self, name) is not None:
+                parts.append(f"--{name.replace('_', '-')} {getattr(self, name)}")
+        parts += [
+            f"--tile-size {self.tile_size}",
+            f"--classes {self.classes}",
+            f"--eval-images {self.eval_images}",
+            f"--seed {self.seed}",
+            f"--rows-per-shard {self.rows_per_shard}",
+        ]
+        return " ".join(parts)
+
+
 # --- manifest -------------------------------------------------------------------------------
 
 
@@ -217,6 +304,11 @@ class Manifest:
     @property
     def patch_size(self) -> int:
         return int(self.params["patch_size"])
+
+    @property
+    def row_size(self) -> int:
+        """The side of a row's image: the patch size, or the tile size of a tile dataset."""
+        return int(self.params["tile_size"] if self.kind == "tiles" else self.params["patch_size"])
 
     def stems(self, split: str) -> list[str]:
         """Stems of the source images behind ``split`` (``train``, ``val``, ``eval``...)."""

@@ -5,7 +5,7 @@ The trainer validates against these and the CLI offers them, so the two cannot d
 keeps them equal.
 """
 
-MODEL_KINDS = ("blurnet",)
+MODEL_KINDS = ("blurnet", "unet")
 LR_SCHEDULES = ("constant", "cosine", "step")
 OPTIMIZERS = ("sgd", "adamw")
 DEVICES = ("auto", "cpu", "cuda")

@@ -140,6 +140,13 @@ def main():
     show_default=True,
     help="Hold the training split in GPU memory (RAM on CPU); auto: when it fits.",
 )
+@click.option(
+    "--crop",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Dense models: train on a random CROP x CROP window of each batch (0: off).",
+)
 @click.option("--augment", is_flag=True, help="Random flips and 90-degree rotations.")
 @click.option("--bf16", is_flag=True, help="bfloat16 autocast.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")

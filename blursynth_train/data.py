@@ -35,6 +35,8 @@ from blursynth.progress import progressbar
 from blursynth.shards import MixedSplit, ShardedDataset, open_dataset
 
 FIELDS = ("patches", "label")
+"""The fields a batch is made of, by dataset kind: the rows' image and their label(s)."""
+BATCH_FIELDS = {"patches": ("patches", "label"), "tiles": ("image", "label")}
 
 
 # --- opening the datasets of a run ----------------------------------------------------------
@@ -72,8 +74,10 @@ class TrainingData:
         return self.datasets[0].params
 
     def row_bytes(self) -> int:
-        p = int(self.params["patch_size"])
-        return row_bytes(p)
+        if self.datasets[0].kind == "tiles":
+            s = int(self.params["tile_size"])
+            return 4 * s * s
+        return row_bytes(int(self.params["patch_size"]))
 
     def close(self) -> None:
         for d in self.datasets:
@@ -101,10 +105,10 @@ def open_training_data(
             raise BlursynthError(
                 f"training reads uint8 shards (format hdf5), not {d.format!r}", d.path
             )
-        if d.params["patch_size"] != first.params["patch_size"]:
+        if d.manifest.row_size != first.manifest.row_size:
             raise BlursynthError(
-                f"patch size {d.params['patch_size']} differs from "
-                f"{first.params['patch_size']} of {first.path}",
+                f"row size {d.manifest.row_size} differs from {first.manifest.row_size} of "
+                f"{first.path}",
                 d.path,
             )
     train = first["train"] if len(datasets) == 1 else MixedSplit([d["train"] for d in datasets])
@@ -112,6 +116,22 @@ def open_training_data(
     n_val = len(val) if val_rows is None else min(val_rows, len(val))
     sha = training_data_sha256([d.manifest_sha256 for d in datasets])
     return TrainingData(datasets, train, val, n_val, sha)
+
+
+def _batch_fields(split) -> tuple[str, str]:
+    """The (image, label) field names of a split's rows: patches or tiles."""
+    return BATCH_FIELDS["tiles" if "image" in split.fields else "patches"]
+
+
+def random_crop(images: torch.Tensor, labels: torch.Tensor, size: int):
+    """One random ``size`` x ``size`` window per batch of dense rows (same for the label
+    maps); draws from the global RNG, like :func:`augment`."""
+    h, w = images.shape[-2:]
+    if size >= min(h, w):
+        return images, labels
+    y = int(torch.randint(0, h - size + 1, (1,)))
+    x = int(torch.randint(0, w - size + 1, (1,)))
+    return images[..., y : y + size, x : x + size], labels[..., y : y + size, x : x + size]
 
 
 def epoch_generator(seed: int, *key: int) -> torch.Generator:
@@ -167,16 +187,20 @@ def load_split(
         int64 ``(n,)`` on ``device``.
     """
     n = len(split) if rows is None else min(rows, len(split))
-    first = split.read(0, min(n, 1), fields=FIELDS)["patches"]
-    patches = torch.empty((n, *first.shape[1:]), dtype=torch.uint8, device=device)
-    labels = torch.empty((n,), dtype=torch.int64, device=device)
+    fields = _batch_fields(split)
+    first = split.read(0, min(n, 1), fields=fields)
+    patches = torch.empty((n, *first[fields[0]].shape[1:]), dtype=torch.uint8, device=device)
+    # patch labels as int64 (what the loss takes); label maps stay uint8 (8x smaller) and
+    # become int64 per batch
+    dtype = torch.int64 if first["label"].ndim == 1 else torch.uint8
+    labels = torch.empty((n, *first["label"].shape[1:]), dtype=dtype, device=device)
     starts = range(0, n, block_rows)
     with progressbar(starts, label=label, quiet=quiet) as bar:
         for start in bar:
             stop = min(start + block_rows, n)
-            block = split.read(start, stop, fields=FIELDS)
-            patches[start:stop] = torch.from_numpy(np.ascontiguousarray(block["patches"]))
-            labels[start:stop] = torch.from_numpy(block["label"].astype(np.int64))
+            block = split.read(start, stop, fields=fields)
+            patches[start:stop] = torch.from_numpy(np.ascontiguousarray(block[fields[0]]))
+            labels[start:stop] = torch.from_numpy(block["label"]).to(dtype)
     return patches, labels
 
 
@@ -208,7 +232,7 @@ class ResidentBatches:
             perm = perm.to(self.patches.device)
             for k in range(j, self.batches_per_epoch):
                 idx = perm[k * b : (k + 1) * b]
-                yield self.patches[idx], self.labels[idx]
+                yield self.patches[idx], self.labels[idx].long()
             epoch, j = epoch + 1, 0
 
 
@@ -229,9 +253,9 @@ class _Blocks(Dataset):
         epoch, block = key
         start = block * self.block_rows
         stop = min(start + self.block_rows, len(self.split))
-        data = self.split.read(start, stop, fields=FIELDS)
+        data = self.split.read(start, stop, fields=_batch_fields(self.split))
         order = torch.randperm(stop - start, generator=epoch_generator(self.seed, epoch, block))
-        patches = torch.from_numpy(np.ascontiguousarray(data["patches"]))[order]
+        patches = torch.from_numpy(np.ascontiguousarray(data[_batch_fields(self.split)[0]]))[order]
         labels = torch.from_numpy(data["label"].astype(np.int64))[order]
         return patches, labels
 
@@ -345,14 +369,14 @@ def eval_batches(
         n = len(labels) if rows is None else min(rows, len(labels))
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            yield patches[start:stop], labels[start:stop]
+            yield patches[start:stop], labels[start:stop].long()
         return
     split = split_or_tensors
     n = len(split) if rows is None else min(rows, len(split))
     for start in range(0, n, batch_size):
-        data = split.read(start, min(start + batch_size, n), fields=FIELDS)
+        data = split.read(start, min(start + batch_size, n), fields=_batch_fields(split))
         yield (
-            torch.from_numpy(np.ascontiguousarray(data["patches"])).to(device),
+            torch.from_numpy(np.ascontiguousarray(data[_batch_fields(split)[0]])).to(device),
             torch.from_numpy(data["label"].astype(np.int64)).to(device),
         )
 

@@ -58,6 +58,7 @@ from blursynth_train.data import (
     load_split,
     memory_budget,
     open_training_data,
+    random_crop,
 )
 from blursynth_train.device import resolve_device
 from blursynth_train.models import create_model, get_family
@@ -120,6 +121,9 @@ class FitConfig:
         half of the free memory.
     augment : bool
         Random flips and 90-degree rotations of each row.
+    crop : int
+        Train dense models on a random ``crop`` x ``crop`` window of each batch (0: whole
+        tiles); a cheaper step, the same context per pixel up to the crop.
     bf16 : bool
         bfloat16 autocast for the forward pass.
     compile : bool
@@ -156,6 +160,7 @@ class FitConfig:
     workers: int = 2
     data_on_device: str = "auto"
     augment: bool = False
+    crop: int = 0
     bf16: bool = False
     compile: bool = False
     deterministic: bool = False
@@ -218,6 +223,7 @@ RECIPE_FIELDS = (
     "eval_every",
     "val_rows",
     "augment",
+    "crop",
     "bf16",
 )
 
@@ -564,6 +570,8 @@ def train_loop(run: Run, batches) -> bool:
             lr = lr_at(state.iteration, cfg.lr, run.iterations, cfg.lr_schedule)
             for group in run.optimizer.param_groups:
                 group["lr"] = lr
+            if cfg.crop:
+                x, y = random_crop(x, y, cfg.crop)
             if cfg.augment:
                 x, y = augment(x, y)
             with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):

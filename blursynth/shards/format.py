@@ -53,10 +53,35 @@ def disk_field_name(name: str, fmt: str) -> str:
     return "data" if (name == "patches" and fmt == "caffe") else name
 
 
-def field_specs(patch_size: int, fmt: str) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
-    """dtype and per-row shape of every field on disk, keyed by API field name."""
+TILE_FIELDS = ("image", "label", "blur_type", "image_index", "y", "x")
+"""Fields of a tile dataset: ``image`` uint8 (N, 3, S, S), ``label`` uint8 (N, S, S) (0 sharp,
+1 blurred, or 0 sharp, 1 motion, 2 defocus; 255 = padding, no label), ``blur_type`` of the
+source image, ``image_index``, and the tile's top-left ``y``, ``x`` in the image (negative
+where the image was padded)."""
+
+
+def field_specs(
+    size: int, fmt: str, kind: str = "patches"
+) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    """dtype and per-row shape of every field on disk, keyed by API field name.
+
+    ``size`` is the patch size (kind ``patches``) or tile size (kind ``tiles``).
+    """
     if fmt not in FORMATS:
         raise BlursynthError(f"format must be one of {FORMATS}, got {fmt!r}")
+    if kind == "tiles":
+        if fmt != "hdf5":
+            raise BlursynthError(f"tile datasets are written as hdf5, not {fmt!r}")
+        u8, i32 = np.dtype(np.uint8), np.dtype(np.int32)
+        return {
+            "image": (u8, (3, size, size)),
+            "label": (u8, (size, size)),
+            "blur_type": (u8, ()),
+            "image_index": (i32, ()),
+            "y": (i32, ()),
+            "x": (i32, ()),
+        }
+    patch_size = size
     pixel, label = (np.float32, np.float32) if fmt == "caffe" else (np.uint8, np.uint8)
     specs = {
         "patches": (np.dtype(pixel), (3, patch_size, patch_size)),

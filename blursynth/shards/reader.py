@@ -24,7 +24,7 @@ import numpy as np
 
 from blursynth.errors import BlursynthError
 from blursynth.schema import MANIFEST, Manifest
-from blursynth.shards.format import FIELDS, disk_field_name, field_specs
+from blursynth.shards.format import disk_field_name, field_specs
 
 
 class SplitReader:
@@ -39,6 +39,8 @@ class SplitReader:
         self.name = name
         self.shards = list(shards)
         self._dataset = dataset
+        self._specs = field_specs(dataset.manifest.row_size, fmt, dataset.kind)
+        self.fields = tuple(self._specs)
         self._fmt = fmt
         self._starts = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64).tolist()
         self._handles: dict[int, h5py.File] = {}
@@ -60,28 +62,31 @@ class SplitReader:
             path = self.shards[index]
             try:
                 f = h5py.File(path, "r")
-                found = {name: f[disk_field_name(name, self._fmt)] for name in FIELDS}
+                found = {name: f[disk_field_name(name, self._fmt)] for name in self.fields}
             except (OSError, KeyError) as exc:
                 raise BlursynthError(f"cannot read shard ({exc})", path) from None
             self._handles[index] = found
         return found
 
-    def read(self, start: int, stop: int, fields: Sequence[str] = FIELDS) -> dict[str, np.ndarray]:
-        """Rows ``start:stop`` as a dict of arrays (see the module table for dtypes).
+    def read(
+        self, start: int, stop: int, fields: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Rows ``start:stop`` as a dict of arrays (see :mod:`blursynth.shards.format`).
 
         Parameters
         ----------
         start, stop : int
             ``0 <= start <= stop <= len(self)``.
         fields : sequence of str
-            Any of ``FIELDS``.
+            Any of :attr:`fields` (default all).
         """
         n = len(self)
         if not 0 <= start <= stop <= n:
             raise IndexError(f"rows {start}:{stop} out of range for {self.name} ({n} rows)")
-        unknown = set(fields) - set(FIELDS)
+        fields = self.fields if fields is None else fields
+        unknown = set(fields) - set(self.fields)
         if unknown:
-            raise KeyError(f"unknown field(s) {sorted(unknown)}; fields are {FIELDS}")
+            raise KeyError(f"unknown field(s) {sorted(unknown)}; fields are {self.fields}")
         shard = bisect.bisect_right(self._starts, start) - 1
         if start < stop <= self._starts[shard + 1]:  # the common case: one shard, one read each
             s0 = self._starts[shard]
@@ -89,7 +94,7 @@ class SplitReader:
             return {name: d[name][start - s0 : stop - s0] for name in fields}
         # several shards, or no row (start == stop, also at the end of the split or in an
         # empty one, where ``shard + 1`` is past the last shard)
-        specs = field_specs(self._dataset.params["patch_size"], self._fmt)
+        specs = self._specs
         out = {
             name: np.empty((stop - start, *specs[name][1]), dtype=specs[name][0]) for name in fields
         }
@@ -108,7 +113,7 @@ class SplitReader:
         return out
 
     def iter_blocks(
-        self, block_rows: int, fields: Sequence[str] = FIELDS
+        self, block_rows: int, fields: Sequence[str] | None = None
     ) -> Iterator[dict[str, np.ndarray]]:
         """Yield consecutive blocks of ``block_rows`` rows (the last may be shorter)."""
         if block_rows < 1:
@@ -167,11 +172,18 @@ class MixedSplit:
     def __len__(self) -> int:
         return self._starts[-1]
 
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return self.splits[0].fields
+
     def __repr__(self) -> str:
         return f"MixedSplit({self.name!r}, rows={len(self)}, splits={len(self.splits)})"
 
-    def read(self, start: int, stop: int, fields: Sequence[str] = FIELDS) -> dict[str, np.ndarray]:
+    def read(
+        self, start: int, stop: int, fields: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
         """Rows ``start:stop`` of the mix (as :meth:`SplitReader.read`)."""
+        fields = self.splits[0].fields if fields is None else fields
         n = len(self)
         if not 0 <= start <= stop <= n:
             raise IndexError(f"rows {start}:{stop} out of range for {self.name} ({n} rows)")

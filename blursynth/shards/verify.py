@@ -56,7 +56,7 @@ def verify_dataset(path, *, quiet: bool = True) -> ShardedDataset:
             listed[name.strip()] = digest
     shards = [(split, s) for split, entry in ds.manifest.splits.items() for s in entry.shards]
     others = [name for name in listed if name not in {s.file for _, s in shards}]
-    specs = field_specs(ds.manifest.patch_size, ds.format)
+    specs = field_specs(ds.manifest.row_size, ds.format, ds.kind)
     with progressbar(shards, label="verify", quiet=quiet) as bar:
         for split, s in bar:
             file = root / s.file
@@ -128,6 +128,16 @@ def _check_shard_contents(f, file, rows, split, specs, fmt, plan, problems) -> N
                 f" be (first at row {int(np.flatnonzero(bad)[0])})",
             )
 
+    if "label" in f and f["label"].ndim == 3:  # tile label maps
+        label = f["label"][()]
+        bad = ((label > 2) & (label != 255)).any(axis=(1, 2))
+        if bad.any():
+            problems.add(
+                file,
+                f"{int(bad.sum())} tile(s) with a label outside 0-2 and 255 (first at row "
+                f"{int(np.flatnonzero(bad)[0])})",
+            )
+
 
 def counts_table(counts: list[dict]) -> str:
     """A markdown table of achieved counts (split x blur type x category x label)."""
@@ -149,7 +159,7 @@ def dataset_info(path) -> str:
             f"kind: {ds.kind}",
             f"blursynth: {ds.manifest.blursynth_version}",
         ]
-        for name, (dtype, shape) in field_specs(ds.manifest.patch_size, ds.format).items():
+        for name, (dtype, shape) in field_specs(ds.manifest.row_size, ds.format, ds.kind).items():
             dims = "".join(f", {d}" for d in shape)
             lines.append(f"  {disk_field_name(name, ds.format)}: {dtype} (N{dims})")
         for split in ds.splits:
@@ -160,5 +170,8 @@ def dataset_info(path) -> str:
             lines.append(f"  {key}: {value}")
         lines.append(f"skipped images: {len(ds.manifest.skipped)}")
         lines.append(f"eval images (held out): {len(ds.manifest.eval_images)}")
-        lines.append(counts_table(ds.manifest.counts))
+        if ds.kind == "patches":
+            lines.append(counts_table(ds.manifest.counts))
+        else:
+            lines += [", ".join(f"{k} {v}" for k, v in row.items()) for row in ds.manifest.counts]
     return "\n".join(lines)

@@ -67,6 +67,7 @@ class ShardWriter:
         patch_size: int,
         fmt: str,
         attrs: dict,
+        kind: str = "patches",
     ):
         if rows_per_shard < 1:
             raise BlursynthError(f"rows per shard must be >= 1, got {rows_per_shard}")
@@ -75,7 +76,7 @@ class ShardWriter:
         self.total_rows = int(total_rows)
         self.rows_per_shard = int(rows_per_shard)
         self.fmt = fmt
-        self.specs = field_specs(patch_size, fmt)
+        self.specs = field_specs(patch_size, fmt, kind)
         self.attrs = dict(attrs)
         self.num_shards = max(1, -(-self.total_rows // self.rows_per_shard))
         self.records: list[ShardRecord] = []

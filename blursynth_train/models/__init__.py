@@ -24,6 +24,7 @@ from torch import nn
 
 from blursynth.errors import BlursynthError
 from blursynth_train.models.blurnet import BlurNet, ModelConfig
+from blursynth_train.models.unet import UNet, UNetConfig
 
 
 @dataclass(frozen=True)
@@ -103,11 +104,22 @@ register_model(
         config_for_dataset=lambda params: ModelConfig(patch_size=int(params["patch_size"])),
     )
 )
+register_model(
+    ModelFamily(
+        name="unet",
+        config_cls=UNetConfig,
+        model_cls=UNet,
+        dataset_kind="tiles",
+        config_for_dataset=lambda params: UNetConfig(classes=int(params.get("classes", 2))),
+    )
+)
 
 __all__ = [
     "BlurNet",
     "ModelConfig",
     "ModelFamily",
+    "UNet",
+    "UNetConfig",
     "config_from_dict",
     "create_model",
     "family_of",
