@@ -392,13 +392,17 @@ def verify(dataset, quiet):
 )
 @domain_errors
 def preview(folder, out, rows):
-    """Contact sheet of a generate output FOLDER, or a patch grid of a patch dataset."""
+    """Contact sheet of a generate output FOLDER, a patch grid of a patch dataset, or tiles
+    beside their label overlays of a tile dataset."""
     from pathlib import Path
 
     if (Path(folder) / "manifest.json").is_file():
-        from blursynth.patch_preview import patch_grid
+        from blursynth.patch_preview import patch_grid, tile_grid
+        from blursynth.shards import open_dataset
 
-        patch_grid(folder, out)
+        with open_dataset(folder) as ds:
+            kind = ds.kind
+        (tile_grid if kind == "tiles" else patch_grid)(folder, out)
     else:
         from blursynth.preview import contact_sheet
 

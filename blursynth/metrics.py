@@ -27,7 +27,18 @@ BETA2 = 0.3
 METRICS = ("iou", "miou", "accuracy", "f_beta", "f_beta_adaptive", "mae")
 """Keys of :func:`score_map`, in table order."""
 
+SUMMARY_METRICS = (*METRICS, "iou_pooled")
+"""Columns of a summary: the per-image means, then the blurred-class IoU pooled over every
+pixel of the group (as the defocus literature reports it)."""
+CLASS_METRICS = ("iou_sharp", "iou_motion", "iou_defocus", "type_accuracy")
+"""Scores of a 3-class (sharp / motion / defocus) map: :func:`score_classes`."""
+
 METRIC_TITLES = {
+    "iou_pooled": "IoU pooled",
+    "iou_sharp": "IoU sharp",
+    "iou_motion": "IoU motion",
+    "iou_defocus": "IoU defocus",
+    "type_accuracy": "blur-type acc.",
     "iou": "IoU (blurred)",
     "miou": "mean IoU",
     "accuracy": "pixel acc.",
@@ -108,6 +119,7 @@ def score_map(prob: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> dict[
         # NaN would silently count as "sharp" at every threshold and make the MAE NaN
         raise ValueError(f"prob must be finite and lie in [0, 1], got [{prob.min()}, {prob.max()}]")
     pred = prob >= threshold
+    tp, fp, fn, tn = confusion(pred, gt)
     return {
         "iou": iou(pred, gt),
         "miou": mean_iou(pred, gt),
@@ -115,14 +127,64 @@ def score_map(prob: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> dict[
         "f_beta": f_measure(pred, gt),
         "f_beta_adaptive": f_measure(prob >= adaptive_threshold(prob), gt),
         "mae": mae(prob, gt),
+        "counts": [tp, fp, fn, tn],
     }
 
 
+def score_classes(class_probs: np.ndarray, gt: np.ndarray, blur_type: str) -> dict[str, float]:
+    """Per-class IoU and the blur-type call of a 3-class map against a binary mask.
+
+    Parameters
+    ----------
+    class_probs : float array (3, H, W)
+        Probabilities of sharp, motion, defocus.
+    gt : bool array (H, W)
+        True where blurred; its blurred pixels are of ``blur_type`` (one per image, as in
+        CUHK), so the true class map is 0 / 1 (motion) / 2 (defocus).
+    blur_type : {"motion", "defocus"}
+
+    Returns
+    -------
+    dict
+        ``iou_sharp``, ``iou_motion``, ``iou_defocus`` (1.0 for a class absent from both) and
+        ``type_accuracy``: 1.0 when the image's blur type is the one with more probability
+        mass over its truly blurred pixels (over all pixels if it has none), else 0.0.
+    """
+    if class_probs.ndim != 3 or class_probs.shape[0] != 3:
+        raise ValueError(f"class_probs must be (3, H, W), got {class_probs.shape}")
+    _check_pair(class_probs[0], gt)
+    if blur_type not in ("motion", "defocus"):
+        raise ValueError(f"blur_type must be motion or defocus, got {blur_type!r}")
+    truth = gt.astype(np.uint8) * (1 if blur_type == "motion" else 2)
+    pred = class_probs.argmax(0)
+    out = {}
+    for k, name in enumerate(("iou_sharp", "iou_motion", "iou_defocus")):
+        inter = int(np.count_nonzero((pred == k) & (truth == k)))
+        union = int(np.count_nonzero((pred == k) | (truth == k)))
+        out[name] = _ratio(inter, union, 1.0)
+    where = gt if gt.any() else np.ones_like(gt)
+    motion, defocus = class_probs[1][where].sum(), class_probs[2][where].sum()
+    out["type_accuracy"] = float((motion > defocus) == (blur_type == "motion"))
+    return out
+
+
 def average(scores: list[dict[str, float]]) -> dict[str, float]:
-    """Per-key mean over images (every image weighs the same); ``{}`` for no images."""
+    """Per-key mean over images (every image weighs the same); ``{}`` for no images.
+
+    Confusion ``counts`` (from :func:`score_map`) are summed instead, into ``iou_pooled``:
+    the blurred-class IoU of all the images' pixels together.
+    """
     if not scores:
         return {}
-    return {key: float(np.mean([s[key] for s in scores])) for key in scores[0]}
+    out = {
+        key: float(np.mean([s[key] for s in scores if key in s]))
+        for key in scores[0]
+        if key != "counts"
+    }
+    if all("counts" in s for s in scores):
+        tp, fp, fn, _ = np.sum([s["counts"] for s in scores], axis=0)
+        out["iou_pooled"] = _ratio(int(tp), int(tp + fp + fn), 1.0)
+    return out
 
 
 def _ratio(num: int, den: int, empty: float) -> float:

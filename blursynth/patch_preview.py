@@ -82,3 +82,46 @@ def patch_grid(
     out_path = Path(out_path)
     write_png(out_path, np.asarray(sheet))
     return out_path
+
+
+TILE_COLOURS = np.array([(60, 180, 75), (230, 25, 75), (0, 130, 200)], dtype=np.float32)
+"""Overlay colours of label 0 (sharp), 1 (blurred or motion) and 2 (defocus)."""
+
+
+def tile_grid(
+    dataset_dir,
+    out_path,
+    *,
+    count: int = 12,
+    seed: int = 0,
+    cols: int = 4,
+    split: str | None = None,
+    alpha: float = 0.4,
+) -> Path:
+    """A sheet of random tiles of a tile dataset, each beside its label overlay.
+
+    Label colours: green sharp, red blurred (3 classes: red motion, blue defocus); padding
+    (255) is drawn grey.
+    """
+    if count < 1 or cols < 1:
+        raise BlursynthError(f"count and cols must be >= 1, got {count}, {cols}")
+    rng = np.random.default_rng(seed)
+    with open_dataset(dataset_dir) as ds:
+        reader = ds[split or ds.splits[0]]
+        if len(reader) == 0:
+            raise BlursynthError(f"split {reader.name} holds no tile", dataset_dir)
+        picks = np.sort(rng.choice(len(reader), size=min(count, len(reader)), replace=False))
+        s = ds.manifest.row_size
+        rows = -(-len(picks) // cols)
+        sheet = Image.new("RGB", (cols * (2 * s + 12), rows * (s + 6)), (255, 255, 255))
+        for k, row in enumerate(picks):
+            data = reader.read(int(row), int(row) + 1, fields=("image", "label"))
+            image = np.transpose(data["image"][0], (1, 2, 0)).astype(np.float32)
+            label = data["label"][0]
+            colours = np.where(label[..., None] == 255, 128.0, TILE_COLOURS[np.minimum(label, 2)])
+            tinted = (1 - alpha) * image + alpha * colours
+            pair = np.concatenate([image, np.full((s, 4, 3), 255.0), tinted], axis=1)
+            y, x = divmod(k, cols)
+            sheet.paste(Image.fromarray(to_u8(pair / 255.0)), (x * (2 * s + 12), y * (s + 6)))
+    write_png(out_path, np.asarray(sheet))
+    return Path(out_path)

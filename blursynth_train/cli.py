@@ -274,7 +274,7 @@ def segment(images, model_path, out_dir, stride, device, threshold, postprocess,
 
     paths = expand_inputs(list(images))
     model = load_segmenter(model_path, resolve_device(device))
-    written = segment_images(
+    written, skipped = segment_images(
         model,
         paths,
         out_dir,
@@ -283,7 +283,11 @@ def segment(images, model_path, out_dir, stride, device, threshold, postprocess,
         postprocess=postprocess,
         quiet=quiet,
     )
+    for row in skipped:
+        click.echo(f"skipped {row['image']}: {row['reason']}", err=True)
     click.echo(f"segmented {len(written)} image(s) into {out_dir}")
+    if skipped:
+        raise click.ClickException(f"{len(skipped)} image(s) could not be read (listed above)")
 
 
 @main.command()

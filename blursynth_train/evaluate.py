@@ -194,6 +194,9 @@ def _score_one(item, image, gt, predictors: dict, derived: dict, checkpoints: di
                 checkpoints.get(name),
             )
         scores[name] = metrics.score_map(prob, gt)
+        classes = getattr(fn, "last_classes", None)
+        if classes is not None and item.blur_type in ("motion", "defocus"):
+            scores[name].update(metrics.score_classes(classes, gt, item.blur_type))
         for pp, derived_name in derived.get(name, []):
             scores[derived_name] = metrics.score_map(apply_postprocess(pp, image, prob), gt)
     return scores
@@ -223,7 +226,25 @@ def _predictor(method: Method, device: str, stride: int):
     from blursynth_train.segment import load_segmenter, predict
 
     model = load_segmenter(method.spec, resolve_device(device))
-    return lambda image: predict(model, to_u8(image), stride)
+    return _ModelPredictor(model, stride, predict)
+
+
+class _ModelPredictor:
+    """A model's blur map of an image; a 3-class model's class probabilities of the last
+    image stay in :attr:`last_classes` (one forward pass gives both)."""
+
+    def __init__(self, model, stride: int, predict):
+        self.model, self.stride, self._predict = model, stride, predict
+        self.last_classes = None
+
+    def __call__(self, image):
+        from blursynth_train.segment import predict_classes
+
+        u8 = to_u8(image)
+        self.last_classes = predict_classes(self.model, u8)
+        if self.last_classes is not None:
+            return np.clip(1.0 - self.last_classes[0], 0.0, 1.0)
+        return self._predict(self.model, u8, self.stride)
 
 
 # --- reports ----------------------------------------------------------------------------------
@@ -238,15 +259,19 @@ def _cell(summary: dict, name: str, group: str, metric: str):
 
 
 def metrics_table(summary: dict) -> str:
-    """Every metric for every method and group, as a Markdown table."""
-    head = ["method", "group", "images"] + [metrics.METRIC_TITLES[k] for k in metrics.METRICS]
+    """Every metric for every method and group, as a Markdown table (3-class columns when a
+    3-class model was scored)."""
+    rows = [g for groups in summary.values() for g in groups.values()]
+    keys = list(metrics.SUMMARY_METRICS)
+    keys += [k for k in metrics.CLASS_METRICS if any(k in r for r in rows)]
+    head = ["method", "group", "images"] + [metrics.METRIC_TITLES[k] for k in keys]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, groups in summary.items():
         for group in GROUPS:
             row = groups[group]
             if not row["n"]:
                 continue
-            cells = [name, group, str(row["n"])] + [_fmt(row[k]) for k in metrics.METRICS]
+            cells = [name, group, str(row["n"])] + [_fmt(row.get(k)) for k in keys]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

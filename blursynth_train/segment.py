@@ -13,6 +13,8 @@ Outputs per image ``STEM`` in the output folder, each written atomically:
     8-bit mask, 255 = blurred (``p >= threshold``), 0 = sharp: the CUHK convention.
 ``STEM_overlay.png``
     the image with blurred regions tinted red and outlined.
+``STEM_classes.png`` (3-class models)
+    the image tinted green where sharp, red where motion-blurred, blue where defocused.
 """
 
 from __future__ import annotations
@@ -133,6 +135,28 @@ def read_prob_png(path: str | Path) -> np.ndarray:
     return arr.astype(np.float32) / 65535
 
 
+CLASS_COLOURS = np.array([(60, 180, 75), (230, 25, 75), (0, 130, 200)], dtype=np.float32)
+"""Colours of sharp, motion and defocus in ``STEM_classes.png``."""
+
+
+def predict_classes(model: nn.Module, image: np.ndarray) -> np.ndarray | None:
+    """Class probabilities ``(3, H, W)`` (sharp, motion, defocus) of a 3-class model, else
+    ``None``."""
+    if getattr(model.config, "classes", 2) != 3:
+        return None
+    device = next(model.parameters()).device
+    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).to(device)
+    return model.class_probs(x).cpu().numpy()
+
+
+def class_map(image: np.ndarray, mask: np.ndarray, probs: np.ndarray, alpha: float = 0.5):
+    """uint8 ``(H, W, 3)``: the image tinted by class: sharp where ``mask`` is off, else
+    motion or defocus, whichever is more probable."""
+    classes = np.where(mask, np.where(probs[1] >= probs[2], 1, 2), 0)
+    out = (1 - alpha) * image.astype(np.float32) + alpha * CLASS_COLOURS[classes]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
 def segment_images(
     model: nn.Module,
     paths: list[Path],
@@ -143,16 +167,21 @@ def segment_images(
     tile: int = DEFAULT_TILE,
     postprocess: str = "none",
     quiet: bool = False,
-) -> list[dict]:
+) -> tuple[list[dict], list[dict]]:
     """Segment images and write their probability map, mask and overlay (see module doc).
 
     ``postprocess`` (one of :data:`blursynth.postprocess.POSTPROCESS`) is applied to the
-    probability map before thresholding (:func:`blursynth.postprocess.postprocess`).
+    probability map before thresholding (:func:`blursynth.postprocess.postprocess`). A
+    3-class model also writes ``STEM_classes.png`` (:func:`class_map`). An image that cannot
+    be read is skipped and listed; the others are still segmented.
 
     Returns
     -------
-    list of dict
-        Per image: ``image``, ``prob``, ``mask``, ``overlay`` paths and ``blurred_fraction``.
+    written : list of dict
+        Per image: ``image``, ``prob``, ``mask``, ``overlay`` (and ``classes``) paths and
+        ``blurred_fraction``.
+    skipped : list of dict
+        ``image`` and ``reason`` of every unreadable image.
     """
     if not 0 <= threshold <= 1:
         raise BlursynthError(f"threshold must be in [0, 1], got {threshold}")
@@ -160,23 +189,35 @@ def segment_images(
         raise BlursynthError(f"post-processing must be one of {POSTPROCESS}, got {postprocess!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, skipped = [], []
     with progressbar(paths, label="segment", quiet=quiet) as bar:
         for path in bar:
-            image = read_image_u8(path)
-            prob = predict(model, image, stride, tile)
-            if postprocess != "none":
-                prob = apply_postprocess(postprocess, image.astype(np.float32) / 255.0, prob)
-            mask = prob >= threshold
-            files = {k: out_dir / f"{path.stem}_{k}.png" for k in ("prob", "mask", "overlay")}
-            write_prob_png(files["prob"], prob)
-            write_png(files["mask"], mask.astype(np.uint8) * np.uint8(255))
-            write_png(files["overlay"], overlay(image, mask))
+            try:
+                image = read_image_u8(path)
+            except BlursynthError as exc:
+                skipped.append({"image": str(path), "reason": exc.reason})
+                continue
             written.append(
-                {
-                    "image": str(path),
-                    **{k: str(v) for k, v in files.items()},
-                    "blurred_fraction": float(mask.mean()),
-                }
+                _segment_one(model, path, image, out_dir, stride, threshold, tile, postprocess)
             )
-    return written
+    return written, skipped
+
+
+def _segment_one(model, path: Path, image, out_dir: Path, stride, threshold, tile, postprocess):
+    prob = predict(model, image, stride, tile)
+    if postprocess != "none":
+        prob = apply_postprocess(postprocess, image.astype(np.float32) / 255.0, prob)
+    mask = prob >= threshold
+    files = {k: out_dir / f"{path.stem}_{k}.png" for k in ("prob", "mask", "overlay")}
+    write_prob_png(files["prob"], prob)
+    write_png(files["mask"], mask.astype(np.uint8) * np.uint8(255))
+    write_png(files["overlay"], overlay(image, mask))
+    probs = predict_classes(model, image)
+    if probs is not None:
+        files["classes"] = out_dir / f"{path.stem}_classes.png"
+        write_png(files["classes"], class_map(image, mask, probs))
+    return {
+        "image": str(path),
+        **{k: str(v) for k, v in files.items()},
+        "blurred_fraction": float(mask.mean()),
+    }

@@ -63,7 +63,9 @@ def test_baselines_json_and_markdown_match_direct_metrics(tmp_path, tree):
         assert row["blur_type"] == item.blur_type
         for name in per_method:
             direct = metrics.score_map(baselines.blur_map(image, name), gt)
-            assert row["scores"][name] == pytest.approx(direct)
+            got = dict(row["scores"][name])
+            assert got.pop("counts") == direct["counts"]
+            assert got == pytest.approx({k: v for k, v in direct.items() if k != "counts"})
             per_method[name].append((item.blur_type, direct))
     for name, rows in per_method.items():
         for group in ("motion", "defocus", "all"):
@@ -71,6 +73,8 @@ def test_baselines_json_and_markdown_match_direct_metrics(tmp_path, tree):
             summary = data["summary"][name][group]
             assert summary["n"] == len(chosen)
             assert summary["iou"] == pytest.approx(np.mean([s["iou"] for s in chosen]))
+            tp, fp, fn, _ = np.sum([s["counts"] for s in chosen], axis=0)
+            assert summary["iou_pooled"] == pytest.approx(tp / (tp + fp + fn))
     lap, triv = data["summary"]["laplacian"]["all"], data["summary"]["all-blurred"]["all"]
     assert lap["iou"] > triv["iou"] + 0.2
     md = (out / "results.md").read_text()

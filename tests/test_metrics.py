@@ -76,7 +76,8 @@ def test_score_map_matches_the_parts():
     prob = 0.6 * rng.random((20, 30))  # mean ~0.3: the adaptive threshold is not capped
     gt = rng.random((20, 30)) < 0.4
     s = metrics.score_map(prob, gt)
-    assert tuple(s) == metrics.METRICS
+    assert tuple(s) == (*metrics.METRICS, "counts")
+    assert tuple(s["counts"]) == metrics.confusion(prob >= 0.5, gt)
     pred = prob >= 0.5
     assert s["iou"] == metrics.iou(pred, gt)
     assert s["f_beta_adaptive"] == metrics.f_measure(prob >= 2 * prob.mean(), gt)
@@ -120,3 +121,33 @@ def test_nan_in_the_map_is_rejected():
         metrics.score_map(prob, gt)
     with pytest.raises(ValueError, match="finite"):
         metrics.score_map(np.full((2, 2), np.nan), gt)
+
+
+def test_pooled_iou_weighs_pixels_not_images():
+    """A big image that is right and a small one that is wrong: the per-image mean weighs
+    them alike, the pooled IoU by their pixels (the defocus literature's number)."""
+    big = np.ones((100, 100), dtype=bool)
+    small = np.ones((2, 2), dtype=bool)
+    scores = [
+        metrics.score_map(np.ones((100, 100)), big),
+        metrics.score_map(np.zeros((2, 2)), small),
+    ]
+    summary = metrics.average(scores)
+    assert summary["iou"] == pytest.approx(0.5)
+    assert summary["iou_pooled"] == pytest.approx(10_000 / 10_004)
+
+
+def test_score_classes_per_class_iou_and_blur_type():
+    gt = np.zeros((4, 4), dtype=bool)
+    gt[:, :2] = True
+    probs = np.zeros((3, 4, 4))
+    probs[0][:, 2:] = 1  # sharp right half: right
+    probs[1][:, :2] = 0.7  # motion on the blurred half...
+    probs[2][:, :2] = 0.3
+    s = metrics.score_classes(probs, gt, "motion")
+    assert s == {"iou_sharp": 1.0, "iou_motion": 1.0, "iou_defocus": 1.0, "type_accuracy": 1.0}
+    s = metrics.score_classes(probs, gt, "defocus")  # ...but the image is defocused
+    assert s["iou_defocus"] == 0.0 and s["iou_motion"] == 0.0 and s["type_accuracy"] == 0.0
+    assert s["iou_sharp"] == 1.0
+    with pytest.raises(ValueError, match="class_probs must be"):
+        metrics.score_classes(probs[:2], gt, "motion")

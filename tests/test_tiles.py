@@ -205,3 +205,107 @@ def test_fit_segment_and_evaluate_a_unet_end_to_end(tmp_path):
     # the report's CNN does not train on tiles: a clear error, not a traceback
     res = CliRunner().invoke(train_cli, ["fit", str(out), "--out", str(tmp_path / "r2"), "-q"])
     assert res.exit_code == 1 and "trains on patches datasets, not tiles" in res.output
+
+
+def test_three_class_model_writes_a_class_map_and_scores_blur_types(tmp_path):
+    root, out = _build(tmp_path, classes=3)
+    run = tmp_path / "run"
+    args = [
+        "fit",
+        str(out),
+        "--arch",
+        "unet",
+        "--out",
+        str(run),
+        "--batch-size",
+        "4",
+        "--iterations",
+        "2",
+        "--eval-every",
+        "2",
+        "--workers",
+        "0",
+        "--quiet",
+    ]
+    assert CliRunner().invoke(train_cli, args).exit_code == 0
+    (root / "image" / "broken.png").write_bytes(b"not a png")  # one unreadable input
+    res = CliRunner().invoke(
+        train_cli,
+        [
+            "segment",
+            str(root / "image"),
+            "--model",
+            str(run / "last.pt"),
+            "--out",
+            str(tmp_path / "seg"),
+            "--postprocess",
+            "none",
+            "-q",
+        ],
+    )
+    assert res.exit_code == 1 and "broken.png" in res.output and "Traceback" not in res.output
+    assert "segmented 10 image(s)" in res.output  # the others were still segmented
+    classes = np.asarray(Image.open(tmp_path / "seg" / "out_of_focus0001_classes.png"))
+    assert classes.shape == (40, 70, 3)
+    (root / "image" / "broken.png").unlink()
+    res = CliRunner().invoke(
+        train_cli,
+        [
+            "evaluate",
+            "--dataset",
+            str(out),
+            "--split",
+            "val",
+            "--model",
+            f"u3={run / 'last.pt'}",
+            "--out",
+            str(tmp_path / "ev"),
+            "-q",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "blur-type acc." in res.output and "IoU pooled" in res.output
+    import json
+
+    summary = json.loads((tmp_path / "ev" / "results.json").read_text())["summary"]["u3"]["all"]
+    assert 0 <= summary["type_accuracy"] <= 1 and "iou_motion" in summary
+
+
+def test_unet_resume_equals_an_uninterrupted_run(tmp_path):
+    """Crop, augmentation and BatchNorm all draw or keep state: --resume is still exact."""
+    from blursynth_train.checkpoint import load_checkpoint
+    from blursynth_train.fit import FitConfig, fit
+
+    _, out = _build(tmp_path)
+    kw = dict(
+        datasets=str(out),
+        model="unet",
+        batch_size=4,
+        crop=24,
+        augment=True,
+        optimizer="adamw",
+        lr=1e-3,
+        eval_every=3,
+        val_rows=8,
+        workers=0,
+        quiet=True,
+    )
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        fit(FitConfig(out=str(tmp_path / "full"), iterations=6, **kw))
+        fit(FitConfig(out=str(tmp_path / "half"), iterations=3, **kw))
+        fit(FitConfig(out=str(tmp_path / "half"), iterations=6, resume=True, **kw))
+    finally:
+        torch.set_num_threads(n)
+    a = load_checkpoint(tmp_path / "full" / "last.pt")["model_state"]
+    b = load_checkpoint(tmp_path / "half" / "last.pt")["model_state"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_preview_of_a_tile_dataset_shows_tiles_beside_their_labels(tmp_path):
+    _, out = _build(tmp_path)
+    res = CliRunner().invoke(data_cli, ["preview", str(out), "--out", str(tmp_path / "t.png")])
+    assert res.exit_code == 0, res.output
+    sheet = np.asarray(Image.open(tmp_path / "t.png"))
+    assert sheet.shape[1] == 4 * (2 * 32 + 12) and sheet.shape[2] == 3
