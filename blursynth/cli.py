@@ -277,6 +277,18 @@ def patches(
     show_default=True,
     help="Whole images held out (the same as `patches` with the same source and seed).",
 )
+@click.option(
+    "--jitter/--no-jitter",
+    default=True,
+    show_default=True,
+    help="Random inner positions of the covering grid (coverage kept).",
+)
+@click.option(
+    "--tiles-per-image",
+    type=click.IntRange(min=1),
+    default=None,
+    help="At least N tiles per image: the covering grid, then random tiles.",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
     "--jobs",
@@ -320,6 +332,8 @@ def tiles(
     tile_size,
     classes,
     eval_images,
+    jitter,
+    tiles_per_image,
     seed,
     jobs,
     rows_per_shard,
@@ -343,6 +357,8 @@ def tiles(
         blur_type=blur_type,
         tile_size=tile_size,
         classes=int(classes),
+        jitter=jitter,
+        tiles_per_image=tiles_per_image,
         seed=seed,
         eval_images=eval_images,
         only=only,

@@ -170,6 +170,12 @@ class TileParams:
     classes : {2, 3}
         2: 0 sharp, 1 blurred. 3: 0 sharp, 1 motion, 2 defocus (the blur type of the
         source image; every image must have a known one).
+    jitter : bool
+        Move the inner tiles of the covering grid by random amounts that keep every pixel
+        covered (a different overlap per image); off: an even grid.
+    tiles_per_image : int or None
+        At least this many tiles per image: the covering grid, then tiles at random
+        positions up to the count (None: the grid alone).
     rows_per_shard : int
     """
 
@@ -180,6 +186,8 @@ class TileParams:
     blur_type: str | None = None
     tile_size: int = 256
     classes: int = 2
+    jitter: bool = True
+    tiles_per_image: int | None = None
     seed: int = 0
     eval_images: int = 20
     only: str | None = None
@@ -191,6 +199,8 @@ class TileParams:
             raise BlursynthError(f"tile size must be >= 32, got {self.tile_size}")
         if self.classes not in (2, 3):
             raise BlursynthError(f"classes must be 2 or 3, got {self.classes}")
+        if self.tiles_per_image is not None and self.tiles_per_image < 1:
+            raise BlursynthError(f"--tiles-per-image must be >= 1, got {self.tiles_per_image}")
         if self.eval_images < 0 or self.seed < 0 or self.rows_per_shard < 1:
             raise BlursynthError(
                 "--eval-images and --seed must be >= 0 and --rows-per-shard >= 1, got "
@@ -231,6 +241,10 @@ class TileParams:
         for name in ("polarity", "threshold", "blur_type", "only"):
             if getattr(self, name) is not None:
                 parts.append(f"--{name.replace('_', '-')} {getattr(self, name)}")
+        if not self.jitter:
+            parts.append("--no-jitter")
+        if self.tiles_per_image is not None:
+            parts.append(f"--tiles-per-image {self.tiles_per_image}")
         parts += [
             f"--tile-size {self.tile_size}",
             f"--classes {self.classes}",

@@ -1,8 +1,10 @@
 """Dense datasets: S x S tiles of whole images with their S x S label maps.
 
 * **Coverage**: each image is cut on a grid of tiles that overlaps just enough to cover
-  every pixel (:func:`tile_origins`); an image smaller than S along an axis is padded
-  (edge-replicated pixels, label 255 = no label).
+  every pixel (:func:`tile_origins`), its inner tiles jittered by a per-image stream
+  (``--no-jitter``: an even grid), plus random tiles up to ``--tiles-per-image``; an image
+  smaller than S along an axis is padded (edge-replicated pixels, label 255 = no label).
+  Images under 31 px are skipped, as ``patches`` skips them.
 * **Labels**: 0 sharp, 1 blurred; with ``classes=3``, 0 sharp, 1 motion, 2 defocus (the blur
   type of the source image).
 * **Splits**: exactly those of a patch dataset with the same source and seed
@@ -12,7 +14,8 @@
   images are cut in parallel and gathered in order, so ``--jobs`` never changes a byte.
 * **Writing**: a split's tiles are gathered in memory (about S*S*4 bytes each: 0.26 MB at
   S = 256, 1 GB for CUHK's training split), then written as shards under temporary names;
-  the manifest and ``SHA256SUMS`` come last.
+  the manifest and ``SHA256SUMS`` come last. A folder without ``SHA256SUMS`` is unfinished:
+  rerunning the command rewrites it whole, byte-identical to an uninterrupted build.
 """
 
 from __future__ import annotations
@@ -45,19 +48,31 @@ from blursynth.shards import ShardWriter, field_specs, sha256_file, write_checks
 from blursynth.sources import open_items
 
 IGNORE = 255
+TILE_STREAM = 2000
+"""Purpose key of an image's tile-position stream: ``SeedSequence(seed, (2000, index))``."""
 CLASS_NAMES = {2: ("sharp", "blurred"), 3: ("sharp", "motion", "defocus")}
 
 
-def tile_origins(length: int, size: int) -> list[int]:
-    """Start positions of tiles of ``size`` that cover ``[0, length)`` with least overlap.
+def tile_origins(length: int, size: int, rng: np.random.Generator | None = None) -> list[int]:
+    """Start positions of tiles of ``size`` that cover ``[0, length)`` with fewest tiles.
 
     One tile at 0 when ``length <= size`` (the rest is padding); otherwise
-    ``ceil(length / size)`` tiles spread evenly from 0 to ``length - size``.
+    ``ceil(length / size)`` tiles from 0 to ``length - size``: spread evenly, or with ``rng``
+    each inner start drawn uniformly among the positions that still let the tiles cover
+    every pixel (no gap between neighbours, the last one reachable).
     """
     if length <= size:
         return [0]
     n = -(-length // size)
-    return [int(v) for v in np.rint(np.linspace(0, length - size, n))]
+    if rng is None or n < 3:
+        return [int(v) for v in np.rint(np.linspace(0, length - size, n))]
+    last = length - size
+    starts = [0]
+    for i in range(1, n - 1):
+        lo = max(starts[-1], last - (n - 1 - i) * size)
+        hi = min(starts[-1] + size, last)
+        starts.append(int(rng.integers(lo, hi + 1)))
+    return [*starts, last]
 
 
 def label_map(blur: np.ndarray, blur_type: str, classes: int) -> np.ndarray:
@@ -69,14 +84,29 @@ def label_map(blur: np.ndarray, blur_type: str, classes: int) -> np.ndarray:
     return blur.astype(np.uint8) * np.uint8(1 if blur_type == "motion" else 2)
 
 
-def cut_tiles(image_u8: np.ndarray, labels: np.ndarray, size: int) -> dict[str, np.ndarray]:
-    """Every tile of one image: ``image`` (n, 3, S, S), ``label`` (n, S, S), ``y``, ``x``."""
+def cut_tiles(
+    image_u8: np.ndarray,
+    labels: np.ndarray,
+    size: int,
+    rng: np.random.Generator | None = None,
+    count: int | None = None,
+) -> dict[str, np.ndarray]:
+    """The tiles of one image: ``image`` (n, 3, S, S), ``label`` (n, S, S), ``y``, ``x``.
+
+    The covering grid (:func:`tile_origins`, jittered by ``rng`` when given), then tiles at
+    random positions up to ``count`` (drawn from ``rng``, or a fixed stream without one).
+    """
     h, w = labels.shape
     ph, pw = max(0, size - h), max(0, size - w)
     if ph or pw:
         image_u8 = np.pad(image_u8, ((0, ph), (0, pw), (0, 0)), mode="edge")
         labels = np.pad(labels, ((0, ph), (0, pw)), constant_values=IGNORE)
-    origins = [(y, x) for y in tile_origins(h, size) for x in tile_origins(w, size)]
+    origins = [(y, x) for y in tile_origins(h, size, rng) for x in tile_origins(w, size, rng)]
+    if count is not None and count > len(origins):
+        draw = rng if rng is not None else np.random.default_rng(0)
+        highs = [max(h - size, 0) + 1, max(w - size, 0) + 1]
+        extra = draw.integers(0, highs, size=(count - len(origins), 2))
+        origins += [(int(y), int(x)) for y, x in extra]
     ys = np.array([o[0] for o in origins], dtype=np.int32)
     xs = np.array([o[1] for o in origins], dtype=np.int32)
     return {
@@ -92,8 +122,15 @@ def cut_tiles(image_u8: np.ndarray, labels: np.ndarray, size: int) -> dict[str, 
 def tile_image(source, item, index: int, params: TileParams) -> dict[str, np.ndarray]:
     """Load one image and cut it into tiles with provenance (row-aligned arrays)."""
     image, blur = source.load(item)
+    seq = np.random.SeedSequence(params.seed, spawn_key=(TILE_STREAM, index))
+    rng = np.random.default_rng(seq) if params.jitter or params.tiles_per_image else None
+    labels = label_map(blur, item.blur_type, params.classes)
     rows = cut_tiles(
-        to_u8(image), label_map(blur, item.blur_type, params.classes), params.tile_size
+        to_u8(image),
+        labels,
+        params.tile_size,
+        rng if params.jitter else None,
+        params.tiles_per_image,
     )
     n = len(rows["y"])
     rows["blur_type"] = np.full(n, BLUR_TYPES.index(item.blur_type), dtype=np.uint8)

@@ -30,6 +30,33 @@ def test_tile_origins_cover_every_pixel_with_fewest_tiles(length, size):
     assert covered[:length].all() and len(starts) == max(1, -(-length // size))
 
 
+@pytest.mark.parametrize("length,size", [(100, 32), (640, 256), (1100, 200)])
+def test_jittered_origins_still_cover_every_pixel(length, size):
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(50):
+        starts = tile_origins(length, size, rng)
+        seen.add(tuple(starts))
+        covered = np.zeros(length, bool)
+        for s in starts:
+            assert 0 <= s <= length - size
+            covered[s : s + size] = True
+        assert covered.all() and len(starts) == -(-length // size)
+    assert len(seen) > 1 or len(starts) < 3  # the inner tiles move where there is slack
+
+
+def test_tiles_per_image_adds_random_tiles_to_the_grid(tmp_path):
+    root = make_tree(tmp_path / "src", motion=4, defocus=4, size=(40, 70))
+    grid = TileParams(source="shi", root=str(root), tile_size=32, eval_images=2)
+    more = TileParams(source="shi", root=str(root), tile_size=32, eval_images=2, tiles_per_image=9)
+    build_tile_dataset(grid, tmp_path / "grid")
+    build_tile_dataset(more, tmp_path / "more")
+    with open_dataset(tmp_path / "grid") as a, open_dataset(tmp_path / "more") as b:
+        assert len(a["train"]) == 6 * len(a.manifest.stems("train"))  # 2 x 3 grid
+        assert len(b["train"]) == 9 * len(b.manifest.stems("train"))
+    assert "--tiles-per-image 9" in (tmp_path / "more" / "README.md").read_text()
+
+
 def _build(tmp_path, name="ds", jobs=1, **kw):
     root = make_tree(tmp_path / "src", motion=5, defocus=5, size=(40, 70))
     params = TileParams(
