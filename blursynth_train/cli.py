@@ -260,9 +260,16 @@ def _postprocess_option(default: str):
     help="Mask = probability >= threshold.",
 )
 @_postprocess_option("guided")
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Images read at a time; a dense model segments those of one size as one batch.",
+)
 @quiet_option
 @domain_errors
-def segment(images, model_path, out_dir, stride, device, threshold, postprocess, quiet):
+def segment(images, model_path, out_dir, stride, device, threshold, postprocess, batch, quiet):
     """Segment IMAGES (files, folders, globs) into sharp and blurred regions.
 
     Writes STEM_prob.png (16-bit, probability of blurred x 65535), STEM_mask.png (255 =
@@ -281,6 +288,7 @@ def segment(images, model_path, out_dir, stride, device, threshold, postprocess,
         stride=int(stride),
         threshold=threshold,
         postprocess=postprocess,
+        batch=batch,
         quiet=quiet,
     )
     for row in skipped:

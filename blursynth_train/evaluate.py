@@ -223,28 +223,25 @@ def _predictor(method: Method, device: str, stride: int):
     if method.kind == "baseline":
         return lambda image: baselines.blur_map(image, method.spec)
     from blursynth_train.device import resolve_device
-    from blursynth_train.segment import load_segmenter, predict
+    from blursynth_train.segment import load_segmenter
 
     model = load_segmenter(method.spec, resolve_device(device))
-    return _ModelPredictor(model, stride, predict)
+    return _ModelPredictor(model, stride)
 
 
 class _ModelPredictor:
     """A model's blur map of an image; a 3-class model's class probabilities of the last
     image stay in :attr:`last_classes` (one forward pass gives both)."""
 
-    def __init__(self, model, stride: int, predict):
-        self.model, self.stride, self._predict = model, stride, predict
+    def __init__(self, model, stride: int):
+        self.model, self.stride = model, stride
         self.last_classes = None
 
     def __call__(self, image):
-        from blursynth_train.segment import predict_classes
+        from blursynth_train.segment import model_maps
 
-        u8 = to_u8(image)
-        self.last_classes = predict_classes(self.model, u8)
-        if self.last_classes is not None:
-            return np.clip(1.0 - self.last_classes[0], 0.0, 1.0)
-        return self._predict(self.model, u8, self.stride)
+        ((prob, self.last_classes),) = model_maps(self.model, [to_u8(image)], self.stride)
+        return prob
 
 
 # --- reports ----------------------------------------------------------------------------------

@@ -157,6 +157,40 @@ def class_map(image: np.ndarray, mask: np.ndarray, probs: np.ndarray, alpha: flo
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+def model_maps(
+    model: nn.Module, images: list[np.ndarray], stride: int = 1, tile: int = DEFAULT_TILE
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Blur probability map and (3-class models) class probabilities of each image.
+
+    A dense model (one with ``class_probs``) runs images of the same size as one batch
+    (whole images up to 1024 px; larger ones alone, in overlapping tiles); the patch CNN
+    takes them one by one at ``stride``.
+
+    Returns
+    -------
+    list of (prob, classes)
+        ``prob`` float32 ``(H, W)`` in [0, 1]; ``classes`` float32 ``(3, H, W)`` or ``None``.
+    """
+    if not hasattr(model, "class_probs"):
+        return [(predict(model, im, stride, tile), None) for im in images]
+    device = next(model.parameters()).device
+    out: list = [None] * len(images)
+    groups: dict = {}
+    for k, im in enumerate(images):
+        groups.setdefault(im.shape, []).append(k)
+    for shape, members in groups.items():
+        x = torch.from_numpy(np.stack([images[k].transpose(2, 0, 1) for k in members]))
+        x = x.to(device)
+        with torch.no_grad():
+            if max(shape[:2]) <= 1024:
+                probs = torch.softmax(model(x).float(), 1).cpu().numpy()
+            else:
+                probs = np.stack([model.class_probs(xi).cpu().numpy() for xi in x])
+        for k, p in zip(members, probs, strict=True):
+            out[k] = (np.clip(1.0 - p[0], 0.0, 1.0), p if len(p) == 3 else None)
+    return out
+
+
 def segment_images(
     model: nn.Module,
     paths: list[Path],
@@ -166,14 +200,17 @@ def segment_images(
     threshold: float = 0.5,
     tile: int = DEFAULT_TILE,
     postprocess: str = "none",
+    batch: int = 8,
     quiet: bool = False,
 ) -> tuple[list[dict], list[dict]]:
     """Segment images and write their probability map, mask and overlay (see module doc).
 
     ``postprocess`` (one of :data:`blursynth.postprocess.POSTPROCESS`) is applied to the
     probability map before thresholding (:func:`blursynth.postprocess.postprocess`). A
-    3-class model also writes ``STEM_classes.png`` (:func:`class_map`). An image that cannot
-    be read is skipped and listed; the others are still segmented.
+    3-class model also writes ``STEM_classes.png`` (:func:`class_map`). Images are read
+    ``batch`` at a time, and a dense model segments those of one size together
+    (:func:`model_maps`). An image that cannot be read is skipped and listed; the others
+    are still segmented.
 
     Returns
     -------
@@ -189,22 +226,27 @@ def segment_images(
         raise BlursynthError(f"post-processing must be one of {POSTPROCESS}, got {postprocess!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if batch < 1:
+        raise BlursynthError(f"batch must be >= 1, got {batch}")
     written, skipped = [], []
-    with progressbar(paths, label="segment", quiet=quiet) as bar:
-        for path in bar:
-            try:
-                image = read_image_u8(path)
-            except BlursynthError as exc:
-                skipped.append({"image": str(path), "reason": exc.reason})
-                continue
-            written.append(
-                _segment_one(model, path, image, out_dir, stride, threshold, tile, postprocess)
-            )
+    with progressbar(length=len(paths), label="segment", quiet=quiet) as bar:
+        for first in range(0, len(paths), batch):
+            loaded = []
+            for path in paths[first : first + batch]:
+                try:
+                    loaded.append((path, read_image_u8(path)))
+                except BlursynthError as exc:
+                    skipped.append({"image": str(path), "reason": exc.reason})
+            maps = model_maps(model, [im for _, im in loaded], stride, tile)
+            for (path, image), (prob, classes) in zip(loaded, maps, strict=True):
+                written.append(
+                    _write_outputs(path, image, prob, classes, out_dir, threshold, postprocess)
+                )
+            bar.update(len(paths[first : first + batch]))
     return written, skipped
 
 
-def _segment_one(model, path: Path, image, out_dir: Path, stride, threshold, tile, postprocess):
-    prob = predict(model, image, stride, tile)
+def _write_outputs(path: Path, image, prob, classes, out_dir: Path, threshold, postprocess):
     if postprocess != "none":
         prob = apply_postprocess(postprocess, image.astype(np.float32) / 255.0, prob)
     mask = prob >= threshold
@@ -212,10 +254,9 @@ def _segment_one(model, path: Path, image, out_dir: Path, stride, threshold, til
     write_prob_png(files["prob"], prob)
     write_png(files["mask"], mask.astype(np.uint8) * np.uint8(255))
     write_png(files["overlay"], overlay(image, mask))
-    probs = predict_classes(model, image)
-    if probs is not None:
+    if classes is not None:
         files["classes"] = out_dir / f"{path.stem}_classes.png"
-        write_png(files["classes"], class_map(image, mask, probs))
+        write_png(files["classes"], class_map(image, mask, classes))
     return {
         "image": str(path),
         **{k: str(v) for k, v in files.items()},

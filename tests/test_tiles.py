@@ -336,3 +336,21 @@ def test_preview_of_a_tile_dataset_shows_tiles_beside_their_labels(tmp_path):
     assert res.exit_code == 0, res.output
     sheet = np.asarray(Image.open(tmp_path / "t.png"))
     assert sheet.shape[1] == 4 * (2 * 32 + 12) and sheet.shape[2] == 3
+
+
+def test_batched_dense_maps_equal_one_image_at_a_time():
+    from blursynth_train.segment import model_maps
+
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(classes=3, width=4, depth=2)).eval()
+    rng = np.random.default_rng(0)
+    images = [
+        rng.integers(0, 256, shape, dtype=np.uint8)
+        for shape in ((40, 50, 3), (40, 50, 3), (33, 47, 3), (40, 50, 3))
+    ]
+    together = model_maps(model, images)
+    for image, (prob, classes) in zip(images, together, strict=True):
+        ((alone_prob, alone_classes),) = model_maps(model, [image])
+        assert np.allclose(prob, alone_prob, atol=1e-5)
+        assert np.allclose(classes, alone_classes, atol=1e-5)
+        assert np.allclose(prob, 1 - classes[0], atol=1e-6)
