@@ -17,7 +17,8 @@ from blursynth.sources.voc import SPLITS as VOC_SPLITS
 
 
 def domain_errors(fn):
-    """Turn :class:`BlursynthError` into a one-line CLI error (exit code 1)."""
+    """Turn :class:`BlursynthError`, and the OSError of an unwritable or full output, into a
+    one-line CLI error (exit code 1)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -25,8 +26,17 @@ def domain_errors(fn):
             return fn(*args, **kwargs)
         except BlursynthError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # unwritable, full or missing output: name the path, one line
+            raise click.ClickException(os_error_message(exc)) from None
 
     return wrapper
+
+
+def os_error_message(exc: OSError) -> str:
+    """``PATH: cannot write (No space left on device)`` from an OSError, in one line."""
+    where = exc.filename if exc.filename is not None else "output"
+    why = exc.strerror or str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{where}: {why}"
 
 
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

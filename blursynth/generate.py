@@ -32,6 +32,7 @@ import blursynth
 from blursynth.errors import BlursynthError
 from blursynth.imageio import read_image, to_u8, write_json, write_png, write_text
 from blursynth.kernels import gaussian_kernel, motion_kernel
+from blursynth.locking import LOCK_NAME
 from blursynth.progress import progressbar
 from blursynth.render import blur_maps, render_defocus, render_motion
 from blursynth.sampling import MODELS, SampleParams, SampleRecord, sample_record
@@ -191,6 +192,37 @@ def generate(
         Bad VOC root or split, non-empty ``out`` without ``resume``, a resume with other
         settings, or a run that produced nothing.
     """
+    from blursynth.locking import folder_lock
+
+    with folder_lock(out, "generate"):
+        return _generate(
+            out,
+            n=n,
+            voc=voc,
+            model=model,
+            seed=seed,
+            split=split,
+            jobs=jobs,
+            resume=resume,
+            quiet=quiet,
+            params=params,
+        )
+
+
+def _generate(
+    out,
+    *,
+    n: int,
+    voc=None,
+    model: str = "both",
+    seed: int = 0,
+    split: str = "train",
+    jobs: int = 1,
+    resume: bool = False,
+    quiet: bool = False,
+    params: SampleParams | None = None,
+) -> Report:
+    """The run itself, under the folder's lock (see :func:`generate`)."""
     params = SampleParams() if params is None else params
     models = _check_arguments(out, n, model, seed, jobs, resume)
     out = Path(out)
@@ -255,7 +287,7 @@ def _check_arguments(out, n: int, model: str, seed: int, jobs: int, resume: bool
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BlursynthError("output path exists and is not a folder", out)
-    if not resume and out.exists() and any(out.iterdir()):
+    if not resume and out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
         raise BlursynthError(
             "output folder is not empty; add --resume to complete an interrupted run, or "
             "choose a new folder",

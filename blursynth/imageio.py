@@ -98,6 +98,27 @@ def atomic_path(target: str | Path):
             tmp.unlink()
 
 
+def ensure_writable(folder: str | Path) -> Path:
+    """Create ``folder`` and check a file can be written in it, before any long work.
+
+    Raises
+    ------
+    BlursynthError
+        Naming the folder, when it cannot be created or written (read-only, full, a file).
+    """
+    from blursynth.errors import BlursynthError
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise BlursynthError(f"cannot write here ({exc.strerror or exc})", folder) from None
+    return folder
+
+
 def write_png(path: str | Path, array: np.ndarray) -> None:
     """Write a uint8 ``(H, W)`` or ``(H, W, 3)`` array as a lossless PNG, atomically.
 

@@ -346,7 +346,13 @@ def build_patch_dataset(
     quiet : bool
         No progress bars.
     """
-    out = Path(out)
+    from blursynth.locking import folder_lock
+
+    with folder_lock(out, "patches"):
+        return _build_locked(params, Path(out), jobs=jobs, quiet=quiet)
+
+
+def _build_locked(params: PatchParams, out: Path, *, jobs: int, quiet: bool) -> BuildReport:
     source, items = open_items(params.source, params.root, **params.source_options())
     plan = make_plan(params, source, items, jobs=jobs, quiet=quiet)
     out.mkdir(parents=True, exist_ok=True)

@@ -156,9 +156,15 @@ def build_tile_dataset(params: TileParams, out, *, jobs: int = 1, quiet: bool = 
     BlursynthError
         As for patches (bad source, too few images), or a folder holding another dataset.
     """
+    from blursynth.locking import folder_lock
+
+    with folder_lock(out, "tiles"):
+        return _build_locked(params, Path(out), jobs=jobs, quiet=quiet)
+
+
+def _build_locked(params: TileParams, out: Path, *, jobs: int, quiet: bool) -> TileReport:
     from blursynth.patches import make_plan
 
-    out = Path(out)
     source, items = open_items(params.source, params.root, **params.source_options())
     plan = make_plan(params.split_params(), source, items, jobs=jobs, quiet=quiet)
     out.mkdir(parents=True, exist_ok=True)

@@ -63,8 +63,13 @@ def save_checkpoint(
     }
     if optimizer is not None:
         payload["optimizer_state"] = optimizer.state_dict()
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+    except RuntimeError as exc:  # torch reports a full disk as "unexpected pos ..."
+        raise BlursynthError(
+            f"cannot write the checkpoint ({str(exc).splitlines()[0]})", path
+        ) from None
     return Path(path)
 
 

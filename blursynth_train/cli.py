@@ -434,6 +434,9 @@ def evaluate_command(
     }
     if options and source is None:
         raise click.UsageError("--polarity/--mask-threshold apply to --source only")
+    from blursynth.imageio import ensure_writable
+
+    ensure_writable(out_dir)  # before the scoring, which can take hours
     methods = build_methods(list(models), list(baseline_names))
     src, items = open_eval_images(dataset, source, root, split=split, **options)
     if only is not None:

@@ -239,6 +239,12 @@ def resume_config(out: str | Path, **given) -> FitConfig:
         :class:`FitConfig` fields set explicitly (e.g. ``iterations`` to train longer);
         operational fields (device, workers, ...) not given take their defaults.
     """
+    if not (Path(out) / "last.pt").is_file():
+        raise BlursynthError(
+            "nothing to resume: no last.pt (the run stopped before its first checkpoint, or "
+            "never started); run the same command without --resume",
+            out,
+        )
     saved = dict(load_checkpoint(Path(out) / "last.pt")["train_config"])
     if "shards" in saved:  # runs written before the field was called ``datasets``
         saved.setdefault("datasets", saved.pop("shards"))
@@ -389,7 +395,25 @@ class Run:
 
 
 def fit(config: FitConfig) -> FitResult:
-    """Train, evaluate and checkpoint as ``config`` says; see the module docstring."""
+    """Train, evaluate and checkpoint as ``config`` says; see the module docstring.
+
+    The run folder is locked for the run (:func:`blursynth.locking.folder_lock`): a second
+    ``fit`` into it is refused.
+    """
+    from blursynth.locking import folder_lock
+
+    with folder_lock(config.out, "fit"):
+        _remove_stale_temporaries(Path(config.out))
+        return _fit_locked(config)
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Half-written files of a killed run (``*.tmp-<pid>``): no run holds them now."""
+    for tmp in out.glob("*.tmp-*"):
+        tmp.unlink()
+
+
+def _fit_locked(config: FitConfig) -> FitResult:
     cfg = config
     say = _printer(cfg.quiet)
     iterations = min(cfg.iterations, DRY_RUN_ITERATIONS) if cfg.dry_run else cfg.iterations
