@@ -75,6 +75,7 @@ from blursynth.shards import (
     shard_name,
     write_checksums,
 )
+from blursynth.shards.writer import recorded_digest, remove_sidecars, sidecar_path
 from blursynth.sources import open_items
 
 # --- per-image sampling ---------------------------------------------------------------------
@@ -185,8 +186,14 @@ def shuffled_positions(rows: int, seed: int, split_id: int) -> np.ndarray:
     return stream(seed, SHUFFLE_STREAM, split_id).permutation(rows).astype(dtype)
 
 
-def _complete_shard(path: Path, split: str, plan_sha: str, rows: int) -> ShardRecord | None:
-    """The record of a finished shard from an earlier run of the same plan, else None."""
+def _complete_shard(
+    path: Path, split: str, plan_sha: str, rows: int, recorded: dict[str, str]
+) -> ShardRecord | None:
+    """The record of a finished shard from an earlier run of the same plan, else None.
+
+    Reused only when its bytes still hash to the digest recorded when it was written
+    (:func:`blursynth.shards.writer.recorded_digest`): a damaged shard is rebuilt.
+    """
     if not path.exists():
         return None
     try:
@@ -199,14 +206,28 @@ def _complete_shard(path: Path, split: str, plan_sha: str, rows: int) -> ShardRe
         or attrs.get("rows") != rows
     ):
         return None
-    return ShardRecord(path.name, rows, sha256_file(path))
+    digest = sha256_file(path)
+    if digest != recorded_digest(path, recorded):
+        return None
+    if not sidecar_path(path).exists():  # keep the record should this run be interrupted too
+        write_text(sidecar_path(path), digest + "\n")
+    return ShardRecord(path.name, rows, digest)
 
 
 def write_split(
-    plan: Plan, name: str, source, out: Path, attrs: dict, *, jobs: int = 1, quiet: bool = True
+    plan: Plan,
+    name: str,
+    source,
+    out: Path,
+    attrs: dict,
+    *,
+    jobs: int = 1,
+    quiet: bool = True,
+    recorded: dict[str, str] | None = None,
 ) -> tuple[list[ShardRecord], int]:
     """Sample one split and write its shards, reusing shards already complete.
 
+    ``recorded`` maps shard names to the digests of the dataset's previous manifest.
     Returns the shard records and how many shards were reused.
     """
     p = plan.params
@@ -219,9 +240,12 @@ def write_split(
         p.patch_size,
         p.format,
         {**attrs, "images": _split_images_attr(plan, sp)},
+        record_digests=True,
     )
     done = {
-        k: _complete_shard(writer.shard_path(k), name, attrs["plan_sha256"], writer.shard_rows(k))
+        k: _complete_shard(
+            writer.shard_path(k), name, attrs["plan_sha256"], writer.shard_rows(k), recorded or {}
+        )
         for k in range(writer.num_shards)
     }
     todo = [k for k, rec in done.items() if rec is None and writer.shard_rows(k)]
@@ -240,7 +264,7 @@ def write_split(
                     _write_bucket(buckets / f"{k:05d}.bin", writer, k, p.patch_size)
     finally:
         shutil.rmtree(buckets, ignore_errors=True)
-    return writer.records, writer.num_shards - len(todo)
+    return writer.records, sum(rec is not None for rec in done.values())
 
 
 def _fill_buckets(
@@ -356,6 +380,7 @@ def _build_locked(params: PatchParams, out: Path, *, jobs: int, quiet: bool) -> 
     source, items = open_items(params.source, params.root, **params.source_options())
     plan = make_plan(params, source, items, jobs=jobs, quiet=quiet)
     out.mkdir(parents=True, exist_ok=True)
+    recorded = _recorded_digests(out)
     for stale in (CHECKSUMS, MANIFEST, CARD):  # the folder is unfinished from now on
         (out / stale).unlink(missing_ok=True)
     _remove_stale_temporaries(out)
@@ -380,7 +405,7 @@ def _build_locked(params: PatchParams, out: Path, *, jobs: int, quiet: bool) -> 
             if old.name not in planned:
                 old.unlink()
         records[name], n_reused = write_split(
-            plan, name, source, out, attrs, jobs=jobs, quiet=quiet
+            plan, name, source, out, attrs, jobs=jobs, quiet=quiet, recorded=recorded
         )
         reused += n_reused
     _write_metadata(plan, records, out, attrs["plan_sha256"])
@@ -435,6 +460,7 @@ def _write_metadata(plan: Plan, records: dict, out: Path, plan_sha: str) -> None
     write_text(out / CARD, dataset_card(manifest))
     known = {r.file: r.sha256 for name in SPLITS for r in records[name]}
     write_checksums(out, [*known, EVAL_LIST, MANIFEST, CARD], known)
+    remove_sidecars(out)  # the manifest records the digests from now on
 
 
 def _fields_manifest(params: PatchParams) -> dict:
@@ -442,6 +468,15 @@ def _fields_manifest(params: PatchParams) -> dict:
         disk_field_name(name, params.format): {"dtype": str(dtype), "shape": ["N", *shape]}
         for name, (dtype, shape) in field_specs(params.patch_size, params.format).items()
     }
+
+
+def _recorded_digests(out: Path) -> dict[str, str]:
+    """Shard digests of the folder's finished manifest, if it has a readable one."""
+    try:
+        manifest, _ = Manifest.read(out / MANIFEST)
+    except BlursynthError:
+        return {}
+    return {s.file: s.sha256 for entry in manifest.splits.values() for s in entry.shards}
 
 
 def _remove_stale_temporaries(out: Path) -> None:

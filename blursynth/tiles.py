@@ -45,6 +45,7 @@ from blursynth.schema import (
     TileParams,
 )
 from blursynth.shards import ShardWriter, field_specs, sha256_file, write_checksums
+from blursynth.shards.writer import remove_sidecars
 from blursynth.sources import open_items
 
 IGNORE = 255
@@ -278,6 +279,7 @@ def _write_metadata(
     write_text(out / CARD, tile_card(manifest))
     known = {r.file: r.sha256 for n in SPLITS for r in records[n]}
     write_checksums(out, [*known, EVAL_LIST, MANIFEST, CARD], known)
+    remove_sidecars(out)
 
 
 def tile_card(manifest: Manifest) -> str:

@@ -231,3 +231,76 @@ def test_verify_reports_damaged_hdf5_metadata_without_a_traceback(tmp_path):
     shard.write_bytes(bytes(raw))
     assert np.frombuffer(bytes(raw), np.uint8).size == len(raw)
     assert os.path.getsize(shard) == len(raw)
+
+
+def _patch_build(tmp_path, root, **kw):
+    from blursynth.patches import build_patch_dataset
+    from blursynth.schema import PatchParams
+
+    params = PatchParams(
+        source="shi",
+        root=str(root),
+        train_patches=600,
+        val_patches=100,
+        eval_images=2,
+        patch_size=9,
+        rows_per_shard=150,
+        **kw,
+    )
+    return build_patch_dataset(params, tmp_path / "ds")
+
+
+def test_a_patches_rerun_rebuilds_a_corrupted_shard_instead_of_blessing_it(tmp_path):
+    from blursynth.shards import verify_dataset
+
+    root = make_tree(tmp_path / "src", motion=4, defocus=4)
+    _patch_build(tmp_path, root)
+    shard = tmp_path / "ds" / "train-00001-of-00004.h5"
+    good = shard.read_bytes()
+    raw = bytearray(good)
+    raw[-100] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(BlursynthError, match="sha256 differs"):
+        verify_dataset(tmp_path / "ds")
+    report = _patch_build(tmp_path, root)
+    assert report.reused_shards == 4  # 3 intact train shards + 1 val; the damaged one rebuilt
+    assert shard.read_bytes() == good
+    verify_dataset(tmp_path / "ds").close()
+    assert not list((tmp_path / "ds").glob("*.sha256"))  # the manifest holds the digests
+
+
+def test_a_patches_rerun_with_a_missing_middle_shard_rebuilds_it(tmp_path):
+    from blursynth.shards import verify_dataset
+
+    root = make_tree(tmp_path / "src", motion=4, defocus=4)
+    _patch_build(tmp_path, root)
+    good = (tmp_path / "ds" / "train-00001-of-00004.h5").read_bytes()
+    (tmp_path / "ds" / "train-00001-of-00004.h5").unlink()
+    _patch_build(tmp_path, root)
+    assert (tmp_path / "ds" / "train-00001-of-00004.h5").read_bytes() == good
+    verify_dataset(tmp_path / "ds").close()
+
+
+def test_an_empty_patches_build_reports_no_reuse(tmp_path):
+    root = make_tree(tmp_path / "src", motion=4, defocus=4)
+    res = CliRunner().invoke(
+        data_cli,
+        [
+            "patches",
+            "--source",
+            "shi",
+            "--root",
+            str(root),
+            "--out",
+            str(tmp_path / "ds"),
+            "--train-patches",
+            "0",
+            "--val-patches",
+            "0",
+            "--eval-images",
+            "2",
+            "-q",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "reused" not in res.output

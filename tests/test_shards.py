@@ -171,7 +171,8 @@ def test_interrupted_run_leaves_no_finished_looking_file_and_rerun_completes(
         build_patch_dataset(_params(tree), out)
     monkeypatch.undo()
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["train-00000-of-00003.h5"]  # no temporary, no manifest, no checksums
+    # no temporary, no manifest, no checksums: the finished shard and its recorded digest
+    assert names == ["train-00000-of-00003.h5", "train-00000-of-00003.h5.sha256"]
     report = build_patch_dataset(_params(tree), out)
     assert report.reused_shards == 1
     assert _hashes(out) == _hashes(built)

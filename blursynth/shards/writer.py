@@ -47,6 +47,9 @@ class ShardWriter:
     patch_size : int
     fmt : {"hdf5", "caffe"}
         ``caffe`` stores ``data`` float32 in [0, 1] and float32 ``label``.
+    record_digests : bool
+        Write each finished shard's sha256 beside it (:func:`sidecar_path`), so that a
+        resumed build can tell an intact shard from a damaged one.
     attrs : dict
         Root attributes for every shard (str, int, float; dicts/lists are stored as JSON).
 
@@ -68,6 +71,7 @@ class ShardWriter:
         fmt: str,
         attrs: dict,
         kind: str = "patches",
+        record_digests: bool = False,
     ):
         if rows_per_shard < 1:
             raise BlursynthError(f"rows per shard must be >= 1, got {rows_per_shard}")
@@ -77,6 +81,7 @@ class ShardWriter:
         self.rows_per_shard = int(rows_per_shard)
         self.fmt = fmt
         self.specs = field_specs(patch_size, fmt, kind)
+        self.record_digests = record_digests
         self.attrs = dict(attrs)
         self.num_shards = max(1, -(-self.total_rows // self.rows_per_shard))
         self.records: list[ShardRecord] = []
@@ -163,9 +168,13 @@ class ShardWriter:
         path = self.shard_path(len(self.records))
         os.replace(self._tmp, path)
         self._tmp = None
-        self.records.append(
-            ShardRecord(path.name, self.shard_rows(len(self.records)), sha256_file(path))
-        )
+        self._in_shard = 0
+        digest = sha256_file(path)
+        if self.record_digests:
+            # the digest of the bytes as written: a rerun reuses the shard only if it still
+            # hashes to this (a corrupted shard is rebuilt, never blessed)
+            write_text(sidecar_path(path), digest + "\n")
+        self.records.append(ShardRecord(path.name, self.shard_rows(len(self.records)), digest))
 
     def close(self) -> None:
         """Check every planned row was written (an empty split still gets one empty shard)."""
@@ -183,6 +192,29 @@ class ShardWriter:
         if self._tmp is not None and self._tmp.exists():
             self._tmp.unlink()
         self._tmp = None
+
+
+SIDECAR_SUFFIX = ".sha256"
+
+
+def sidecar_path(shard: Path) -> Path:
+    """``train-00000-of-00004.h5.sha256``: a finished shard's digest until the dataset is
+    complete (then the manifest holds it and :func:`remove_sidecars` drops the file)."""
+    return shard.with_name(shard.name + SIDECAR_SUFFIX)
+
+
+def recorded_digest(shard: Path, manifest_digests: dict[str, str]) -> str | None:
+    """The digest recorded for a shard when it was written: its sidecar, or the finished
+    dataset's manifest (``manifest_digests``: file name -> sha256)."""
+    side = sidecar_path(shard)
+    if side.is_file():
+        return side.read_text().strip() or None
+    return manifest_digests.get(shard.name)
+
+
+def remove_sidecars(directory: Path) -> None:
+    for side in Path(directory).glob(f"*.h5{SIDECAR_SUFFIX}"):
+        side.unlink()
 
 
 def write_checksums(
