@@ -53,6 +53,38 @@ def training_data_sha256(manifest_sha256s: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(manifest_sha256s).encode()).hexdigest()
 
 
+def check_labels(split, classes: int, block_rows: int = 4096) -> None:
+    """Refuse a split with a label (or patch category) that cannot be, before training.
+
+    Labels must lie in ``0 .. classes - 1`` (tile maps: or 255, no label); a patch's label
+    must agree with its category (sharp -> 0, blurred -> 1). A flipped byte in a shard is
+    caught here instead of deep inside the loss.
+
+    Raises
+    ------
+    BlursynthError
+        Naming the shard file and the row in it.
+    """
+    fields = ("label", "category") if "category" in split.fields else ("label",)
+    for start in range(0, len(split), block_rows):
+        rows = split.read(start, min(start + block_rows, len(split)), fields=fields)
+        label = rows["label"]
+        bad = (label >= classes) & (label != 255) if label.ndim > 1 else label >= classes
+        bad = bad.reshape(len(label), -1).any(axis=1)
+        if "category" in rows:
+            cat = rows["category"]
+            bad |= (cat > 2) | ((cat == 0) & (label != 0)) | ((cat == 1) & (label != 1))
+        if bad.any():
+            row = start + int(np.flatnonzero(bad)[0])
+            path, inner = split.locate(row)
+            raise BlursynthError(
+                f"row {inner}: label {int(label[row - start].max())} or its category is out "
+                f"of range ({classes} classes); the shard is damaged (`blursynth verify` "
+                "lists every problem)",
+                path,
+            )
+
+
 @dataclass
 class TrainingData:
     """The dataset folders of one run, opened and checked.
@@ -111,6 +143,9 @@ def open_training_data(
                 f"{first.path}",
                 d.path,
             )
+    for d in datasets:
+        for split in ("train", "val"):
+            check_labels(d[split], int(d.params.get("classes", 2)))
     train = first["train"] if len(datasets) == 1 else MixedSplit([d["train"] for d in datasets])
     val = first["val"]
     n_val = len(val) if val_rows is None else min(val_rows, len(val))

@@ -304,3 +304,60 @@ def test_an_empty_patches_build_reports_no_reuse(tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert "reused" not in res.output
+
+
+def test_a_flipped_label_byte_stops_fit_with_the_shard_and_row(tmp_path):
+    ds = make_patch_dataset(tmp_path / "ds", n_train=64, n_val=32, rows_per_shard=40)
+    shard = ds / "train-00001-of-00002.h5"
+    with h5py.File(shard, "r+") as f:
+        f["label"][5] = 255
+        f["category"][5] = 2
+    res = CliRunner().invoke(
+        train_cli,
+        [
+            "fit",
+            str(ds),
+            "--out",
+            str(tmp_path / "run"),
+            "--iterations",
+            "1",
+            "--workers",
+            "0",
+            "-q",
+        ],
+    )
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "train-00001-of-00002.h5: row 5: label 255" in res.output
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_a_tile_label_out_of_range_stops_fit(tmp_path):
+    from blursynth.schema import TileParams
+    from blursynth.tiles import build_tile_dataset
+
+    root = make_tree(tmp_path / "src", motion=4, defocus=4, size=(40, 40))
+    build_tile_dataset(
+        TileParams(source="shi", root=str(root), tile_size=32, eval_images=2), tmp_path / "ds"
+    )
+    shard = sorted((tmp_path / "ds").glob("val-*.h5"))[0]
+    with h5py.File(shard, "r+") as f:
+        f["label"][0, 3, 3] = 7
+    res = CliRunner().invoke(
+        train_cli,
+        [
+            "fit",
+            str(tmp_path / "ds"),
+            "--arch",
+            "unet",
+            "--out",
+            str(tmp_path / "run"),
+            "--iterations",
+            "1",
+            "--batch-size",
+            "2",
+            "--workers",
+            "0",
+            "-q",
+        ],
+    )
+    assert res.exit_code == 1 and f"{shard.name}: row 0: label 7" in res.output

@@ -112,6 +112,11 @@ class SplitReader:
             shard += 1
         return out
 
+    def locate(self, row: int) -> tuple[Path, int]:
+        """The shard file holding split row ``row`` and the row's index inside it."""
+        shard = bisect.bisect_right(self._starts, row) - 1
+        return self.shards[shard], row - self._starts[shard]
+
     def iter_blocks(
         self, block_rows: int, fields: Sequence[str] | None = None
     ) -> Iterator[dict[str, np.ndarray]]:
