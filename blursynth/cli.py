@@ -109,6 +109,12 @@ def generate(voc, n, out, model, seed, jobs, resume, split, quiet):
         f"{report.complete} of {report.requested} images in {out} ({report.written} new, "
         f"{len(report.skipped_items)} VOC items skipped, {len(report.failed)} failed)"
     )
+    if report.failed:  # --n is not met: say so with the exit status, not only in a file
+        first = report.failed[0]
+        raise click.ClickException(
+            f"{len(report.failed)} sample(s) failed (first: {first['file']}: {first['reason']});"
+            f" the others are written; every failure is in {out}/report.json"
+        )
 
 
 # --- patches / info / verify (issue 3) ----------------------------------------------------
@@ -423,12 +429,11 @@ def preview(folder, out, rows):
     from pathlib import Path
 
     if (Path(folder) / "manifest.json").is_file():
-        from blursynth.patch_preview import patch_grid, tile_grid
-        from blursynth.shards import open_dataset
+        from blursynth import patch_preview
+        from blursynth.schema import dataset_kind
 
-        with open_dataset(folder) as ds:
-            kind = ds.kind
-        (tile_grid if kind == "tiles" else patch_grid)(folder, out)
+        kind = dataset_kind(folder)
+        (patch_preview.tile_grid if kind == "tiles" else patch_preview.patch_grid)(folder, out)
     else:
         from blursynth.preview import contact_sheet
 

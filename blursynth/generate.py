@@ -194,6 +194,7 @@ def generate(
     """
     from blursynth.locking import folder_lock
 
+    _check_numbers(n, model, seed, jobs)  # before the lock creates the folder
     with folder_lock(out, "generate"):
         return _generate(
             out,
@@ -273,8 +274,7 @@ def _generate(
     return report
 
 
-def _check_arguments(out, n: int, model: str, seed: int, jobs: int, resume: bool) -> tuple:
-    """The blur models to render; errors for bad counts, seeds and output folders."""
+def _check_numbers(n: int, model: str, seed: int, jobs: int) -> None:
     if n < 1:
         raise BlursynthError(f"--n must be >= 1, got {n}")
     if jobs < 1:
@@ -284,6 +284,12 @@ def _check_arguments(out, n: int, model: str, seed: int, jobs: int, resume: bool
     models = MODELS if model == "both" else (model,)
     if not set(models) <= set(MODELS):
         raise BlursynthError(f"model must be motion, defocus or both, got {model!r}")
+
+
+def _check_arguments(out, n: int, model: str, seed: int, jobs: int, resume: bool) -> tuple:
+    """The blur models to render; errors for bad counts, seeds and output folders."""
+    _check_numbers(n, model, seed, jobs)
+    models = MODELS if model == "both" else (model,)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BlursynthError("output path exists and is not a folder", out)

@@ -396,6 +396,16 @@ class Manifest:
         return manifest, raw
 
 
+def dataset_kind(folder: str | Path) -> str:
+    """The kind named by a folder's manifest (``patches`` when it names none or cannot be
+    read: the reader then reports what is wrong)."""
+    try:
+        raw = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+        return str(raw.get("kind", "patches"))
+    except (OSError, ValueError, AttributeError):
+        return "patches"
+
+
 def _split_entry(info: dict) -> SplitEntry:
     shards = tuple(
         ShardEntry(str(s["file"]), int(s["rows"]), str(s.get("sha256", ""))) for s in info["shards"]

@@ -216,7 +216,9 @@ def test_preview_dispatches_patch_datasets(monkeypatch, tmp_path):
     calls = []
     fake = types.ModuleType("blursynth.patch_preview")
     fake.patch_grid = lambda folder, out: calls.append((Path(folder), Path(out)))
+    fake.tile_grid = lambda folder, out: calls.append(("tiles", Path(folder)))
     monkeypatch.setitem(sys.modules, "blursynth.patch_preview", fake)
+    monkeypatch.setattr(blursynth, "patch_preview", fake, raising=False)
     (tmp_path / "manifest.json").write_text("{}")
     result = cli("preview", tmp_path, "--out", tmp_path / "grid.png")
     assert result.exit_code == 0 and calls == [(tmp_path, tmp_path / "grid.png")]

@@ -361,3 +361,35 @@ def test_a_tile_label_out_of_range_stops_fit(tmp_path):
         ],
     )
     assert res.exit_code == 1 and f"{shard.name}: row 0: label 7" in res.output
+
+
+def test_generate_exits_non_zero_when_any_sample_fails(tmp_path):
+    import json
+
+    from _trees import make_voc
+
+    voc = make_voc(tmp_path / "v", sizes=[(48, 64)] * 3)
+    jpeg = voc / "JPEGImages/img1.jpg"
+    jpeg.write_bytes(jpeg.read_bytes()[: jpeg.stat().st_size * 2 // 3])  # a truncated JPEG
+    out = tmp_path / "out"
+    res = CliRunner().invoke(
+        data_cli, ["generate", "--voc", str(voc), "--n", "6", "--out", str(out), "-q"]
+    )
+    report = json.loads((out / "report.json").read_text())
+    assert res.exit_code == 1 and "sample(s) failed" in res.output and "img1.jpg" in res.output
+    assert report["failed"] and report["written"] == 12 - len(report["failed"]) > 0
+
+
+def test_tiny_voc_images_are_skipped_with_a_reason(tmp_path):
+    import json
+
+    from _trees import make_voc
+
+    voc = make_voc(tmp_path / "v", sizes=[(48, 64), (10, 10)])
+    out = tmp_path / "out"
+    res = CliRunner().invoke(
+        data_cli, ["generate", "--voc", str(voc), "--n", "2", "--out", str(out), "-q"]
+    )
+    assert res.exit_code == 0, res.output
+    skipped = json.loads((out / "report.json").read_text())["skipped_items"]
+    assert [s["id"] for s in skipped] == ["img1"] and "minimum side" in skipped[0]["reason"]

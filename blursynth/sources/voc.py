@@ -37,6 +37,9 @@ SPLITS = ("train", "val", "trainval")
 
 #: A class is usable as the object when it covers at least this fraction of its image.
 MIN_CLASS_FRACTION = 0.02
+MIN_IMAGE_SIDE = 32
+"""Images with a side under this many pixels are skipped: a crop of them around an object
+keeps too little of it (VOC images are about 500 px)."""
 
 
 def resolve_voc_root(path: str | Path) -> Path:
@@ -122,6 +125,11 @@ class VOCSegmentation:
             raise BlursynthError("image listed in the split is missing", image_path) from None
         except (UnidentifiedImageError, OSError) as exc:
             raise BlursynthError(f"cannot read image ({exc})", image_path) from None
+        if min(width, height) < MIN_IMAGE_SIDE:
+            raise BlursynthError(
+                f"image is {width}x{height}, under the {MIN_IMAGE_SIDE}-px minimum side",
+                image_path,
+            )
         mask_path = self.mask_path(image_id)
         if not mask_path.exists():
             raise BlursynthError("mask listed in the split is missing", mask_path)
