@@ -256,6 +256,8 @@ def patches(
     report = build_patch_dataset(params, out, jobs=jobs, quiet=quiet)
     for stem, why in report.skipped:
         click.echo(f"skipped {stem}: {why}", err=True)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
     sizes = ", ".join(f"{k} {v:,}" for k, v in report.rows.items())
     reused = f", {report.reused_shards} shard(s) reused" if report.reused_shards else ""
     click.echo(f"{report.path}: {sizes} patches; {len(report.skipped)} image(s) skipped{reused}")
@@ -383,6 +385,8 @@ def tiles(
     report = build_tile_dataset(params, out, jobs=jobs, quiet=quiet)
     for stem, why in report.skipped:
         click.echo(f"skipped {stem}: {why}", err=True)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
     sizes = ", ".join(f"{k} {v:,}" for k, v in report.rows.items())
     click.echo(f"{report.path}: {sizes} tiles; {len(report.skipped)} image(s) skipped")
 

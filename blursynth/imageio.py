@@ -99,7 +99,10 @@ def atomic_path(target: str | Path):
 
 
 def ensure_writable(folder: str | Path) -> Path:
-    """Create ``folder`` and check a file can be written in it, before any long work.
+    """Check, before any long work, that files can be written in ``folder``.
+
+    Folders it has to create for the check are removed again, so a run that fails later
+    leaves nothing behind.
 
     Raises
     ------
@@ -109,6 +112,7 @@ def ensure_writable(folder: str | Path) -> Path:
     from blursynth.errors import BlursynthError
 
     folder = Path(folder)
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write-test-{os.getpid()}"
@@ -116,6 +120,10 @@ def ensure_writable(folder: str | Path) -> Path:
         probe.unlink()
     except OSError as exc:
         raise BlursynthError(f"cannot write here ({exc.strerror or exc})", folder) from None
+    finally:
+        for p in created:  # innermost first
+            if p.is_dir():
+                p.rmdir()
     return folder
 
 

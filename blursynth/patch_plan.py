@@ -124,6 +124,13 @@ class Plan:
     skipped: list[tuple[int, str]]
     eval_images: list[int]
     splits: dict[str, SplitPlan] = field(default_factory=dict)
+    unmatched: list[tuple[str, str]] = field(default_factory=list)
+    """``(stem, reason)`` of source images left out before the scan (no mask)."""
+
+    def skipped_entries(self) -> list[dict]:
+        """Every image left out, with why: unreadable or too small, or without a mask."""
+        rows = [{"stem": self.items[i].stem, "reason": why} for i, why in self.skipped]
+        return rows + [{"stem": stem, "reason": why} for stem, why in self.unmatched]
 
     def counts(self) -> list[dict]:
         """Achieved counts per split x blur type x category x label (zeros left out)."""

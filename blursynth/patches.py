@@ -30,7 +30,7 @@ The recipe (Section 4 of the report), exact and reproducible:
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +64,7 @@ from blursynth.schema import (
     PatchParams,
     ShardEntry,
     SplitEntry,
+    published_root,
 )
 from blursynth.shards import (
     ShardRecord,
@@ -131,7 +132,11 @@ def make_plan(
             f"none of the {len(items)} image(s) is usable; first problem: {skipped[0][1]}",
             params.root,
         )
-    return plan_splits(params, items, infos, skipped)
+    plan = plan_splits(params, items, infos, skipped)
+    plan.unmatched = [
+        (p.stem, f"{p}: no mask of the same name") for p in getattr(source, "missing_masks", [])
+    ]
+    return plan
 
 
 # --- sampling and writing -------------------------------------------------------------------
@@ -349,6 +354,7 @@ class BuildReport:
     counts: list[dict]
     skipped: list[tuple[str, str]]
     reused_shards: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
 def build_patch_dataset(
@@ -380,6 +386,7 @@ def _build_locked(params: PatchParams, out: Path, *, jobs: int, quiet: bool) -> 
     source, items = open_items(params.source, params.root, **params.source_options())
     plan = make_plan(params, source, items, jobs=jobs, quiet=quiet)
     out.mkdir(parents=True, exist_ok=True)
+    published = replace(params, root=published_root(params.root, out))
     recorded = _recorded_digests(out)
     for stale in (CHECKSUMS, MANIFEST, CARD):  # the folder is unfinished from now on
         (out / stale).unlink(missing_ok=True)
@@ -388,7 +395,7 @@ def _build_locked(params: PatchParams, out: Path, *, jobs: int, quiet: bool) -> 
         "schema_version": SCHEMA_VERSION,
         "blursynth_version": __version__,
         "plan_sha256": plan.fingerprint(),
-        "params": params.to_dict(),
+        "params": published.to_dict(),
         "source": params.source,
         "seed": params.seed,
         "patch_size": params.patch_size,
@@ -408,21 +415,30 @@ def _build_locked(params: PatchParams, out: Path, *, jobs: int, quiet: bool) -> 
             plan, name, source, out, attrs, jobs=jobs, quiet=quiet, recorded=recorded
         )
         reused += n_reused
-    _write_metadata(plan, records, out, attrs["plan_sha256"])
+    _write_metadata(plan, published, records, out, attrs["plan_sha256"])
+    counts = plan.counts()
+    warnings = []
+    if sum(plan.splits[n].rows for n in SPLITS) and not any(c["label"] == 1 for c in counts):
+        warnings.append(
+            "every patch is labelled sharp: no mask has a blurred pixel (is --polarity right?)"
+        )
     return BuildReport(
         out,
         {n: plan.splits[n].rows for n in SPLITS},
-        plan.counts(),
-        [(items[i].stem, why) for i, why in plan.skipped],
+        counts,
+        [(e["stem"], e["reason"]) for e in plan.skipped_entries()],
         reused,
+        warnings,
     )
 
 
-def _write_metadata(plan: Plan, records: dict, out: Path, plan_sha: str) -> None:
-    """``eval.json``, ``manifest.json``, the card and, last, ``SHA256SUMS``."""
+def _write_metadata(
+    plan: Plan, params: PatchParams, records: dict, out: Path, plan_sha: str
+) -> None:
+    """``eval.json``, ``manifest.json``, the card and, last, ``SHA256SUMS``; ``params`` as
+    published (the source root relative to the dataset folder)."""
     from blursynth.dataset_card import dataset_card
 
-    params = plan.params
     entries = plan.image_entries()
     held_out = tuple(entries[i] for i in plan.eval_images)
     eval_list = EvalList(params.source, params.root, params.source_options(), held_out)
@@ -445,7 +461,7 @@ def _write_metadata(plan: Plan, records: dict, out: Path, plan_sha: str) -> None
         eval_list=EVAL_LIST,
         eval_sha256=sha256_file(out / EVAL_LIST),
         images=tuple(entries),
-        skipped=tuple({"stem": plan.items[i].stem, "reason": why} for i, why in plan.skipped),
+        skipped=tuple(plan.skipped_entries()),
         counts=tuple(plan.counts()),
         blursynth_version=__version__,
     )

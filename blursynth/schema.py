@@ -396,6 +396,21 @@ class Manifest:
         return manifest, raw
 
 
+def published_root(root: str | Path, folder: str | Path) -> str:
+    """The source folder as a dataset records it: relative to the dataset folder, so that a
+    published dataset names no path of the machine that built it."""
+    import os
+
+    return os.path.relpath(Path(root).resolve(), Path(folder).resolve())
+
+
+def resolve_root(recorded: str, folder: str | Path) -> Path:
+    """The source folder a dataset recorded (:func:`published_root`), as a path from here;
+    absolute roots of older datasets are kept as they are."""
+    path = Path(recorded)
+    return path if path.is_absolute() else Path(folder) / path
+
+
 def dataset_kind(folder: str | Path) -> str:
     """The kind named by a folder's manifest (``patches`` when it names none or cannot be
     read: the reader then reports what is wrong)."""

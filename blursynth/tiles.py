@@ -20,7 +20,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,7 @@ from blursynth.schema import (
     ShardEntry,
     SplitEntry,
     TileParams,
+    published_root,
 )
 from blursynth.shards import ShardWriter, field_specs, sha256_file, write_checksums
 from blursynth.shards.writer import remove_sidecars
@@ -147,6 +148,7 @@ class TileReport:
     rows: dict[str, int]
     counts: list[dict]
     skipped: list[tuple[str, str]]
+    warnings: list[str] = field(default_factory=list)
 
 
 def build_tile_dataset(params: TileParams, out, *, jobs: int = 1, quiet: bool = True) -> TileReport:
@@ -168,6 +170,7 @@ def _build_locked(params: TileParams, out: Path, *, jobs: int, quiet: bool) -> T
 
     source, items = open_items(params.source, params.root, **params.source_options())
     plan = make_plan(params.split_params(), source, items, jobs=jobs, quiet=quiet)
+    published = replace(params, root=published_root(params.root, out))
     out.mkdir(parents=True, exist_ok=True)
     for stale in (CHECKSUMS, MANIFEST, CARD):  # the folder is unfinished from now on
         (out / stale).unlink(missing_ok=True)
@@ -177,7 +180,7 @@ def _build_locked(params: TileParams, out: Path, *, jobs: int, quiet: bool) -> T
         "schema_version": SCHEMA_VERSION,
         "blursynth_version": __version__,
         "plan_sha256": plan.fingerprint(),
-        "params": params.to_dict(),
+        "params": published.to_dict(),
         "kind": "tiles",
         "label_meaning": ", ".join(f"{k} = {n}" for k, n in enumerate(CLASS_NAMES[params.classes]))
         + ", 255 = none",
@@ -187,12 +190,19 @@ def _build_locked(params: TileParams, out: Path, *, jobs: int, quiet: bool) -> T
         rows = _gather(plan, name, source, params, jobs=jobs, quiet=quiet)
         records[name] = _write_split(rows, name, out, params, attrs)
         counts += _counts(rows, name, params.classes)
-    _write_metadata(plan, params, records, counts, out, attrs["plan_sha256"])
+    _write_metadata(plan, published, records, counts, out, attrs["plan_sha256"])
+    blurred = sum(c.get(k, 0) for c in counts for k in ("blurred", "motion", "defocus"))
+    warnings = (
+        []
+        if blurred or not counts
+        else ["every labelled pixel is sharp: no mask has a blurred pixel (is --polarity right?)"]
+    )
     return TileReport(
         out,
         {n: sum(r.rows for r in records[n]) for n in SPLITS},
         counts,
-        [(items[i].stem, why) for i, why in plan.skipped],
+        [(e["stem"], e["reason"]) for e in plan.skipped_entries()],
+        warnings,
     )
 
 
@@ -271,7 +281,7 @@ def _write_metadata(
         eval_list=EVAL_LIST,
         eval_sha256=sha256_file(out / EVAL_LIST),
         images=tuple(entries),
-        skipped=tuple({"stem": plan.items[i].stem, "reason": why} for i, why in plan.skipped),
+        skipped=tuple(plan.skipped_entries()),
         counts=tuple(counts),
         blursynth_version=__version__,
     )

@@ -62,13 +62,14 @@ def check_rows(dataset_path: Path) -> dict:
     the reflect-padded source image, provenance consistent with the manifest.
     """
     from blursynth.imageio import to_u8
-    from blursynth.schema import BLUR_TYPES, PatchParams
+    from blursynth.schema import BLUR_TYPES, PatchParams, resolve_root
     from blursynth.shards import open_dataset
     from blursynth.sources import open_items
 
     with open_dataset(dataset_path) as ds:
         params = PatchParams(**ds.params)
-        source, items = open_items(params.source, params.root, **params.source_options())
+        root = resolve_root(params.root, dataset_path)
+        source, items = open_items(params.source, root, **params.source_options())
         images = ds.manifest.images
         p = params.patch_size
         r = p // 2

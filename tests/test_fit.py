@@ -189,7 +189,7 @@ def test_cli_errors_are_one_line(shards, tmp_path):
     ]
     # resume with nothing to resume
     res = runner.invoke(main, [*base, "--resume"])
-    assert res.exit_code == 1 and "checkpoint not found" in res.output
+    assert res.exit_code == 1 and "nothing to resume: no last.pt" in res.output
     assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
     # a fresh run into a folder holding a run
     assert runner.invoke(main, base).exit_code == 0

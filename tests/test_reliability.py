@@ -393,3 +393,72 @@ def test_tiny_voc_images_are_skipped_with_a_reason(tmp_path):
     assert res.exit_code == 0, res.output
     skipped = json.loads((out / "report.json").read_text())["skipped_items"]
     assert [s["id"] for s in skipped] == ["img1"] and "minimum side" in skipped[0]["reason"]
+
+
+def test_datasets_name_no_path_of_the_builders_machine(tmp_path):
+    from blursynth.sources import open_dataset_images
+
+    root = make_tree(tmp_path / "src", motion=4, defocus=4)
+    for command, extra in (
+        ("patches", ["--train-patches", "40"]),
+        ("tiles", ["--tile-size", "32"]),
+    ):
+        out = tmp_path / command
+        res = CliRunner().invoke(
+            data_cli,
+            [
+                command,
+                "--source",
+                "shi",
+                "--root",
+                str(root),
+                "--out",
+                str(out),
+                "--eval-images",
+                "2",
+                "-q",
+                *extra,
+            ],
+        )
+        assert res.exit_code == 0, res.output
+        for name in ("manifest.json", "eval.json", "README.md"):
+            assert str(tmp_path) not in (out / name).read_text(), name
+        _, items = open_dataset_images(out)  # the relative root still finds the images
+        assert len(items) == 2 and all(it.image_path.exists() for it in items)
+
+
+def test_images_without_masks_are_listed_and_all_sharp_masks_warned(tmp_path):
+    root = make_tree(tmp_path / "src", motion=4, defocus=4, white_is_blurred=False)
+    from PIL import Image
+
+    for p in (root / "gt").iterdir():  # every mask sharp
+        with Image.open(p) as im:
+            size = im.size
+        Image.new("L", size, 0).save(p)
+    (root / "image" / "motion0099.png").write_bytes(
+        (root / "image" / "motion0001.png").read_bytes()
+    )
+    for command, extra in (
+        ("patches", ["--train-patches", "40"]),
+        ("tiles", ["--tile-size", "32"]),
+    ):
+        res = CliRunner().invoke(
+            data_cli,
+            [
+                command,
+                "--source",
+                "shi",
+                "--root",
+                str(root),
+                "--out",
+                str(tmp_path / command),
+                "--eval-images",
+                "2",
+                "-q",
+                *extra,
+            ],
+        )
+        assert res.exit_code == 0, res.output
+        assert "skipped motion0099" in res.output and "no mask" in res.output
+        assert "warning: every" in res.output and "--polarity" in res.output
+        assert "1 image(s) skipped" in res.output

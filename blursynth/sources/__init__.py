@@ -89,7 +89,7 @@ def open_dataset_images(folder, split: str = "eval"):
     """
     from pathlib import Path
 
-    from blursynth.schema import EVAL_LIST, MANIFEST, EvalList, Manifest
+    from blursynth.schema import EVAL_LIST, MANIFEST, EvalList, Manifest, resolve_root
 
     folder = Path(folder)
     if split not in EVAL_SPLITS:
@@ -102,7 +102,8 @@ def open_dataset_images(folder, split: str = "eval"):
         stems = manifest.stems(split)
         if not stems:
             raise BlursynthError(f"the manifest lists no {split} image", folder / MANIFEST)
-    return open_items(spec.source, spec.root, stems=stems, **spec.options)
+    root = resolve_root(spec.root, folder)
+    return open_items(spec.source, root, stems=stems, **spec.options)
 
 
 __all__ = [
