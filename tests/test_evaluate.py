@@ -411,3 +411,22 @@ def test_unreadable_image_is_skipped_and_listed(tmp_path, tree):
     )
     assert result.exit_code == 1 and "no image could be scored" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_report_explains_the_adaptive_f_measure_and_pooled_iou(tmp_path, tree):
+    result = run(
+        "evaluate",
+        "--source",
+        "shi",
+        "--root",
+        tree,
+        "--baseline",
+        "su",
+        "--out",
+        tmp_path / "e",
+        "-q",
+    )
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "e" / "results.md").read_text()
+    assert "| IoU pooled |" in md.replace("IoU pooled", "| IoU pooled |", 1) or "IoU pooled" in md
+    assert "min(2 x its mean, 1)" in md and "not a failed method" in md
