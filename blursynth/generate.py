@@ -37,6 +37,7 @@ from blursynth.progress import progressbar
 from blursynth.render import blur_maps, render_defocus, render_motion
 from blursynth.sampling import MODELS, SampleParams, SampleRecord, sample_record
 from blursynth.sources.voc import MIN_CLASS_FRACTION, VOCItem, VOCSegmentation, object_mask
+from blursynth.workers import die_with_parent
 
 OUTPUT_DIRS = ("image", "gt", "soft")
 RECORD_DIR = "records"
@@ -102,6 +103,7 @@ def scan(
 
 
 def _scan_one(voc, image_id, min_fraction):
+    die_with_parent()
     try:
         return voc.scan_one(image_id, min_fraction)
     except BlursynthError as exc:
@@ -317,6 +319,7 @@ def _render_all(todo: list, dataset, out: Path, report: Report, *, jobs: int, qu
 
 
 def _render_and_write(record: SampleRecord, voc: VOCSegmentation, out: Path, single_thread: bool):
+    die_with_parent()
     if single_thread:
         cv2.setNumThreads(1)
     try:

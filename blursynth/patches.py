@@ -78,6 +78,7 @@ from blursynth.shards import (
 )
 from blursynth.shards.writer import recorded_digest, remove_sidecars, sidecar_path
 from blursynth.sources import open_items
+from blursynth.workers import die_with_parent
 
 # --- per-image sampling ---------------------------------------------------------------------
 
@@ -96,6 +97,7 @@ def extract_patches(
 
 def scan_image(source, item, index: int, patch_size: int) -> ImageInfo | tuple[int, str]:
     """Load and check one item; an :class:`ImageInfo`, or ``(index, reason)`` to skip it."""
+    die_with_parent()
     try:
         image, blur = source.load(item)
     except BlursynthError as exc:
@@ -150,6 +152,7 @@ def sample_image(
     Returns row-aligned arrays in cell order (``patches`` uint8 (n, 3, P, P), ``label``,
     ``category``, ``center_y``, ``center_x``).
     """
+    die_with_parent()
     image, blur = source.load(item)
     cells = cell_map(blur, patch_size).ravel()
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(split_id, image_index)))

@@ -48,6 +48,7 @@ from blursynth.schema import (
 from blursynth.shards import ShardWriter, field_specs, sha256_file, write_checksums
 from blursynth.shards.writer import remove_sidecars
 from blursynth.sources import open_items
+from blursynth.workers import die_with_parent
 
 IGNORE = 255
 TILE_STREAM = 2000
@@ -123,6 +124,7 @@ def cut_tiles(
 
 def tile_image(source, item, index: int, params: TileParams) -> dict[str, np.ndarray]:
     """Load one image and cut it into tiles with provenance (row-aligned arrays)."""
+    die_with_parent()
     image, blur = source.load(item)
     seq = np.random.SeedSequence(params.seed, spawn_key=(TILE_STREAM, index))
     rng = np.random.default_rng(seq) if params.jitter or params.tiles_per_image else None

@@ -462,3 +462,49 @@ def test_images_without_masks_are_listed_and_all_sharp_masks_warned(tmp_path):
         assert "skipped motion0099" in res.output and "no mask" in res.output
         assert "warning: every" in res.output and "--polarity" in res.output
         assert "1 image(s) skipped" in res.output
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux /proc")
+def test_killing_generate_takes_its_workers_with_it(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    code = (
+        "from blursynth.cli import main; main(['generate', '--n', '400', '--out', "
+        f"{str(tmp_path / 'out')!r}, '--jobs', '2', '-q'])"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not list((tmp_path / "out" / "image").glob("*.png")):
+            time.sleep(0.2)  # workers are rendering
+        workers = [p for p in _children(proc.pid)]
+        assert workers, "no worker process was started"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    deadline = time.time() + 5
+    alive = workers
+    while alive and time.time() < deadline:
+        time.sleep(0.2)
+        alive = [
+            p
+            for p in alive
+            if Path(f"/proc/{p}").exists()
+            and "Z" not in (Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1][:3])
+        ]
+    assert not alive, f"workers {alive} outlived the killed run"
