@@ -12,6 +12,7 @@ slower of the two. Run by hand; results go to ``docs/benchmarks.md``::
 
     python benchmarks/bench_train.py                      # CPU, 1 and 2 threads
     python benchmarks/bench_train.py --device cuda        # on a GPU machine
+    python benchmarks/bench_train.py --arch unet --batch-size 8 [--device cuda]  # dense model
     python benchmarks/bench_train.py --shards DIR         # data path on a real dataset
 """
 
@@ -30,7 +31,7 @@ from blursynth.imageio import write_json
 from blursynth.schema import MANIFEST, manifest_base
 from blursynth.shards import ShardWriter, open_dataset
 from blursynth_train.data import ResidentBatches, StreamedBatches, load_split
-from blursynth_train.models import BlurNet
+from blursynth_train.models import BlurNet, UNet, UNetConfig
 
 RECIPE_ITERATIONS = 1_000_000
 
@@ -78,15 +79,29 @@ def sync(device: torch.device) -> None:
 
 
 def model_step(
-    device: torch.device, batch: int, steps: int, bf16: bool = False, compile: bool = False
+    device: torch.device,
+    batch: int,
+    steps: int,
+    bf16: bool = False,
+    compile: bool = False,
+    arch: str = "blurnet",
+    crop: int = 128,
 ) -> float:
-    """Samples/s of forward + backward + SGD step on batches already on ``device``."""
+    """Samples/s of forward + backward + SGD step on batches already on ``device``.
+
+    ``arch`` ``blurnet``: 31 x 31 patches; ``unet``: ``crop`` x ``crop`` tiles with label maps.
+    """
     torch.manual_seed(0)
-    model = BlurNet().to(device).train()
+    if arch == "unet":
+        model = UNet(UNetConfig()).to(device).train()
+        x = torch.randint(0, 256, (batch, 3, crop, crop), dtype=torch.uint8, device=device)
+        y = torch.randint(0, 2, (batch, crop, crop), device=device)
+    else:
+        model = BlurNet().to(device).train()
+        x = torch.randint(0, 256, (batch, 3, 31, 31), dtype=torch.uint8, device=device)
+        y = torch.randint(0, 2, (batch,), device=device)
     step_model = torch.compile(model) if compile else model
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4)
-    x = torch.randint(0, 256, (batch, 3, 31, 31), dtype=torch.uint8, device=device)
-    y = torch.randint(0, 2, (batch,), device=device)
     warmup = 3 if device.type == "cpu" else 20
     for i in range(warmup + steps):
         if i == warmup:
@@ -128,6 +143,13 @@ def main() -> None:
         default=[1, 2],
         help="CPU thread counts for the model step.",
     )
+    ap.add_argument(
+        "--arch",
+        default="blurnet",
+        choices=("blurnet", "unet"),
+        help="Model family: the report's CNN on 31-px patches, or the dense U-Net on --crop tiles.",
+    )
+    ap.add_argument("--crop", type=int, default=128, help="U-Net tile side.")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=0, help="Timed model steps (0: 6 CPU, 200 GPU).")
     ap.add_argument("--rows", type=int, default=65536, help="Rows of the temporary dataset.")
@@ -146,17 +168,34 @@ def main() -> None:
     if device.type == "cpu":
         for t in args.threads:
             torch.set_num_threads(t)
-            results.append((f"model step, CPU {t} thread(s)", model_step(device, b, steps)))
+            results.append(
+                (
+                    f"model step, CPU {t} thread(s)",
+                    model_step(device, b, steps, arch=args.arch, crop=args.crop),
+                )
+            )
         torch.set_num_threads(max(args.threads))
     else:
         name = torch.cuda.get_device_name(device)
-        results.append((f"model step, {name} fp32", model_step(device, b, steps)))
-        results.append((f"model step, {name} bf16", model_step(device, b, steps, bf16=True)))
+        results.append(
+            (
+                f"model step, {name} fp32",
+                model_step(device, b, steps, arch=args.arch, crop=args.crop),
+            )
+        )
+        results.append(
+            (
+                f"model step, {name} bf16",
+                model_step(device, b, steps, bf16=True, arch=args.arch, crop=args.crop),
+            )
+        )
         if args.compile:
             results.append(
                 (
                     f"model step, {name} bf16 + compile",
-                    model_step(device, b, steps, bf16=True, compile=True),
+                    model_step(
+                        device, b, steps, bf16=True, compile=True, arch=args.arch, crop=args.crop
+                    ),
                 )
             )
     step_rate = max(r for _, r in results)
