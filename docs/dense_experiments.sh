@@ -25,29 +25,22 @@ step data/dut-tiles/SHA256SUMS $BIN/blursynth tiles --source folder --root "$SHA
 # the recipe: AdamW, cosine decay, batch 8 of random 128-px crops, flips/rotations
 RECIPE="--arch unet --batch-size 8 --crop 128 --augment --optimizer adamw --weight-decay 1e-4 \
     --lr-schedule cosine --val-rows 240 --workers 0 -q"
-# the shipped 2-class model (7,000 iterations) and the 3-class one (5,000)
+# the shipped 2-class model (7,000 iterations) and the 3-class one (3,000)
 step runs/unet-cuhk/summary.json $BIN/blursynth_train fit data/cuhk-tiles --out runs/unet-cuhk \
     $RECIPE --lr 2e-3 --iterations 7000 --eval-every 700
 step runs/unet3-cuhk/summary.json $BIN/blursynth_train fit data/cuhk-tiles3 \
-    --out runs/unet3-cuhk $RECIPE --lr 2e-3 --iterations 5000 --eval-every 1000
+    --out runs/unet3-cuhk $RECIPE --lr 2e-3 --iterations 3000 --eval-every 1000
 # variants, 1,500 iterations each, chosen on the 156 validation images
 SHORT="--iterations 1500 --eval-every 1500"
 step runs/v-base/summary.json $BIN/blursynth_train fit data/cuhk-tiles --out runs/v-base \
     $RECIPE --lr 2e-3 $SHORT
-step runs/v-noaug/summary.json $BIN/blursynth_train fit data/cuhk-tiles --out runs/v-noaug \
-    ${RECIPE/--augment/} --lr 2e-3 $SHORT
-step runs/v-lr1e-3/summary.json $BIN/blursynth_train fit data/cuhk-tiles --out runs/v-lr1e-3 \
-    $RECIPE --lr 1e-3 $SHORT
-step runs/v-fulltile/summary.json $BIN/blursynth_train fit data/cuhk-tiles \
-    --out runs/v-fulltile ${RECIPE/--batch-size 8 --crop 128/--batch-size 2 --crop 0} \
-    --lr 2e-3 $SHORT
 step runs/v-synth/summary.json $BIN/blursynth_train fit data/cuhk-tiles data/synth-tiles \
     --out runs/v-synth $RECIPE --lr 2e-3 $SHORT
 step runs/v-dut/summary.json $BIN/blursynth_train fit data/cuhk-tiles data/dut-tiles \
     --out runs/v-dut $RECIPE --lr 2e-3 $SHORT
 
 # scoring: every model on the validation images; the chosen ones on the held-out 20
-for run in unet-cuhk unet3-cuhk v-base v-noaug v-lr1e-3 v-fulltile v-synth v-dut; do
+for run in unet-cuhk unet3-cuhk v-base v-synth v-dut; do
     step "evals/val-$run/results.json" $BIN/blursynth_train evaluate --dataset data/cuhk-tiles \
         --split val --model "$run=runs/$run/best.pt" --postprocess guided \
         --out "evals/val-$run" -q

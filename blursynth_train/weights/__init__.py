@@ -16,7 +16,9 @@ from blursynth.errors import BlursynthError
 WEIGHTS_DIR = Path(__file__).resolve().parent
 REPORT_WEIGHTS = "blurnet-cuhk.pt"
 """The report's patch CNN trained on CUHK (``--model report``)."""
-DEFAULT_WEIGHTS = REPORT_WEIGHTS
+DENSE_WEIGHTS = "unet-cuhk.pt"
+"""The dense U-Net trained on CUHK tiles: the default segmenter."""
+DEFAULT_WEIGHTS = DENSE_WEIGHTS
 """What ``bundled`` (and no ``--model``) means: the default segmenter."""
 BUNDLED = "bundled"
 NAMED = {BUNDLED: None, "report": REPORT_WEIGHTS}
