@@ -117,23 +117,68 @@ def generate(voc, n, out, model, seed, jobs, resume, split, quiet):
         )
 
 
-# --- patches / info / verify (issue 3) ----------------------------------------------------
-
-
-@main.command()
-@click.option(
+# options shared by the dataset builders (patches, tiles)
+_source_option = click.option(
     "--source",
     "source_kind",
     required=True,
     type=click.Choice(SOURCE_KINDS),
     help="shi: CUHK layout; synth: `blursynth generate` output; folder: image/+gt/.",
 )
-@click.option(
+_root_option = click.option(
     "--root",
     required=True,
     type=click.Path(exists=True, file_okay=False),
     help="Source folder (holds image/ and gt/).",
 )
+_seed_option = click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+_jobs_option = click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Parallel workers (the output does not depend on it).",
+)
+_polarity_option = click.option(
+    "--polarity",
+    type=click.Choice(POLARITIES),
+    default=None,
+    help="folder source: what white means in a mask (DUT: sharp-white).",
+)
+_threshold_option = click.option(
+    "--threshold",
+    type=click.IntRange(1, 255),
+    default=None,
+    help="folder source: grey levels >= this are white.",
+)
+_blur_type_option = click.option(
+    "--blur-type",
+    type=click.Choice(KNOWN_BLUR_TYPES),
+    default=None,
+    help="folder source: blur type of every image (otherwise unknown).",
+)
+_only_option = click.option(
+    "--only",
+    type=click.Choice(KNOWN_BLUR_TYPES),
+    default=None,
+    help="Train/val from this blur type only; the image split (and the held-out "
+    "eval images) stay those of the full dataset.",
+)
+
+
+# --- patches / info / verify (issue 3) ----------------------------------------------------
+
+
+@main.command()
+@_source_option
+@_root_option
+@_seed_option
+@_jobs_option
+@_polarity_option
+@_threshold_option
+@_blur_type_option
+@_only_option
 @click.option(
     "--out",
     required=True,
@@ -167,15 +212,6 @@ def generate(voc, n, out, model, seed, jobs, resume, split, quiet):
     help="Whole images held out for dense evaluation (half motion, half defocus).",
 )
 @click.option("--patch-size", type=int, default=31, show_default=True, help="Odd.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option(
-    "--jobs",
-    "-j",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Parallel workers (the output does not depend on it).",
-)
 @click.option("--rows-per-shard", type=click.IntRange(min=1), default=100_000, show_default=True)
 @click.option(
     "--format",
@@ -184,31 +220,6 @@ def generate(voc, n, out, model, seed, jobs, resume, split, quiet):
     default="hdf5",
     show_default=True,
     help="caffe: float32 data/label for Caffe/Mocha HDF5 layers.",
-)
-@click.option(
-    "--polarity",
-    type=click.Choice(POLARITIES),
-    default=None,
-    help="folder source: what white means in a mask (DUT: sharp-white).",
-)
-@click.option(
-    "--threshold",
-    type=click.IntRange(1, 255),
-    default=None,
-    help="folder source: grey levels >= this are white.",
-)
-@click.option(
-    "--blur-type",
-    type=click.Choice(KNOWN_BLUR_TYPES),
-    default=None,
-    help="folder source: blur type of every image (otherwise unknown).",
-)
-@click.option(
-    "--only",
-    type=click.Choice(KNOWN_BLUR_TYPES),
-    default=None,
-    help="Train/val from this blur type only; the image split (and the held-out "
-    "eval images) stay those of the full dataset.",
 )
 @quiet_option
 @domain_errors
@@ -264,19 +275,14 @@ def patches(
 
 
 @main.command()
-@click.option(
-    "--source",
-    "source_kind",
-    required=True,
-    type=click.Choice(SOURCE_KINDS),
-    help="shi: CUHK layout; synth: `blursynth generate` output; folder: image/+gt/.",
-)
-@click.option(
-    "--root",
-    required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Source folder (holds image/ and gt/).",
-)
+@_source_option
+@_root_option
+@_seed_option
+@_jobs_option
+@_polarity_option
+@_threshold_option
+@_blur_type_option
+@_only_option
 @click.option(
     "--out", required=True, type=click.Path(file_okay=False), help="Dataset folder to write."
 )
@@ -307,40 +313,7 @@ def patches(
     default=None,
     help="At least N tiles per image: the covering grid, then random tiles.",
 )
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option(
-    "--jobs",
-    "-j",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Parallel workers (the output does not depend on it).",
-)
 @click.option("--rows-per-shard", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option(
-    "--polarity",
-    type=click.Choice(POLARITIES),
-    default=None,
-    help="folder source: what white means in a mask (DUT: sharp-white).",
-)
-@click.option(
-    "--threshold",
-    type=click.IntRange(1, 255),
-    default=None,
-    help="folder source: grey levels >= this are white.",
-)
-@click.option(
-    "--blur-type",
-    type=click.Choice(KNOWN_BLUR_TYPES),
-    default=None,
-    help="folder source: blur type of every image (otherwise unknown).",
-)
-@click.option(
-    "--only",
-    type=click.Choice(KNOWN_BLUR_TYPES),
-    default=None,
-    help="Train/val from this blur type only (same image split).",
-)
 @quiet_option
 @domain_errors
 def tiles(
