@@ -1,4 +1,4 @@
-"""blursynth_train: the report's blur-segmentation CNN, trained from blursynth shards.
+"""blursynth_train: blur segmenters (the dense U-Net, the report's patch CNN), from shards.
 
 Needs torch (``pip install -e .[train]``); :mod:`blursynth` itself never imports it.
 """

@@ -11,5 +11,5 @@ OPTIMIZERS = ("sgd", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
 ON_DEVICE = ("auto", "yes", "no")
 STRIDES = (1, 2, 4)
-NAMED_WEIGHTS = ("bundled", "report")
+NAMED_WEIGHTS = ("bundled", "report", "types")
 """Names that stand for shipped weights wherever a checkpoint path is taken."""

@@ -94,7 +94,7 @@ def main():
     "--init",
     type=WeightsParam(),
     default=None,
-    help="Start from these weights (a checkpoint, or shipped weights: bundled, report) "
+    help="Start from these weights (a checkpoint, or shipped weights: bundled, report, types) "
     "instead of a random initialisation; the optimizer starts fresh.",
 )
 @click.option(
@@ -213,7 +213,7 @@ _model_option = click.option(
     type=WeightsParam(),
     default=None,
     help="Checkpoint from `fit` or `export`, or shipped weights: bundled (the default "
-    "segmenter), report (the report's patch CNN).",
+    "segmenter), report (the report's patch CNN), types (sharp/motion/defocus).",
 )
 _stride_option = click.option(
     "--stride",

@@ -37,7 +37,10 @@ def test_importing_every_blursynth_module_leaves_torch_out():
 
 
 def test_cli_model_choices_are_the_registry():
+    from blursynth_train.weights import NAMED
+
     assert choices.MODEL_KINDS == model_kinds()
+    assert choices.NAMED_WEIGHTS == tuple(NAMED)
 
 
 def test_model_config_round_trips_through_the_registry():

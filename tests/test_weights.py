@@ -158,7 +158,7 @@ def test_named_weights_resolve_for_every_command(tmp_path):
     assert parse_model_spec("report").spec == str(WEIGHTS_DIR / REPORT_WEIGHTS)
     image = tmp_path / "in.png"
     Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(image)
-    for name in ("bundled", "report"):
+    for name in ("bundled", "report", "types"):
         res = CliRunner().invoke(
             main, ["segment", str(image), "--model", name, "--out", str(tmp_path / name), "-q"]
         )
@@ -166,3 +166,19 @@ def test_named_weights_resolve_for_every_command(tmp_path):
         assert (tmp_path / name / "in_mask.png").is_file()
     res = CliRunner().invoke(main, ["segment", str(image), "--model", "nope", "--out", "x"])
     assert res.exit_code == 2 and "nope" in res.output and "Traceback" not in res.output
+
+
+def test_types_weights_are_the_three_class_unet(tmp_path):
+    """``--model types`` segments into sharp / motion / defocus and writes the class map."""
+    from blursynth_train.weights import resolve_weights
+
+    model, payload = load_model(resolve_weights("types"))
+    assert model.config.classes == 3 and payload["extra"]["train_images"]
+    assert resolve_weights("types").stat().st_size < 10e6
+    image = tmp_path / "in.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)).save(image)
+    res = CliRunner().invoke(
+        main, ["segment", str(image), "--model", "types", "--out", str(tmp_path / "o"), "-q"]
+    )
+    assert res.exit_code == 0, res.output
+    assert np.asarray(Image.open(tmp_path / "o" / "in_classes.png")).shape == (48, 64, 3)
