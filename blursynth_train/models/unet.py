@@ -9,7 +9,7 @@ concatenates the encoder's features of the same scale; a 1x1 conv gives per-pixe
 A stride-2 5x5 stem runs the U-Net at half resolution and the logits are upsampled
 bilinearly. It takes any input size: :meth:`UNet.forward` pads to a multiple of
 ``2**(depth + 1)`` (reflect) and crops back. Parameters, MACs per megapixel and receptive
-field of the shipped configuration are in ``docs/results.md``.
+field of the shipped configuration are in ``docs/benchmarks.md`` (section dense).
 """
 
 from __future__ import annotations
