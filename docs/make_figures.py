@@ -1,8 +1,8 @@
 """Figures for docs/results.md.
 
     python docs/make_figures.py curves --out docs/curves.png NAME=RUN_DIR ...
-    python docs/make_figures.py qualitative --source synth --root DIR --model PATH \
-        --out docs/qualitative.png [--n 4]
+    python docs/make_figures.py qualitative --source synth --root DIR \
+        [--model NAME=PATH ...] --out docs/qualitative-dense.png [--n 4]
 
 ``curves`` draws the validation accuracy of several ``fit`` runs (the report's Figure 4 as a
 comparison); ``qualitative`` draws, per image, the image, its ground truth, the CNN map, the
@@ -23,11 +23,10 @@ from matplotlib.figure import Figure
 
 from blursynth import baselines
 from blursynth.imageio import atomic_path, to_u8
-from blursynth.postprocess import guided_filter
 from blursynth.sources import open_source
 from blursynth_train.device import resolve_device
 from blursynth_train.plots import plot_runs, read_log
-from blursynth_train.segment import load_segmenter, predict
+from blursynth_train.segment import load_segmenter
 
 
 @click.group()
@@ -54,32 +53,45 @@ def curves(runs, out, title):
 @click.option("--root", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option(
     "--model",
-    "model_path",
-    default=None,
-    type=click.Path(exists=True),
-    help="Checkpoint (default: the bundled weights).",
+    "models",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="Model to show (repeatable; PATH may be bundled, report, types). Default: the "
+    "bundled dense model and the report CNN.",
 )
 @click.option("--n", default=4, show_default=True, help="Images (spread over the source).")
 @click.option("--stride", default=2, show_default=True, type=click.Choice(["1", "2", "4"]))
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
-def qualitative(kind, root, model_path, n, stride, out):
-    """Image | ground truth | CNN | CNN + guided | Su | Laplacian, one row per image."""
+def qualitative(kind, root, models, n, stride, out):
+    """Image | ground truth | each model's map | Su | Laplacian, one row per image."""
+    from blursynth_train.segment import model_maps
+    from blursynth_train.weights import resolve_weights
+
+    specs = [m.split("=", 1) for m in (models or ("dense U-Net=bundled", "report CNN=report"))]
+    loaded = [
+        (name, load_segmenter(resolve_weights(path), resolve_device("auto")))
+        for name, path in specs
+    ]
     source = open_source(kind, root)
     picks = np.linspace(0, len(source) - 1, min(n, len(source))).round().astype(int)
-    model = load_segmenter(model_path, resolve_device("auto"))
-    columns = ("image", "ground truth", "CNN", "CNN + guided", "Su et al.", "Laplacian var.")
+    columns = (
+        "image",
+        "ground truth",
+        *(name for name, _ in loaded),
+        "Su et al.",
+        "Laplacian var.",
+    )
     fig = Figure(figsize=(2.2 * len(columns), 1.8 * len(picks)), dpi=100)
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(picks), len(columns), squeeze=False)
     for row, index in enumerate(picks):
         item = source[int(index)]
         image, gt = source.load(item)
-        prob = predict(model, to_u8(image), int(stride))
+        probs = [model_maps(model, [to_u8(image)], int(stride))[0][0] for _, model in loaded]
         maps = (
             image,
             gt.astype(np.float32),
-            prob,
-            guided_filter(image, prob),
+            *probs,
             baselines.blur_map(image, "su"),
             baselines.blur_map(image, "laplacian"),
         )
