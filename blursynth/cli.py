@@ -117,6 +117,16 @@ def generate(voc, n, out, model, seed, jobs, resume, split, quiet):
         )
 
 
+def _echo_build(report, unit: str, extra: str = "") -> None:
+    """What a dataset build did: skipped images and warnings (stderr), then the sizes."""
+    for stem, why in report.skipped:
+        click.echo(f"skipped {stem}: {why}", err=True)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    sizes = ", ".join(f"{k} {v:,}" for k, v in report.rows.items())
+    click.echo(f"{report.path}: {sizes} {unit}; {len(report.skipped)} image(s) skipped{extra}")
+
+
 # options shared by the dataset builders (patches, tiles)
 _source_option = click.option(
     "--source",
@@ -265,13 +275,8 @@ def patches(
         format=fmt,
     )
     report = build_patch_dataset(params, out, jobs=jobs, quiet=quiet)
-    for stem, why in report.skipped:
-        click.echo(f"skipped {stem}: {why}", err=True)
-    for warning in report.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    sizes = ", ".join(f"{k} {v:,}" for k, v in report.rows.items())
     reused = f", {report.reused_shards} shard(s) reused" if report.reused_shards else ""
-    click.echo(f"{report.path}: {sizes} patches; {len(report.skipped)} image(s) skipped{reused}")
+    _echo_build(report, "patches", reused)
 
 
 @main.command()
@@ -356,12 +361,7 @@ def tiles(
         rows_per_shard=rows_per_shard,
     )
     report = build_tile_dataset(params, out, jobs=jobs, quiet=quiet)
-    for stem, why in report.skipped:
-        click.echo(f"skipped {stem}: {why}", err=True)
-    for warning in report.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    sizes = ", ".join(f"{k} {v:,}" for k, v in report.rows.items())
-    click.echo(f"{report.path}: {sizes} tiles; {len(report.skipped)} image(s) skipped")
+    _echo_build(report, "tiles")
 
 
 @main.command()

@@ -1,8 +1,8 @@
-"""The ``README.md`` dataset card of a patch dataset (Hugging Face front matter)."""
+"""The ``README.md`` dataset card of a dataset folder (Hugging Face front matter)."""
 
 from __future__ import annotations
 
-from blursynth.schema import Manifest
+from blursynth.schema import CLASS_NAMES, Manifest
 from blursynth.shards import counts_table
 
 _SOURCE_NAMES = {
@@ -26,36 +26,42 @@ def _size_category(rows: int) -> str:
 
 
 def dataset_card(manifest: Manifest) -> str:
-    """Markdown with YAML front matter: license placeholder, tasks, sizes, configs, counts.
+    """Markdown with YAML front matter (licence placeholder, tasks, size, data files) and a
+    body for the dataset's kind: patches or tiles.
 
     Parameters
     ----------
     manifest : Manifest
         The dataset's ``manifest.json``.
     """
-    params = manifest.params
-    splits = manifest.splits
-    total = sum(s.rows for s in splits.values())
+    if manifest.kind == "tiles":
+        s = manifest.row_size
+        head = front_matter(
+            manifest, f"blursynth {s}x{s} blur segmentation tiles", ("image-segmentation",)
+        )
+        return head + _tile_body(manifest)
+    p = manifest.patch_size
+    head = front_matter(
+        manifest, f"blursynth {p}x{p} blur patches", ("image-classification", "image-segmentation")
+    )
+    return head + _patch_body(manifest)
+
+
+def front_matter(manifest: Manifest, pretty_name: str, tasks: tuple[str, ...]) -> str:
+    """The Hugging Face front matter every card starts with (one config: the shards)."""
+    source = manifest.params["source"]
+    total = sum(s.rows for s in manifest.splits.values())
     hf_split = {"train": "train", "val": "validation"}
     data_files = "\n".join(
-        f'  - split: {hf_split.get(name, name)}\n    path: "{name}-*.h5"' for name in splits
+        f'  - split: {hf_split.get(name, name)}\n    path: "{name}-*.h5"'
+        for name in manifest.splits
     )
-    p = manifest.patch_size
-    pixel = "`data` float32 in [0, 1]" if manifest.format == "caffe" else "`patches` uint8"
-    fields = "\n".join(
-        f"| `{k}` | {v['dtype']} | ({', '.join(map(str, v['shape']))}) |"
-        for k, v in manifest.fields.items()
-    )
-    rows = "\n".join(
-        f"| {name} | {s.rows:,} | {s.images} | {len(s.shards)} |" for name, s in splits.items()
-    )
-    skipped = "".join(f"\n- `{s['stem']}`: {s['reason']}" for s in manifest.skipped)
+    task_lines = "\n".join(f"- {t}" for t in tasks)
     return f"""---
 license: other  # placeholder: follow the license of the source images
-pretty_name: blursynth {p}x{p} blur patches
+pretty_name: {pretty_name}
 task_categories:
-- image-classification
-- image-segmentation
+{task_lines}
 tags:
 - blur-detection
 - defocus-blur
@@ -63,23 +69,42 @@ tags:
 size_categories:
 - {_size_category(total)}
 source_datasets:
-- {_SOURCE_NAMES.get(params["source"], params["source"])}
+- {_SOURCE_NAMES.get(source, source)}
 configs:
 - config_name: default
   data_files:
 {data_files}
 ---
+"""
 
-# Blur patches ({p}x{p}, {params["source"]})
 
-Patches of {p}x{p} RGB pixels labelled by the ground truth at their centre pixel
-(1 = blurred, 0 = sharp), balanced over blur type (motion/defocus), window category
-(sharp / blurred / mixed) and label. Built by blursynth {manifest.blursynth_version}
+def _built_with(manifest: Manifest) -> str:
+    return f"""Built by blursynth {manifest.blursynth_version}
 with:
 
 ```
 {manifest.command}
-```
+```"""
+
+
+def _patch_body(manifest: Manifest) -> str:
+    p, source = manifest.patch_size, manifest.params["source"]
+    pixel = "`data` float32 in [0, 1]" if manifest.format == "caffe" else "`patches` uint8"
+    fields = "\n".join(
+        f"| `{k}` | {v['dtype']} | ({', '.join(map(str, v['shape']))}) |"
+        for k, v in manifest.fields.items()
+    )
+    rows = "\n".join(
+        f"| {name} | {s.rows:,} | {s.images} | {len(s.shards)} |"
+        for name, s in manifest.splits.items()
+    )
+    skipped = "".join(f"\n- `{s['stem']}`: {s['reason']}" for s in manifest.skipped)
+    return f"""
+# Blur patches ({p}x{p}, {source})
+
+Patches of {p}x{p} RGB pixels labelled by the ground truth at their centre pixel
+(1 = blurred, 0 = sharp), balanced over blur type (motion/defocus), window category
+(sharp / blurred / mixed) and label. {_built_with(manifest)}
 
 ## Layout
 
@@ -110,4 +135,36 @@ pixel in that image (borders are reflect-padded, so every pixel can be a centre)
 ## Skipped images
 
 {len(manifest.skipped)} image(s).{skipped}
+"""
+
+
+def _tile_body(manifest: Manifest) -> str:
+    p = manifest.params
+    s, classes = manifest.row_size, CLASS_NAMES[p["classes"]]
+    head = "| split | blur type | tiles | " + " | ".join(classes) + " |"
+    table = "\n".join(
+        [head, "|" + "---|" * (3 + len(classes))]
+        + [
+            f"| {c['split']} | {c['blur_type']} | {c['tiles']:,} | "
+            + " | ".join(f"{c[k]:,}" for k in classes)
+            + " |"
+            for c in manifest.counts
+        ]
+    )
+    meaning = ", ".join(f"{k} = {n}" for k, n in enumerate(classes))
+    return f"""
+# Blur segmentation tiles ({s}x{s}, {p["source"]}, {p["classes"]} classes)
+
+Tiles of whole images with their label maps ({meaning}, 255 = padding, no label).
+{_built_with(manifest)}
+
+Fields: `image` uint8 (N, 3, {s}, {s}), `label` uint8 (N, {s}, {s}), `blur_type` (index into
+{list(manifest.blur_types)}), `image_index` (into `images` of `manifest.json`), `y`, `x` (the
+tile's top-left pixel in the image). {len(manifest.eval_images)} whole images are held out
+(`eval.json`), the same as a patch dataset of the same source and seed. Check the files with
+`sha256sum -c SHA256SUMS` or `blursynth verify DIR`.
+
+## Counts (tiles, labelled pixels per class)
+
+{table}
 """

@@ -27,6 +27,8 @@ CARD = "README.md"
 DATASET_KINDS = ("patches", "tiles")
 SPLITS = ("train", "val")
 BLUR_TYPES = ("motion", "defocus", "unknown")
+CLASS_NAMES = {2: ("sharp", "blurred"), 3: ("sharp", "motion", "defocus")}
+"""Names of the label values of a tile dataset with 2 or 3 classes."""
 KNOWN_BLUR_TYPES = BLUR_TYPES[:2]  # what a blur model renders and --blur-type/--only take
 CATEGORIES = ("sharp", "blurred", "mixed")
 FORMATS = ("hdf5", "caffe")

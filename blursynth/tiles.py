@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from blursynth import __version__
+from blursynth.dataset_card import dataset_card
 from blursynth.errors import BlursynthError
 from blursynth.imageio import to_u8, write_json, write_text
 from blursynth.patch_plan import SHUFFLE_STREAM, SPLIT_IDS, Plan, stream
@@ -34,6 +35,7 @@ from blursynth.schema import (
     BLUR_TYPES,
     CARD,
     CHECKSUMS,
+    CLASS_NAMES,
     EVAL_LIST,
     MANIFEST,
     SCHEMA_VERSION,
@@ -53,7 +55,6 @@ from blursynth.workers import die_with_parent
 IGNORE = 255
 TILE_STREAM = 2000
 """Purpose key of an image's tile-position stream: ``SeedSequence(seed, (2000, index))``."""
-CLASS_NAMES = {2: ("sharp", "blurred"), 3: ("sharp", "motion", "defocus")}
 
 
 def tile_origins(length: int, size: int, rng: np.random.Generator | None = None) -> list[int]:
@@ -288,61 +289,7 @@ def _write_metadata(
         blursynth_version=__version__,
     )
     write_json(out / MANIFEST, manifest.to_dict())
-    write_text(out / CARD, tile_card(manifest))
+    write_text(out / CARD, dataset_card(manifest))
     known = {r.file: r.sha256 for n in SPLITS for r in records[n]}
     write_checksums(out, [*known, EVAL_LIST, MANIFEST, CARD], known)
     remove_sidecars(out)
-
-
-def tile_card(manifest: Manifest) -> str:
-    """The dataset card of a tile dataset (Hugging Face front matter)."""
-    p = manifest.params
-    s, classes = p["tile_size"], CLASS_NAMES[p["classes"]]
-    files = "\n".join(
-        f'  - split: {"validation" if n == "val" else n}\n    path: "{n}-*.h5"'
-        for n in manifest.splits
-    )
-    head = "| split | blur type | tiles | " + " | ".join(classes) + " |"
-    table = "\n".join(
-        [head, "|" + "---|" * (3 + len(classes))]
-        + [
-            f"| {c['split']} | {c['blur_type']} | {c['tiles']:,} | "
-            + " | ".join(f"{c[k]:,}" for k in classes)
-            + " |"
-            for c in manifest.counts
-        ]
-    )
-    return f"""---
-license: other  # placeholder: follow the license of the source images
-pretty_name: blursynth {s}x{s} blur segmentation tiles
-task_categories:
-- image-segmentation
-tags:
-- blur-detection
-configs:
-- config_name: default
-  data_files:
-{files}
----
-
-# Blur segmentation tiles ({s}x{s}, {p["source"]}, {p["classes"]} classes)
-
-Tiles of whole images with their label maps ({
-        ", ".join(f"{k} = {n}" for k, n in enumerate(classes))
-    }, 255 = padding, no label). Built by blursynth {manifest.blursynth_version}
-with:
-
-```
-{manifest.command}
-```
-
-Fields: `image` uint8 (N, 3, {s}, {s}), `label` uint8 (N, {s}, {s}), `blur_type` (index into
-{list(manifest.blur_types)}), `image_index` (into `images` of `manifest.json`), `y`, `x` (the
-tile's top-left pixel in the image). {len(manifest.eval_images)} whole images are held out
-(`eval.json`), the same as a patch dataset of the same source and seed. Check the files with
-`sha256sum -c SHA256SUMS` or `blursynth verify DIR`.
-
-## Counts (tiles, labelled pixels per class)
-
-{table}
-"""

@@ -32,11 +32,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from blursynth.errors import BlursynthError
 from blursynth.progress import progressbar
-from blursynth.shards import MixedSplit, ShardedDataset, open_dataset
+from blursynth.shards import MixedSplit, ShardedDataset, field_specs, open_dataset
 
-FIELDS = ("patches", "label")
-"""The fields a batch is made of, by dataset kind: the rows' image and their label(s)."""
 BATCH_FIELDS = {"patches": ("patches", "label"), "tiles": ("image", "label")}
+"""The fields a batch is made of, by dataset kind: the rows' image and their label(s)."""
 
 
 # --- opening the datasets of a run ----------------------------------------------------------
@@ -105,11 +104,14 @@ class TrainingData:
         """The first dataset's parameters (all agree on the row shape)."""
         return self.datasets[0].params
 
-    def row_bytes(self) -> int:
-        if self.datasets[0].kind == "tiles":
-            s = int(self.params["tile_size"])
-            return 4 * s * s
-        return row_bytes(int(self.params["patch_size"]))
+    def nbytes(self) -> int:
+        """Bytes of the training rows and the validated rows, as a batch holds them."""
+        first = self.datasets[0]
+        specs = field_specs(first.manifest.row_size, "hdf5", first.kind)
+        row = sum(
+            specs[f][0].itemsize * int(np.prod(specs[f][1])) for f in BATCH_FIELDS[first.kind]
+        )
+        return (len(self.train) + self.n_val) * row
 
     def close(self) -> None:
         for d in self.datasets:
@@ -173,11 +175,6 @@ def epoch_generator(seed: int, *key: int) -> torch.Generator:
     """A CPU generator for one epoch (and optionally one block), independent of the device."""
     state = np.random.SeedSequence([seed, *key]).generate_state(2, dtype=np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
-
-
-def row_bytes(patch_size: int) -> int:
-    """Bytes of one row (uint8 patch + uint8 label)."""
-    return 3 * patch_size * patch_size + 1
 
 
 def memory_budget(device: torch.device) -> int:

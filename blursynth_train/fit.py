@@ -476,7 +476,7 @@ def _setup_device(cfg: FitConfig) -> torch.device:
 
 def _hold_on_device(cfg: FitConfig, data: TrainingData, device: torch.device) -> bool:
     """Whether the training split is held in device memory (``data_on_device``)."""
-    nbytes = (len(data.train) + data.n_val) * data.row_bytes()
+    nbytes = data.nbytes()
     resident = cfg.data_on_device == "yes" or (
         cfg.data_on_device == "auto" and nbytes <= memory_budget(device)
     )
@@ -488,7 +488,7 @@ def _hold_on_device(cfg: FitConfig, data: TrainingData, device: torch.device) ->
 
 def _batch_sources(cfg: FitConfig, data: TrainingData, device, resident: bool, say):
     """Training batches and the validation data, held on the device or streamed."""
-    nbytes = (len(data.train) + data.n_val) * data.row_bytes()
+    nbytes = data.nbytes()
     if resident:
         say(f"loading {nbytes / 1e6:.1f} MB of rows onto {device}")
         train_x, train_y = load_split(data.train, device, quiet=cfg.quiet, label="train")

@@ -139,16 +139,6 @@ CLASS_COLOURS = np.array([(60, 180, 75), (230, 25, 75), (0, 130, 200)], dtype=np
 """Colours of sharp, motion and defocus in ``STEM_classes.png``."""
 
 
-def predict_classes(model: nn.Module, image: np.ndarray) -> np.ndarray | None:
-    """Class probabilities ``(3, H, W)`` (sharp, motion, defocus) of a 3-class model, else
-    ``None``."""
-    if getattr(model.config, "classes", 2) != 3:
-        return None
-    device = next(model.parameters()).device
-    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).to(device)
-    return model.class_probs(x).cpu().numpy()
-
-
 def class_map(image: np.ndarray, mask: np.ndarray, probs: np.ndarray, alpha: float = 0.5):
     """uint8 ``(H, W, 3)``: the image tinted by class: sharp where ``mask`` is off, else
     motion or defocus, whichever is more probable."""
