@@ -3,7 +3,8 @@
 Measures, for the report's BlurNet at batch 64:
 
 * the model step alone (forward, backward, SGD step) on random uint8 batches already on the
-  device: samples/s (on CPU for each ``--threads``; on CUDA in fp32 and bf16 autocast);
+  device: samples/s (on CPU for each ``--threads``; on CUDA in fp32 and bf16 autocast, and
+  with ``--compile`` both again under ``torch.compile``);
 * the data path alone: device-resident indexing (:class:`ResidentBatches`) and streamed HDF5
   reading (:class:`StreamedBatches`, 0 and ``--workers`` workers) on a temporary dataset;
 
@@ -14,6 +15,7 @@ slower of the two. Run by hand; results go to ``docs/benchmarks.md``::
     python benchmarks/bench_train.py --device cuda        # on a GPU machine
     python benchmarks/bench_train.py --arch unet --batch-size 8 [--device cuda]  # dense model
     python benchmarks/bench_train.py --shards DIR         # data path on a real dataset
+    python benchmarks/bench_train.py --no-data --json r.json  # model step only, machine-readable
 """
 
 from __future__ import annotations
@@ -129,6 +131,24 @@ def data_path(batches, device: torch.device, n: int, batch: int) -> float:
     return n * batch / (time.perf_counter() - t0)
 
 
+def data_path_rates(args, device: torch.device, b: int) -> list[tuple[str, float]]:
+    """Samples/s of the data paths: device-resident indexing, streamed HDF5 (0 and
+    ``--workers`` workers), on ``--shards`` or a temporary dataset of random rows."""
+    rates = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.shards or random_dataset(Path(tmp) / "ds", args.rows)
+        split = open_dataset(root)["train"]
+        n = min(len(split) // b - 1, 2000)
+        resident = ResidentBatches(*load_split(split, device), b, seed=0)
+        rates.append(
+            (f"data: device-resident indexing ({device.type})", data_path(resident, device, n, b))
+        )
+        for w in sorted({0, args.workers}):
+            streamed = StreamedBatches(split, b, seed=0, device=device, workers=w)
+            rates.append((f"data: streamed HDF5, {w} worker(s)", data_path(streamed, device, n, b)))
+    return rates
+
+
 def hours(samples_per_s: float, batch: int) -> float:
     return RECIPE_ITERATIONS * batch / samples_per_s / 3600
 
@@ -156,6 +176,8 @@ def main() -> None:
     ap.add_argument("--shards", type=Path, help="Use this dataset for the data path instead.")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--compile", action="store_true", help="Also time torch.compile (GPU).")
+    ap.add_argument("--json", type=Path, help="Also write the results here (label: samples/s).")
+    ap.add_argument("--no-data", action="store_true", help="Time the model step only.")
     args = ap.parse_args()
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -177,44 +199,23 @@ def main() -> None:
         torch.set_num_threads(max(args.threads))
     else:
         name = torch.cuda.get_device_name(device)
-        results.append(
-            (
-                f"model step, {name} fp32",
-                model_step(device, b, steps, arch=args.arch, crop=args.crop),
-            )
-        )
-        results.append(
-            (
-                f"model step, {name} bf16",
-                model_step(device, b, steps, bf16=True, arch=args.arch, crop=args.crop),
-            )
-        )
+        variants = [(False, False), (True, False)]
         if args.compile:
-            results.append(
-                (
-                    f"model step, {name} bf16 + compile",
-                    model_step(
-                        device, b, steps, bf16=True, compile=True, arch=args.arch, crop=args.crop
-                    ),
-                )
+            variants += [(False, True), (True, True)]
+        for bf16, compiled in variants:
+            label = f"model step, {name} {'bf16' if bf16 else 'fp32'}"
+            label += " + compile" if compiled else ""
+            rate = model_step(
+                device, b, steps, bf16=bf16, compile=compiled, arch=args.arch, crop=args.crop
             )
+            results.append((label, rate))
     step_rate = max(r for _, r in results)
 
     # -- data path -------------------------------------------------------------------------
-    with tempfile.TemporaryDirectory() as tmp:
-        root = args.shards or random_dataset(Path(tmp) / "ds", args.rows)
-        split = open_dataset(root)["train"]
-        n = min(len(split) // b - 1, 2000)
-        resident = ResidentBatches(*load_split(split, device), b, seed=0)
-        results.append(
-            (f"data: device-resident indexing ({device.type})", data_path(resident, device, n, b))
-        )
-        for w in sorted({0, args.workers}):
-            streamed = StreamedBatches(split, b, seed=0, device=device, workers=w)
-            results.append(
-                (f"data: streamed HDF5, {w} worker(s)", data_path(streamed, device, n, b))
-            )
-    print(f"BlurNet, batch {b}, device {device}, torch {torch.__version__}")
+    if not args.no_data:
+        results += data_path_rates(args, device, b)
+    model = "BlurNet" if args.arch == "blurnet" else f"U-Net, {args.crop} px crops"
+    print(f"{model}, batch {b}, device {device}, torch {torch.__version__}")
     print("| path | samples/s | 1M iterations at this rate (h) |")
     print("|---|---:|---:|")
     for label, rate in results:
@@ -224,6 +225,8 @@ def main() -> None:
         f"{hours(step_rate, b):,.1f} h ({hours(step_rate, b) / 24:,.1f} days), "
         "bounded by the model step when it is slower than the data path"
     )
+    if args.json:
+        write_json(args.json, {"arch": args.arch, "batch_size": b, "samples_per_s": dict(results)})
 
 
 if __name__ == "__main__":

@@ -685,13 +685,14 @@ class TrainProgress:
     """A live progress bar over the steps, showing the running loss and the rate.
 
     The loss is read from the device every :attr:`every` steps only, so the bar costs no
-    host sync on the other steps.
+    host sync on the other steps; a quiet bar reads nothing (the GPU queue never drains).
     """
 
     every = 25
 
     def __init__(self, steps: int, quiet: bool):
         self._cm = progressbar(length=steps, label="train", quiet=quiet, show_item=True)
+        self.quiet = quiet
         self._k = 0
         self._text = ""
 
@@ -703,6 +704,8 @@ class TrainProgress:
         return self._cm.__exit__(*exc)
 
     def step(self, meter: RunningMeter, samples: int, run: Run) -> None:
+        if self.quiet:
+            return
         self._k += 1
         if self._k % self.every == 0:
             loss, acc = meter.means()
