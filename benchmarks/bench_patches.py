@@ -3,11 +3,14 @@
 Run by hand; results go to ``docs/benchmarks.md`` (``## patches``)::
 
     python benchmarks/bench_patches.py --root ../shared/data/cuhk --train 1000000 --val 250000
+    git worktree add /tmp/old HEAD~5 && python benchmarks/bench_patches.py --baseline-tree /tmp/old
 
 1. Builds a dataset with the CLI in a child process: wall time, patches/s, peak RSS of the
-   child (``getrusage(RUSAGE_CHILDREN).ru_maxrss``; worker processes are children of it).
+   largest process (the builder or one of its workers, measured by a wrapper process).
+   With ``--baseline-tree DIR`` (a ``git worktree`` of an older commit) it first builds
+   the same dataset with that code, so the two are compared side by side in one run.
 2. Writes the same number of bytes raw (64 MiB ``os.write`` calls, no fsync, like the
-   builder) to the same disk.
+   builder) to the same disk, and reports each build's time as a multiple of it.
 3. Reads random contiguous batches (64 and 4096 rows) through :func:`open_dataset`.
 4. ``--layouts``: rewrites the first train shard as contiguous / chunked / lzf / gzip and
    times writing it and reading random batches from it (the evidence for the layout).
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -29,8 +31,16 @@ import numpy as np
 
 from blursynth.shards import open_dataset
 
+# Runs a command and prints the peak RSS (KiB) of its largest process, itself or a worker
+# (RUSAGE_CHILDREN covers every waited-for descendant).
+_RSS_WRAPPER = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
 
-def build(args) -> tuple[float, float]:
+
+def build(args, out: Path, tree: Path | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one build, with ``tree``'s code if given."""
     cmd = [
         sys.executable,
         "-m",
@@ -39,9 +49,9 @@ def build(args) -> tuple[float, float]:
         "--source",
         "shi",
         "--root",
-        str(args.root),
+        str(args.root.resolve()),
         "--out",
-        str(args.out),
+        str(out.resolve()),
         "--train-patches",
         str(args.train),
         "--val-patches",
@@ -50,12 +60,23 @@ def build(args) -> tuple[float, float]:
         str(args.jobs),
         "--quiet",
     ]
-    shutil.rmtree(args.out, ignore_errors=True)
+    env = dict(os.environ)
+    cwd = None
+    if tree is not None:  # that tree's package first on the path; not this checkout's
+        env["PYTHONPATH"] = str(tree.resolve())
+        cwd = tree.resolve()
+    shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True)
+    res = subprocess.run(
+        [sys.executable, "-c", _RSS_WRAPPER, *cmd],
+        check=True,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - t0
-    maxrss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return wall, maxrss_mib
+    return wall, int(res.stdout.split()[-1]) / 1024
 
 
 def raw_write(path: Path, nbytes: int) -> float:
@@ -124,24 +145,38 @@ def main() -> None:
     ap.add_argument("--val", type=int, default=250_000)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--skip-build", action="store_true", help="reuse --out")
+    ap.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="Also build with the code of this tree (e.g. a git worktree of an older commit).",
+    )
     ap.add_argument("--layouts", action="store_true", help="compare HDF5 layouts too")
     args = ap.parse_args()
 
+    builds = []
+    if args.baseline_tree and not args.skip_build:
+        base_out = args.out.with_name(args.out.name + "-baseline")
+        builds.append(
+            (f"baseline ({args.baseline_tree})", *build(args, base_out, args.baseline_tree))
+        )
+        shutil.rmtree(base_out, ignore_errors=True)
     if not args.skip_build:
-        wall, rss = build(args)
+        builds.append(("this checkout", *build(args, args.out)))
     with open_dataset(args.out) as ds:
         rows = sum(len(ds[s]) for s in ds.splits)
         nbytes = sum(p.stat().st_size for s in ds.splits for p in ds[s].shards)
-        if not args.skip_build:
-            print(
-                f"build: {rows:,} patches, {nbytes / 1e9:.2f} GB of shards in {wall:.1f} s "
-                f"= {rows / wall:,.0f} patches/s; peak RSS {rss:.0f} MiB (jobs={args.jobs})"
-            )
+        if builds:
             raw = raw_write(args.out / "raw.bin", nbytes)
             print(
-                f"raw write of the same {nbytes / 1e9:.2f} GB: {raw:.1f} s "
-                f"({nbytes / raw / 1e6:.0f} MB/s); build / raw = {wall / raw:.1f}x"
+                f"{rows:,} patches, {nbytes / 1e9:.2f} GB of shards, jobs={args.jobs}; raw write "
+                f"of the same bytes: {raw:.1f} s ({nbytes / raw / 1e6:.0f} MB/s)"
             )
+            print("| build | wall s | patches/s | / raw write | peak RSS MiB |")
+            print("|---|---:|---:|---:|---:|")
+            for name, wall, rss in builds:
+                print(
+                    f"| {name} | {wall:.1f} | {rows / wall:,.0f} | {wall / raw:.1f}x | {rss:.0f} |"
+                )
         train = ds["train"]
         rng = np.random.default_rng(1)
         for batch, repeats in ((64, 2000), (4096, 100)):

@@ -26,13 +26,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import delayed
 
 import blursynth
+from blursynth.camera import jpeg_roundtrip, linear_to_srgb, sensor_noise, srgb_to_linear
 from blursynth.errors import BlursynthError
 from blursynth.imageio import read_image, to_u8, write_json, write_png, write_text
-from blursynth.kernels import gaussian_kernel, motion_kernel
+from blursynth.kernels import disk_kernel, gaussian_kernel, motion_kernel, trajectory_kernel
 from blursynth.locking import LOCK_NAME
+from blursynth.parallel import Backend, run_tasks, use_backend
 from blursynth.progress import progressbar
 from blursynth.render import blur_maps, render_defocus, render_motion
 from blursynth.sampling import MODELS, SampleParams, SampleRecord, sample_record
@@ -92,7 +94,7 @@ def scan(
     tasks = (delayed(_scan_one)(voc, image_id, min_fraction) for image_id in voc.ids)
     items, bad = [], []
     with progressbar(length=len(voc.ids), label="scan VOC", quiet=quiet) as bar:
-        results = Parallel(n_jobs=jobs, return_as="generator")(tasks)  # in order
+        results = run_tasks(tasks, jobs=jobs)  # in order
         for image_id, result in zip(voc.ids, results, strict=True):
             if isinstance(result, VOCItem):
                 items.append(result)
@@ -124,17 +126,38 @@ def rerender(record: SampleRecord, voc: VOCSegmentation) -> dict[str, np.ndarray
     fg = _crop(fg_image, record.fg_box, voc.image_path(record.fg))
     bg = _crop(bg_image, record.bg_box, voc.image_path(record.bg))
     mask = object_mask(_crop(labels, record.fg_box, voc.mask_path(record.fg)), record.cls)
+    if record.linear_light:  # blur and composite light, not sRGB code values
+        fg, bg = srgb_to_linear(fg), srgb_to_linear(bg)
     if record.model == "motion":
-        image, soft = render_motion(fg, bg, mask, motion_kernel(record.length, record.angle))
+        image, soft = render_motion(fg, bg, mask, record_kernels(record)[0])
     else:
-        k1, k2 = gaussian_kernel(record.sigma1), gaussian_kernel(record.sigma2)
-        image, soft = render_defocus(fg, bg, mask, k1, k2)
+        image, soft = render_defocus(fg, bg, mask, *record_kernels(record))
+    if record.noise_seed is not None:  # sensor noise lives in linear light
+        linear = image if record.linear_light else srgb_to_linear(image)
+        rng = np.random.default_rng(record.noise_seed)
+        image = linear_to_srgb(sensor_noise(linear, record.noise_a, record.noise_b, rng))
+    elif record.linear_light:
+        image = linear_to_srgb(image)
+    pixels = to_u8(image)
+    if record.jpeg is not None:
+        pixels = jpeg_roundtrip(pixels, record.jpeg)
     soft_blur, binary = blur_maps(record.model, mask, soft)
     return {
-        "image": to_u8(image),
+        "image": pixels,
         "gt": binary.astype(np.uint8) * np.uint8(255),
         "soft": to_u8(soft_blur),
     }
+
+
+def record_kernels(record: SampleRecord) -> tuple[np.ndarray, ...]:
+    """The kernels a record names: motion ``(k,)`` (a line, or its shake trajectory);
+    defocus ``(k1, k2)`` (k1 a Gaussian, or a disk of the record's radius)."""
+    if record.model == "motion":
+        if record.trajectory is not None:
+            return (trajectory_kernel(record.trajectory),)
+        return (motion_kernel(record.length, record.angle),)
+    k1 = disk_kernel(record.radius) if record.radius is not None else gaussian_kernel(record.sigma1)
+    return k1, gaussian_kernel(record.sigma2)
 
 
 def _crop(array, box, path):
@@ -160,6 +183,7 @@ def generate(
     resume: bool = False,
     quiet: bool = False,
     params: SampleParams | None = None,
+    backend: Backend | None = None,
 ) -> Report:
     """Generate ``n`` images per model into ``out``.
 
@@ -183,6 +207,8 @@ def generate(
         No progress bar.
     params : SampleParams, optional
         Parameter ranges; default :class:`~blursynth.sampling.SampleParams`.
+    backend : Backend, optional
+        Where the workers run (:mod:`blursynth.parallel`); default local processes.
 
     Returns
     -------
@@ -197,7 +223,7 @@ def generate(
     from blursynth.locking import folder_lock
 
     _check_numbers(n, model, seed, jobs)  # before the lock creates the folder
-    with folder_lock(out, "generate"):
+    with folder_lock(out, "generate"), use_backend(backend, out, voc or default_voc_root()):
         return _generate(
             out,
             n=n,
@@ -248,7 +274,7 @@ def _generate(
         "seed": int(seed),
         "models": list(models),
         "split": split,
-        "params": asdict(params),
+        "params": params.run_dict(),
         "min_class_fraction": MIN_CLASS_FRACTION,
         "catalog": _digest(items),
     }
@@ -309,7 +335,7 @@ def _render_all(todo: list, dataset, out: Path, report: Report, *, jobs: int, qu
     single_thread = jobs > 1  # workers share the cores; one OpenCV thread each
     tasks = (delayed(_render_and_write)(r, dataset, out, single_thread) for r in todo)
     with progressbar(length=len(todo), label="generate", quiet=quiet) as bar:
-        for name, failure in Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks):
+        for name, failure in run_tasks(tasks, jobs=jobs, ordered=False, batch_size=1):
             if failure is None:
                 report.written += 1
             else:

@@ -41,7 +41,9 @@ def read_image(path: str | Path) -> np.ndarray:
 def read_image_u8(path: str | Path) -> np.ndarray:
     """Read an image as uint8 RGB ``(H, W, 3)``."""
     im = _open(Path(path))
-    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    if im.mode != "RGB":  # convert() copies even an RGB image
+        im = im.convert("RGB")
+    return np.asarray(im, dtype=np.uint8)
 
 
 def read_mask_u8(path: str | Path) -> np.ndarray:

@@ -98,6 +98,53 @@ def disk_kernel(radius: float) -> np.ndarray:
     return _normalise(_crop_centred(inside.mean(axis=(2, 3))))
 
 
+def trajectory_kernel(points, samples_per_px: int = 8) -> np.ndarray:
+    """Camera-shake kernel: the time the image spends at each offset along a 2-D path.
+
+    The polyline through ``points`` is walked at constant speed (``samples_per_px`` samples a
+    pixel of path) and every sample is splatted bilinearly onto the taps; the path is first
+    shifted so that its time-average is at the origin, and bilinear splats keep that first
+    moment, so the kernel is **exactly centred** (its centroid is the middle tap). In the
+    spirit of Boracchi & Foi (2012): the trajectory itself is drawn by
+    :func:`blursynth.sampling.shake_trajectory`.
+
+    Parameters
+    ----------
+    points : array-like (n, 2)
+        ``(x, y)`` positions in pixels (y down), ``n >= 2``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(k, k)`` with ``k`` odd, summing to 1.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < 2 or not np.isfinite(pts).all():
+        raise ValueError(f"a trajectory needs n >= 2 finite (x, y) points, got shape {pts.shape}")
+    seg = np.hypot(*np.diff(pts, axis=0).T)
+    total = seg.sum()
+    if total == 0:
+        return np.ones((1, 1))
+    # constant-speed samples along the path (midpoints of equal arc-length steps)
+    n = max(2, int(math.ceil(total * samples_per_px)))
+    t = (np.arange(n) + 0.5) / n * total
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    x = np.interp(t, cum, pts[:, 0])
+    y = np.interp(t, cum, pts[:, 1])
+    x -= x.mean()
+    y -= y.mean()
+    r = int(math.ceil(max(np.abs(x).max(), np.abs(y).max()))) + 1
+    k = np.zeros((2 * r + 1, 2 * r + 1))
+    x0, y0 = np.floor(x), np.floor(y)
+    fx, fy = x - x0, y - y0
+    cols, rows = x0.astype(int) + r, y0.astype(int) + r
+    for dy, wy in ((0, 1 - fy), (1, fy)):
+        for dx, wx in ((0, 1 - fx), (1, fx)):
+            np.add.at(k, (rows + dy, cols + dx), wy * wx)
+    k[k < 1e-12 * k.max()] = 0.0
+    return _normalise(_crop_centred(k))
+
+
 def convolve(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Convolve an image ``(H, W)`` or ``(H, W, C)`` with a 2-D kernel.
 

@@ -22,22 +22,28 @@ The recipe (Section 4 of the report), exact and reproducible:
 * **Randomness**: split assignment, quotas and shuffles come from
   ``SeedSequence(seed, spawn_key=(1000 + purpose, ...))``; image ``i`` of split ``s`` draws
   from ``SeedSequence(seed, spawn_key=(s, i))`` -- results do not depend on ``--jobs``.
-* **Writing** is two passes, memory bounded by one shard: rows get their final shuffled
-  position from a plan; each image's patches are appended to the bucket file of the shard
-  they land in; then each bucket is put in order and written as one HDF5 shard.
+* **Writing** is in the workers, every byte once: rows get their final shuffled position
+  from a plan; the scan keeps each decoded image (:mod:`blursynth.decoded`); a light pass
+  draws each image's centres (scalars: a few bytes a row, kept by the main process); then
+  one task per shard cuts its patches from the kept images, writes the shard under a
+  temporary name, renames it and hashes it (:mod:`blursynth.shards.assembly`).
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from blursynth import __version__
+from blursynth.decoded import DecodedCache, decoded_cache, remove_cache
 from blursynth.errors import BlursynthError
-from blursynth.imageio import to_u8, write_json, write_text
+from blursynth.imageio import write_json, write_text
+from blursynth.parallel import Backend, run_tasks, use_backend
 from blursynth.patch_plan import (
     CELLS,
     SHUFFLE_STREAM,
@@ -45,7 +51,6 @@ from blursynth.patch_plan import (
     ImageInfo,
     Plan,
     SplitPlan,
-    cell_map,
     plan_splits,
     stream,
 )
@@ -76,9 +81,12 @@ from blursynth.shards import (
     shard_name,
     write_checksums,
 )
+from blursynth.shards.assembly import SplitAssembly, assemble_shard
 from blursynth.shards.writer import recorded_digest, remove_sidecars, sidecar_path
 from blursynth.sources import open_items
 from blursynth.workers import die_with_parent
+
+NO_CACHE = DecodedCache(None)
 
 # --- per-image sampling ---------------------------------------------------------------------
 
@@ -87,44 +95,84 @@ def extract_patches(
     image_u8: np.ndarray, cy: np.ndarray, cx: np.ndarray, patch_size: int
 ) -> np.ndarray:
     """Crop ``(len(cy), 3, P, P)`` uint8 patches centred at ``(cy, cx)`` (reflect-padded)."""
+    return cut_patches(np.ascontiguousarray(image_u8.transpose(2, 0, 1)), cy, cx, patch_size)
+
+
+def cut_patches(planar: np.ndarray, cy: np.ndarray, cx: np.ndarray, patch_size: int) -> np.ndarray:
+    """:func:`extract_patches` from a planar image, uint8 ``(3, H, W)``.
+
+    Centres at least ``P // 2`` from every edge are windows of the image itself (whole pixel
+    runs copied); the others index it through the reflection (``BORDER_REFLECT_101``).
+    """
     r = patch_size // 2
-    padded = np.pad(image_u8, ((r, r), (r, r), (0, 0)), mode="reflect")
-    windows = np.lib.stride_tricks.sliding_window_view(
-        padded, (patch_size, patch_size), axis=(0, 1)
-    )  # (H, W, 3, P, P)
-    return np.ascontiguousarray(windows[cy, cx])
+    _, h, w = planar.shape
+    out = np.empty((len(cy), 3, patch_size, patch_size), dtype=np.uint8)
+    inner = (cy >= r) & (cy < h - r) & (cx >= r) & (cx < w - r)
+    if inner.any():
+        windows = np.lib.stride_tricks.sliding_window_view(
+            planar, (patch_size, patch_size), axis=(1, 2)
+        )  # (3, H - P + 1, W - P + 1, P, P)
+        rows = np.flatnonzero(inner)
+        wy, wx = cy[rows] - r, cx[rows] - r
+        for c in range(3):  # one channel at a time: P x P blocks of whole rows (2x faster)
+            out[rows, c] = windows[c, wy, wx]
+    if not inner.all():
+        offsets = np.arange(-r, r + 1)
+        ry = _reflect(cy[~inner, None] + offsets, h)  # (n, P)
+        rx = _reflect(cx[~inner, None] + offsets, w)
+        out[~inner] = planar[:, ry[:, :, None], rx[:, None, :]].transpose(1, 0, 2, 3)
+    return out
 
 
-def scan_image(source, item, index: int, patch_size: int) -> ImageInfo | tuple[int, str]:
-    """Load and check one item; an :class:`ImageInfo`, or ``(index, reason)`` to skip it."""
+def _reflect(index: np.ndarray, n: int) -> np.ndarray:
+    """Indices reflected into ``[0, n)`` without repeating the edge (BORDER_REFLECT_101)."""
+    index = np.abs(index)
+    return np.where(index >= n, 2 * (n - 1) - index, index)
+
+
+def scan_image(
+    source, item, index: int, patch_size: int, cache: DecodedCache = NO_CACHE
+) -> ImageInfo | tuple[int, str]:
+    """Load and check one item; an :class:`ImageInfo`, or ``(index, reason)`` to skip it.
+
+    What it decoded stays in ``cache`` for the sampling pass.
+    """
     die_with_parent()
     try:
-        image, blur = source.load(item)
+        cells = cache.store(source, item, index, patch_size)
     except BlursynthError as exc:
         return index, str(exc)
-    h, w = blur.shape
+    h, w = cells.shape
     if h < patch_size or w < patch_size:
         return index, (
             f"{item.image_path}: image is {w}x{h}, smaller than the {patch_size}x{patch_size} patch"
         )
-    available = np.bincount(cell_map(blur, patch_size).ravel(), minlength=4)
+    # four uint8 comparisons: 10x faster than bincount, which widens the map to int64
+    available = [np.count_nonzero(cells == c) for c in range(4)]
     return ImageInfo(index, item.stem, item.blur_type, h, w, tuple(int(a) for a in available))
 
 
 def make_plan(
-    params: PatchParams, source, items: list, *, jobs: int = 1, quiet: bool = True
+    params: PatchParams,
+    source,
+    items: list,
+    *,
+    jobs: int = 1,
+    quiet: bool = True,
+    cache: DecodedCache = NO_CACHE,
 ) -> Plan:
     """Scan every image (in parallel), then plan splits and quotas (:mod:`patch_plan`)."""
-    from joblib import Parallel, delayed
+    from joblib import delayed
 
     if not items:
         raise BlursynthError("no images found", params.root)
     with progressbar(length=len(items), label="scan images", quiet=quiet) as bar:
         results = []
-        gen = Parallel(n_jobs=jobs, return_as="generator", batch_size=4)(
-            delayed(scan_image)(source, it, k, params.patch_size) for k, it in enumerate(items)
+        tasks = (
+            delayed(scan_image)(source, it, k, params.patch_size, cache)
+            for k, it in enumerate(items)
         )
-        for res in gen:
+        for res in run_tasks(tasks, jobs=jobs):
             results.append(res)
             bar.update(1)
     infos = {r.index: r for r in results if isinstance(r, ImageInfo)}
@@ -144,48 +192,66 @@ def make_plan(
 # --- sampling and writing -------------------------------------------------------------------
 
 
-def sample_image(
-    source, item, quotas: np.ndarray, patch_size: int, seed: int, split_id: int, image_index: int
+def draw_centres(
+    cells: np.ndarray, quotas: np.ndarray, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
-    """Draw one image's patches: ``quotas[c]`` distinct centres from each cell ``c``.
+    """Draw ``quotas[c]`` distinct centres from each cell ``c`` of one image's cell map.
 
-    Returns row-aligned arrays in cell order (``patches`` uint8 (n, 3, P, P), ``label``,
-    ``category``, ``center_y``, ``center_x``).
+    Returns row-aligned arrays in cell order: ``label``, ``category``, ``center_y``,
+    ``center_x`` (the patches are cut later, :class:`PatchCutter`).
     """
-    die_with_parent()
-    image, blur = source.load(item)
-    cells = cell_map(blur, patch_size).ravel()
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(split_id, image_index)))
+    flat_cells = cells.ravel()
     picks = []
     for cell, q in enumerate(quotas):
         if q:
-            where = np.flatnonzero(cells == cell)
+            where = np.flatnonzero(flat_cells == cell)
             picks.append(where[rng.choice(where.size, size=int(q), replace=False)])
     flat = np.concatenate(picks) if picks else np.zeros(0, dtype=np.int64)
-    cy, cx = np.divmod(flat, blur.shape[1])
-    category = np.repeat(np.array([c for c, _ in CELLS], dtype=np.uint8), quotas)
+    cy, cx = np.divmod(flat, cells.shape[1])
     return {
-        "patches": extract_patches(to_u8(image), cy, cx, patch_size),
-        "label": blur[cy, cx].astype(np.uint8),
-        "category": category,
+        "label": cells[cy, cx] & np.uint8(1),  # cells 1 and 3 have a blurred centre
+        "category": np.repeat(np.array([c for c, _ in CELLS], dtype=np.uint8), quotas),
         "center_y": cy.astype(np.int32),
         "center_x": cx.astype(np.int32),
     }
 
 
-def _bucket_dtype(patch_size: int) -> np.dtype:
-    return np.dtype(
-        [
-            ("pos", "<i8"),
-            ("label", "u1"),
-            ("blur_type", "u1"),
-            ("category", "u1"),
-            ("image_index", "<i4"),
-            ("center_y", "<i4"),
-            ("center_x", "<i4"),
-            ("patches", "u1", (3, patch_size, patch_size)),
-        ]
+@dataclass(frozen=True)
+class ImageTask:
+    """One image's share of a split: its index, blur type code and quotas."""
+
+    image_index: int
+    blur_code: int
+    quotas: np.ndarray
+
+
+def draw_image(
+    task: ImageTask, seed: int, split_id: int, cache: DecodedCache
+) -> dict[str, np.ndarray]:
+    """The scalar fields of one image's patches (a worker's task): centres, labels,
+    categories, provenance, drawn from ``SeedSequence(seed, (split_id, image_index))``."""
+    die_with_parent()
+    rng = np.random.default_rng(
+        np.random.SeedSequence(seed, spawn_key=(split_id, task.image_index))
     )
+    rows = draw_centres(cache.cells(task.image_index), task.quotas, rng)
+    n = len(rows["label"])
+    rows["blur_type"] = np.full(n, task.blur_code, dtype=np.uint8)
+    rows["image_index"] = np.full(n, task.image_index, dtype=np.int32)
+    return rows
+
+
+@dataclass(frozen=True)
+class PatchCutter:
+    """``make_rows`` of a patch shard (:mod:`blursynth.shards.assembly`): an image's
+    patches at their centres, cut from the decoded cache."""
+
+    cache: DecodedCache
+    patch_size: int
+
+    def __call__(self, image_index: int, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        planar = self.cache.planar(image_index)
+        return {"patches": cut_patches(planar, rows["center_y"], rows["center_x"], self.patch_size)}
 
 
 def shuffled_positions(rows: int, seed: int, split_id: int) -> np.ndarray:
@@ -222,25 +288,44 @@ def _complete_shard(
     return ShardRecord(path.name, rows, digest)
 
 
-def write_split(
+@dataclass
+class SplitShards:
+    """One split, drawn: its shards already complete (reused) and the tasks for the others."""
+
+    done: dict[int, ShardRecord | None]
+    jobs: list
+    assembly: SplitAssembly | None
+
+    @property
+    def reused(self) -> int:
+        return sum(rec is not None for rec in self.done.values())
+
+    def records(self, written: Iterator[ShardRecord]) -> list[ShardRecord]:
+        """The split's shard records in order, taking the written ones from ``written``."""
+        return [next(written) if rec is None else rec for rec in self.done.values()]
+
+
+def draw_split(
     plan: Plan,
     name: str,
-    source,
     out: Path,
     attrs: dict,
     *,
     jobs: int = 1,
     quiet: bool = True,
     recorded: dict[str, str] | None = None,
-) -> tuple[list[ShardRecord], int]:
-    """Sample one split and write its shards, reusing shards already complete.
+    cache: DecodedCache,
+) -> SplitShards:
+    """Draw one split's patches and plan the tasks that write its shards
+    (:mod:`blursynth.shards.assembly`), reusing shards already complete.
 
-    ``recorded`` maps shard names to the digests of the dataset's previous manifest.
-    Returns the shard records and how many shards were reused.
+    Workers draw the centres; the shard tasks will cut the patches from the images that the
+    scan kept in ``cache``. ``recorded`` maps shard names to the digests of the dataset's
+    previous manifest.
     """
     p = plan.params
     sp = plan.splits[name]
-    writer = ShardWriter(
+    layout = ShardWriter(
         out,
         name,
         sp.rows,
@@ -252,93 +337,59 @@ def write_split(
     )
     done = {
         k: _complete_shard(
-            writer.shard_path(k), name, attrs["plan_sha256"], writer.shard_rows(k), recorded or {}
+            layout.shard_path(k), name, attrs["plan_sha256"], layout.shard_rows(k), recorded or {}
         )
-        for k in range(writer.num_shards)
+        for k in range(layout.num_shards)
     }
-    todo = [k for k, rec in done.items() if rec is None and writer.shard_rows(k)]
-    buckets = out / f".buckets-{name}"
-    try:
-        if todo:
-            _fill_buckets(plan, name, source, buckets, todo, jobs=jobs, quiet=quiet)
-        with (
-            writer,
-            progressbar(range(writer.num_shards), label=f"write {name}", quiet=quiet) as bar,
-        ):
-            for k in bar:
-                if done[k] is not None:
-                    writer.skip_shard(done[k])
-                elif k in todo:
-                    _write_bucket(buckets / f"{k:05d}.bin", writer, k, p.patch_size)
-    finally:
-        shutil.rmtree(buckets, ignore_errors=True)
-    return writer.records, sum(rec is not None for rec in done.values())
+    todo = [k for k, rec in done.items() if rec is None]
+    if not todo:
+        return SplitShards(done, [], None)
+    split = SplitAssembly(layout)
+    _draw_split(plan, name, split, jobs=jobs, quiet=quiet, cache=cache)
+    return SplitShards(done, split.shard_jobs(todo, PatchCutter(cache, p.patch_size)), split)
 
 
-def _fill_buckets(
-    plan: Plan, name: str, source, buckets: Path, todo: list[int], *, jobs: int, quiet: bool
+def write_shards(shard_jobs: list, jobs: int, quiet: bool) -> list[ShardRecord]:
+    """Assemble and write the shards in the workers (:func:`assemble_shard`), in order.
+
+    A task that fails leaves its temporary shard; the builders remove those on a rerun.
+    """
+    from joblib import delayed
+
+    records = []
+    with progressbar(length=len(shard_jobs), label="write shards", quiet=quiet) as bar:
+        calls = (delayed(assemble_shard)(j) for j in shard_jobs)
+        for rec in run_tasks(calls, jobs=jobs, batch_size=1):
+            records.append(rec)
+            bar.update(1)
+    return records
+
+
+def _draw_split(
+    plan: Plan, name: str, split: SplitAssembly, *, jobs: int, quiet: bool, cache: DecodedCache
 ) -> None:
-    """Pass 1: sample every image; append each row to the bucket of the shard it lands in."""
-    from joblib import Parallel, delayed
+    """Every image's patches of the split drawn by the workers (scalars only), kept here."""
+    from joblib import delayed
 
     p = plan.params
     sp = plan.splits[name]
     split_id = SPLIT_IDS[name]
-    dtype = _bucket_dtype(p.patch_size)
     positions = shuffled_positions(sp.rows, p.seed, split_id)
-    offsets = sp.offsets
-    want = np.zeros(-(-sp.rows // p.rows_per_shard), dtype=bool)
-    want[todo] = True
-    shutil.rmtree(buckets, ignore_errors=True)
-    buckets.mkdir()
-    files = {k: open(buckets / f"{k:05d}.bin", "wb") for k in todo}
-    try:
-        tasks = [k for k in range(len(sp.images)) if sp.quotas[k].sum()]
-        # Ordered generator: the main process holds at most a few images' patches.
-        gen = Parallel(n_jobs=jobs, return_as="generator", batch_size=1)(
-            delayed(sample_image)(
-                source,
-                plan.items[sp.images[k]],
-                sp.quotas[k],
-                p.patch_size,
-                p.seed,
-                split_id,
-                sp.images[k],
-            )
-            for k in tasks
+    tasks = [
+        (
+            ImageTask(
+                sp.images[k], BLUR_TYPES.index(plan.infos[sp.images[k]].blur_type), sp.quotas[k]
+            ),
+            positions[sp.offsets[k] : sp.offsets[k + 1]],
         )
-        with progressbar(length=len(tasks), label=f"sample {name}", quiet=quiet) as bar:
-            for k, res in zip(tasks, gen, strict=True):
-                pos = positions[offsets[k] : offsets[k + 1]]
-                shard = pos // p.rows_per_shard
-                rec = np.empty(len(pos), dtype=dtype)
-                rec["pos"] = pos
-                rec["blur_type"] = BLUR_TYPES.index(plan.infos[sp.images[k]].blur_type)
-                rec["image_index"] = sp.images[k]
-                for key, value in res.items():
-                    rec[key] = value
-                for s in np.unique(shard[want[shard]]):
-                    rec[shard == s].tofile(files[int(s)])
-                bar.update(1)
-    finally:
-        for f in files.values():
-            f.close()
-
-
-def _write_bucket(
-    bucket: Path, writer: ShardWriter, k: int, patch_size: int, block_rows: int = 8192
-) -> None:
-    """Pass 2: put one shard's rows in their planned order and write them."""
-    dtype = _bucket_dtype(patch_size)
-    rec = np.fromfile(bucket, dtype=dtype)
-    order = np.argsort(rec["pos"], kind="stable")
-    expected = np.arange(len(rec)) + k * writer.rows_per_shard
-    if len(rec) != writer.shard_rows(k) or (rec["pos"][order] != expected).any():
-        raise RuntimeError(f"{bucket}: rows do not match the plan")
-    for a in range(0, len(rec), block_rows):
-        block = rec[order[a : a + block_rows]]
-        writer.write({key: block[key] for key in dtype.names if key != "pos"})
-    bucket.unlink()
+        for k in range(len(sp.images))
+        if sp.quotas[k].sum()
+    ]
+    calls = (delayed(draw_image)(t, p.seed, split_id, cache) for t, _ in tasks)
+    with progressbar(length=len(tasks), label=f"draw {name}", quiet=quiet) as bar:
+        for (task, pos), scalars in zip(tasks, run_tasks(calls, jobs=jobs), strict=True):
+            split.take(task.image_index, pos, scalars)
+            bar.update(1)
 
 
 def _split_images_attr(plan: Plan, sp: SplitPlan) -> list[dict]:
@@ -361,7 +412,12 @@ class BuildReport:
 
 
 def build_patch_dataset(
-    params: PatchParams, out, *, jobs: int = 1, quiet: bool = True
+    params: PatchParams,
+    out,
+    *,
+    jobs: int = 1,
+    quiet: bool = True,
+    backend: Backend | None = None,
 ) -> BuildReport:
     """Build (or finish building) a patch dataset in ``out``.
 
@@ -378,16 +434,32 @@ def build_patch_dataset(
         Parallel image workers; the output does not depend on it.
     quiet : bool
         No progress bars.
+    backend : Backend, optional
+        Where the workers run (:mod:`blursynth.parallel`); default local processes.
     """
+    with dataset_build(out, "patches", backend, params.root) as cache:
+        return _build_locked(params, Path(out), jobs=jobs, quiet=quiet, cache=cache)
+
+
+@contextmanager
+def dataset_build(out, kind: str, backend: Backend | None, root):
+    """The frame of a dataset build (``patches``, ``tiles``): the output folder's lock, the
+    workers' backend, and the decode cache, which it yields and removes at the end."""
     from blursynth.locking import folder_lock
 
-    with folder_lock(out, "patches"):
-        return _build_locked(params, Path(out), jobs=jobs, quiet=quiet)
+    with folder_lock(out, kind), use_backend(backend, out, root):
+        cache = decoded_cache(out)
+        try:
+            yield cache
+        finally:
+            remove_cache(cache)
 
 
-def _build_locked(params: PatchParams, out: Path, *, jobs: int, quiet: bool) -> BuildReport:
+def _build_locked(
+    params: PatchParams, out: Path, *, jobs: int, quiet: bool, cache: DecodedCache
+) -> BuildReport:
     source, items = open_items(params.source, params.root, **params.source_options())
-    plan = make_plan(params, source, items, jobs=jobs, quiet=quiet)
+    plan = make_plan(params, source, items, jobs=jobs, quiet=quiet, cache=cache)
     out.mkdir(parents=True, exist_ok=True)
     published = replace(params, root=published_root(params.root, out))
     recorded = _recorded_digests(out)
@@ -406,18 +478,25 @@ def _build_locked(params: PatchParams, out: Path, *, jobs: int, quiet: bool) -> 
         "categories": list(CATEGORIES),
         "label_meaning": "1 = centre pixel blurred",
     }
-    records = {}
-    reused = 0
+    splits = {}
     for name in SPLITS:
         count = max(1, -(-plan.splits[name].rows // params.rows_per_shard))
         planned = {shard_name(name, k, count) for k in range(count)}
         for old in out.glob(f"{name}-*-of-*.h5"):  # shards of a plan with another shard count
             if old.name not in planned:
                 old.unlink()
-        records[name], n_reused = write_split(
-            plan, name, source, out, attrs, jobs=jobs, quiet=quiet, recorded=recorded
+        splits[name] = draw_split(
+            plan, name, out, attrs, jobs=jobs, quiet=quiet, recorded=recorded, cache=cache
         )
-        reused += n_reused
+    # every split's shards in one parallel run: no worker idles between splits
+    try:
+        written = iter(write_shards([j for sh in splits.values() for j in sh.jobs], jobs, quiet))
+        records = {name: sh.records(written) for name, sh in splits.items()}
+    finally:  # an interrupted write leaves no temporary shard behind
+        for sh in splits.values():
+            if sh.assembly is not None:
+                sh.assembly.remove_temporaries()
+    reused = sum(sh.reused for sh in splits.values())
     _write_metadata(plan, published, records, out, attrs["plan_sha256"])
     counts = plan.counts()
     warnings = []
@@ -499,7 +578,8 @@ def _recorded_digests(out: Path) -> dict[str, str]:
 
 
 def _remove_stale_temporaries(out: Path) -> None:
-    """Temporary shards of a killed run (``*.h5.tmp-<pid>``) and bucket folders."""
+    """Temporary shards of a killed run (``*.h5.tmp-<pid>``), and the bucket folders that
+    earlier versions wrote."""
     for tmp in out.glob("*.h5.tmp-*"):
         tmp.unlink()
     for buckets in out.glob(".buckets-*"):

@@ -20,6 +20,23 @@ from blursynth.sources.voc import CLASSES, VOCItem
 
 #: Blur models, in spawn-key order.
 MODELS = KNOWN_BLUR_TYPES
+#: Motion kernels: the report's straight line, or a random camera-shake trajectory.
+MOTION_KERNELS = ("line", "shake")
+#: Defocus kernels: the report's Gaussian, or an anti-aliased disk (circle of confusion).
+DEFOCUS_KERNELS = ("gaussian", "disk")
+#: Steps of a shake trajectory (its shape; its length is drawn from ``length``).
+SHAKE_STEPS = 32
+CAMERA_OPTIONS = (
+    "motion_kernel",
+    "defocus_kernel",
+    "radius",
+    "linear_light",
+    "noise",
+    "noise_a",
+    "noise_b",
+    "jpeg",
+)
+RECORD_EXTRAS = ("trajectory", "radius", "linear_light", "noise_a", "noise_b", "noise_seed", "jpeg")
 
 
 @dataclass(frozen=True)
@@ -32,15 +49,36 @@ class SampleParams:
     angle : motion direction in degrees, U[0, 180).
     sigma1 : defocus (background) Gaussian sigma k1, U[1, 2).
     sigma2 : sigma of the small Gaussian k2 that softens the object edge in eq. (2); fixed.
+    motion_kernel : ``"line"`` (the report's) or ``"shake"``: a random camera trajectory
+        (:func:`shake_trajectory`) of total length drawn from ``length``.
+    defocus_kernel : ``"gaussian"`` (the report's k1) or ``"disk"``: an anti-aliased circle
+        of confusion of radius U[2, 4) px (``radius``; a disk of radius r has the standard
+        deviation r/2 of the Gaussian it replaces).
+    linear_light : blur and composite in linear light (sRGB decoded, then encoded back).
+    noise : add Poisson-Gaussian sensor noise in linear light, ``z = x + sqrt(a x + b) n``,
+        with ``a`` (shot) log-uniform in ``noise_a`` and ``b`` (read, a variance)
+        log-uniform in ``noise_b``.
+    jpeg : JPEG quality of a final encode/decode round trip (None: none).
+
+    The defaults are the report's models; the camera options draw after the report's
+    parameters, so they never change what a default run draws.
     """
 
     length: tuple[float, float] = (5.0, 15.0)
     angle: tuple[float, float] = (0.0, 180.0)
     sigma1: tuple[float, float] = (1.0, 2.0)
     sigma2: float = 1.0
+    motion_kernel: str = "line"
+    defocus_kernel: str = "gaussian"
+    radius: tuple[float, float] = (2.0, 4.0)
+    linear_light: bool = False
+    noise: bool = False
+    noise_a: tuple[float, float] = (1e-4, 1e-2)
+    noise_b: tuple[float, float] = (1e-6, 1e-4)
+    jpeg: int | None = None
 
     def __post_init__(self):
-        for name in ("length", "angle", "sigma1"):
+        for name in ("length", "angle", "sigma1", "radius", "noise_a", "noise_b"):
             lo, hi = getattr(self, name)
             if not lo <= hi:
                 raise ValueError(f"{name} range must have lo <= hi, got {(lo, hi)}")
@@ -48,6 +86,32 @@ class SampleParams:
             raise ValueError(f"motion length must be >= 1, got {self.length}")
         if self.sigma1[0] < 0 or self.sigma2 < 0:
             raise ValueError(f"sigmas must be >= 0, got {self.sigma1} and {self.sigma2}")
+        if self.motion_kernel not in MOTION_KERNELS:
+            raise ValueError(
+                f"motion kernel must be one of {MOTION_KERNELS}, got {self.motion_kernel!r}"
+            )
+        if self.defocus_kernel not in DEFOCUS_KERNELS:
+            raise ValueError(
+                f"defocus kernel must be one of {DEFOCUS_KERNELS}, got {self.defocus_kernel!r}"
+            )
+        if self.radius[0] < 0.5:
+            raise ValueError(f"disk radius must be >= 0.5, got {self.radius}")
+        if self.noise_a[0] <= 0 or self.noise_b[0] <= 0:
+            raise ValueError(f"noise ranges must be > 0, got {self.noise_a} and {self.noise_b}")
+        if self.jpeg is not None and not 1 <= self.jpeg <= 100:
+            raise ValueError(f"JPEG quality must be in 1..100, got {self.jpeg}")
+
+    def run_dict(self) -> dict:
+        """The parameters as a run records them: the camera options only when one of them
+        is not the report's default, so a default run's ``run.json`` is what it always was."""
+        d = asdict(self)
+        if all(d[name] == CAMERA_DEFAULTS[name] for name in CAMERA_OPTIONS):
+            for name in CAMERA_OPTIONS:
+                del d[name]
+        return d
+
+
+CAMERA_DEFAULTS = {name: getattr(SampleParams(), name) for name in CAMERA_OPTIONS}
 
 
 @dataclass(frozen=True)
@@ -74,15 +138,33 @@ class SampleRecord:
     angle: float | None = None
     sigma1: float | None = None
     sigma2: float | None = None
+    trajectory: tuple[tuple[float, float], ...] | None = None
+    radius: float | None = None
+    linear_light: bool | None = None
+    noise_a: float | None = None
+    noise_b: float | None = None
+    noise_seed: int | None = None
+    jpeg: int | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The record as JSON-ready data; the camera fields only when set, so a record of the
+        report's models is what it always was."""
+        d = asdict(self)
+        for name in RECORD_EXTRAS:
+            if d[name] is None:
+                del d[name]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> SampleRecord:
         known = {f.name for f in fields(cls)}
-        values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in known}
+        values = {k: _tuples(v) for k, v in d.items() if k in known}
         return cls(**values)
+
+
+def _tuples(value):
+    """JSON lists back to the record's tuples (nested: a trajectory is a tuple of pairs)."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def sample_name(model: str, index: int) -> str:
@@ -149,6 +231,7 @@ def sample_record(
     else:
         blur["sigma1"] = float(rng.uniform(*params.sigma1))
         blur["sigma2"] = float(params.sigma2)
+    blur.update(_camera_draws(rng, model, blur, params))
     return SampleRecord(
         name=sample_name(model, index),
         model=model,
@@ -173,3 +256,55 @@ def _offset_keeping(rng: np.random.Generator, lo: int, hi: int, crop: int, full:
     else:
         first, last = lo, hi - crop
     return int(rng.integers(first, last + 1))
+
+
+def _camera_draws(rng: np.random.Generator, model: str, blur: dict, params: SampleParams) -> dict:
+    """What the camera options add to a record, drawn after the report's parameters (so a
+    run with the defaults draws exactly what it always drew)."""
+    extra: dict = {}
+    if model == "motion" and params.motion_kernel == "shake":
+        extra["trajectory"] = shake_trajectory(rng, blur["length"])
+    if model == "defocus" and params.defocus_kernel == "disk":
+        extra["radius"] = float(rng.uniform(*params.radius))
+        extra["sigma1"] = None  # the disk replaces the background Gaussian
+    if params.linear_light:
+        extra["linear_light"] = True
+    if params.noise:
+        extra["noise_a"] = float(np.exp(rng.uniform(*np.log(params.noise_a))))
+        extra["noise_b"] = float(np.exp(rng.uniform(*np.log(params.noise_b))))
+        extra["noise_seed"] = int(rng.integers(2**63))
+    if params.jpeg is not None:
+        extra["jpeg"] = int(params.jpeg)
+    return extra
+
+
+def shake_trajectory(
+    rng: np.random.Generator, length: float, steps: int = SHAKE_STEPS
+) -> tuple[tuple[float, float], ...]:
+    """A random camera-shake path of total length ``length`` pixels (Boracchi & Foi 2012).
+
+    A particle starts at the origin with a random unit velocity; at each of ``steps`` steps
+    its velocity changes by a Gaussian jolt (sd 0.6), a pull back towards the origin (0.1 of
+    its position, which keeps the path compact, like a hand holding the camera), and with
+    probability 0.1 an impulsive shake (a jolt 3x larger). The path is then scaled so that
+    its length is exactly ``length``. Points are ``(x, y)`` in pixels, y down, rounded to
+    1e-6 px (they are kept in the record; the kernel is built from them by
+    :func:`blursynth.kernels.trajectory_kernel`).
+    """
+    if not np.isfinite(length) or length < 1:
+        raise ValueError(f"shake length must be >= 1, got {length}")
+    angle = rng.uniform(0.0, 2 * np.pi)
+    v = np.array([np.cos(angle), np.sin(angle)])
+    x = np.zeros(2)
+    path = [x.copy()]
+    for _ in range(steps):
+        jolt = rng.normal(0.0, 0.6, 2)
+        if rng.random() < 0.1:
+            jolt *= 3.0
+        v = v + jolt - 0.1 * x
+        x = x + v
+        path.append(x.copy())
+    pts = np.array(path)
+    total = np.hypot(*np.diff(pts, axis=0).T).sum()
+    pts *= length / total
+    return tuple((round(float(px), 6), round(float(py), 6)) for px, py in pts)

@@ -11,11 +11,15 @@
   (:func:`blursynth.patches.make_plan`), so both model kinds are scored on the same held-out
   images.
 * **Order**: rows are shuffled within a split by ``stream(seed, SHUFFLE_STREAM, split)``;
-  images are cut in parallel and gathered in order, so ``--jobs`` never changes a byte.
-* **Writing**: a split's tiles are gathered in memory (about S*S*4 bytes each: 0.26 MB at
-  S = 256, 1 GB for CUHK's training split), then written as shards under temporary names;
-  the manifest and ``SHA256SUMS`` come last. A folder without ``SHA256SUMS`` is unfinished:
-  rerunning the command rewrites it whole, byte-identical to an uninterrupted build.
+  each image's tile count is known from the scan (:func:`tile_count`), so every tile's
+  final row is known before it is cut, and ``--jobs`` never changes a byte.
+* **Writing**: as for patches, each image is decoded once (:mod:`blursynth.decoded`);
+  workers draw each image's tile origins (and count its labelled pixels), and one task per
+  shard cuts its tiles from the kept images and writes the shard under a temporary name
+  (:mod:`blursynth.shards.assembly`). Memory follows one shard per worker, not the split.
+  The manifest and ``SHA256SUMS`` come last. A folder without ``SHA256SUMS`` is
+  unfinished: rerunning the command rewrites it whole, byte-identical to an uninterrupted
+  build.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ import numpy as np
 
 from blursynth import __version__
 from blursynth.dataset_card import dataset_card
+from blursynth.decoded import DecodedCache
 from blursynth.errors import BlursynthError
-from blursynth.imageio import to_u8, write_json, write_text
+from blursynth.imageio import write_json, write_text
+from blursynth.parallel import Backend, run_tasks
 from blursynth.patch_plan import SHUFFLE_STREAM, SPLIT_IDS, Plan, stream
 from blursynth.progress import progressbar
 from blursynth.schema import (
@@ -48,6 +54,7 @@ from blursynth.schema import (
     published_root,
 )
 from blursynth.shards import ShardWriter, field_specs, sha256_file, write_checksums
+from blursynth.shards.assembly import SplitAssembly
 from blursynth.shards.writer import remove_sidecars
 from blursynth.sources import open_items
 from blursynth.workers import die_with_parent
@@ -88,6 +95,48 @@ def label_map(blur: np.ndarray, blur_type: str, classes: int) -> np.ndarray:
     return blur.astype(np.uint8) * np.uint8(1 if blur_type == "motion" else 2)
 
 
+def tile_grid(
+    height: int,
+    width: int,
+    size: int,
+    rng: np.random.Generator | None = None,
+    count: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-left ``y``, ``x`` (int32) of an image's tiles: the covering grid
+    (:func:`tile_origins`, jittered by ``rng`` when given), then tiles at random positions
+    up to ``count`` (drawn from ``rng``, or a fixed stream without one)."""
+    origins = [
+        (y, x) for y in tile_origins(height, size, rng) for x in tile_origins(width, size, rng)
+    ]
+    if count is not None and count > len(origins):
+        draw = rng if rng is not None else np.random.default_rng(0)
+        highs = [max(height - size, 0) + 1, max(width - size, 0) + 1]
+        extra = draw.integers(0, highs, size=(count - len(origins), 2))
+        origins += [(int(y), int(x)) for y, x in extra]
+    ys = np.array([o[0] for o in origins], dtype=np.int32)
+    xs = np.array([o[1] for o in origins], dtype=np.int32)
+    return ys, xs
+
+
+def tiles_at(
+    planar: np.ndarray, labels: np.ndarray, size: int, ys: np.ndarray, xs: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Tiles of a planar image, uint8 (3, H, W), and its label map at origins ``ys, xs``:
+    ``image`` (n, 3, S, S), ``label`` (n, S, S). An image smaller than S is padded
+    (edge pixels; label 255 = no label)."""
+    h, w = labels.shape
+    ph, pw = max(0, size - h), max(0, size - w)
+    if ph or pw:
+        planar = np.pad(planar, ((0, 0), (0, ph), (0, pw)), mode="edge")
+        labels = np.pad(labels, ((0, ph), (0, pw)), constant_values=IGNORE)
+    image = np.empty((len(ys), 3, size, size), dtype=np.uint8)
+    label = np.empty((len(ys), size, size), dtype=np.uint8)
+    for i, (y, x) in enumerate(zip(ys.tolist(), xs.tolist(), strict=True)):
+        image[i] = planar[:, y : y + size, x : x + size]
+        label[i] = labels[y : y + size, x : x + size]
+    return {"image": image, "label": label}
+
+
 def cut_tiles(
     image_u8: np.ndarray,
     labels: np.ndarray,
@@ -95,52 +144,72 @@ def cut_tiles(
     rng: np.random.Generator | None = None,
     count: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """The tiles of one image: ``image`` (n, 3, S, S), ``label`` (n, S, S), ``y``, ``x``.
-
-    The covering grid (:func:`tile_origins`, jittered by ``rng`` when given), then tiles at
-    random positions up to ``count`` (drawn from ``rng``, or a fixed stream without one).
-    """
-    h, w = labels.shape
-    ph, pw = max(0, size - h), max(0, size - w)
-    if ph or pw:
-        image_u8 = np.pad(image_u8, ((0, ph), (0, pw), (0, 0)), mode="edge")
-        labels = np.pad(labels, ((0, ph), (0, pw)), constant_values=IGNORE)
-    origins = [(y, x) for y in tile_origins(h, size, rng) for x in tile_origins(w, size, rng)]
-    if count is not None and count > len(origins):
-        draw = rng if rng is not None else np.random.default_rng(0)
-        highs = [max(h - size, 0) + 1, max(w - size, 0) + 1]
-        extra = draw.integers(0, highs, size=(count - len(origins), 2))
-        origins += [(int(y), int(x)) for y, x in extra]
-    ys = np.array([o[0] for o in origins], dtype=np.int32)
-    xs = np.array([o[1] for o in origins], dtype=np.int32)
-    return {
-        "image": np.stack(
-            [image_u8[y : y + size, x : x + size].transpose(2, 0, 1) for y, x in origins]
-        ),
-        "label": np.stack([labels[y : y + size, x : x + size] for y, x in origins]),
-        "y": ys,
-        "x": xs,
-    }
+    """The tiles of one image, uint8 (H, W, 3): ``image`` (n, 3, S, S), ``label`` (n, S, S),
+    ``y``, ``x`` at :func:`tile_grid`'s origins."""
+    ys, xs = tile_grid(*labels.shape, size, rng, count)
+    planar = np.ascontiguousarray(image_u8.transpose(2, 0, 1))
+    return {**tiles_at(planar, labels, size, ys, xs), "y": ys, "x": xs}
 
 
-def tile_image(source, item, index: int, params: TileParams) -> dict[str, np.ndarray]:
-    """Load one image and cut it into tiles with provenance (row-aligned arrays)."""
+def tile_count(height: int, width: int, params: TileParams) -> int:
+    """How many tiles :func:`tile_grid` gives an image of this size (before drawing)."""
+    size = params.tile_size
+    n = len(tile_origins(height, size)) * len(tile_origins(width, size))
+    return max(n, params.tiles_per_image or 0)
+
+
+def _labels(cache: DecodedCache, index: int, blur_type: str, params: TileParams) -> np.ndarray:
+    """An image's label map from its kept cell map (low bit: blurred)."""
+    return label_map(cache.cells(index) & np.uint8(1), blur_type, params.classes)
+
+
+def draw_tiles(
+    index: int, blur_type: str, params: TileParams, cache: DecodedCache
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """One image's tile origins and provenance (a worker's task), and its labelled pixels
+    per class value (256 bins) over those tiles."""
     die_with_parent()
-    image, blur = source.load(item)
+    labels = _labels(cache, index, blur_type, params)
     seq = np.random.SeedSequence(params.seed, spawn_key=(TILE_STREAM, index))
     rng = np.random.default_rng(seq) if params.jitter or params.tiles_per_image else None
-    labels = label_map(blur, item.blur_type, params.classes)
-    rows = cut_tiles(
-        to_u8(image),
-        labels,
-        params.tile_size,
-        rng if params.jitter else None,
-        params.tiles_per_image,
+    ys, xs = tile_grid(
+        *labels.shape, params.tile_size, rng if params.jitter else None, params.tiles_per_image
     )
-    n = len(rows["y"])
-    rows["blur_type"] = np.full(n, BLUR_TYPES.index(item.blur_type), dtype=np.uint8)
-    rows["image_index"] = np.full(n, index, dtype=np.int32)
-    return rows
+    pixels = np.zeros(256, np.int64)
+    padded = np.pad(
+        labels,
+        (
+            (0, max(0, params.tile_size - labels.shape[0])),
+            (0, max(0, params.tile_size - labels.shape[1])),
+        ),
+        constant_values=IGNORE,
+    )
+    for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
+        tile = padded[y : y + params.tile_size, x : x + params.tile_size]
+        pixels += np.bincount(tile.ravel(), minlength=256)
+    n = len(ys)
+    rows = {
+        "y": ys,
+        "x": xs,
+        "blur_type": np.full(n, BLUR_TYPES.index(blur_type), dtype=np.uint8),
+        "image_index": np.full(n, index, dtype=np.int32),
+    }
+    return rows, pixels
+
+
+@dataclass(frozen=True)
+class TileCutter:
+    """``make_rows`` of a tile shard (:mod:`blursynth.shards.assembly`): an image's tiles
+    and label maps at their origins, cut from the decoded cache."""
+
+    cache: DecodedCache
+    params: TileParams
+
+    def __call__(self, index: int, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        blur_type = BLUR_TYPES[int(rows["blur_type"][0])]
+        labels = _labels(self.cache, index, blur_type, self.params)
+        planar = self.cache.planar(index)
+        return tiles_at(planar, labels, self.params.tile_size, rows["y"], rows["x"])
 
 
 @dataclass
@@ -154,7 +223,14 @@ class TileReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def build_tile_dataset(params: TileParams, out, *, jobs: int = 1, quiet: bool = True) -> TileReport:
+def build_tile_dataset(
+    params: TileParams,
+    out,
+    *,
+    jobs: int = 1,
+    quiet: bool = True,
+    backend: Backend | None = None,
+) -> TileReport:
     """Build a tile dataset in ``out`` (see the module docstring).
 
     Raises
@@ -162,17 +238,19 @@ def build_tile_dataset(params: TileParams, out, *, jobs: int = 1, quiet: bool = 
     BlursynthError
         As for patches (bad source, too few images), or a folder holding another dataset.
     """
-    from blursynth.locking import folder_lock
+    from blursynth.patches import dataset_build
 
-    with folder_lock(out, "tiles"):
-        return _build_locked(params, Path(out), jobs=jobs, quiet=quiet)
+    with dataset_build(out, "tiles", backend, params.root) as cache:
+        return _build_locked(params, Path(out), jobs=jobs, quiet=quiet, cache=cache)
 
 
-def _build_locked(params: TileParams, out: Path, *, jobs: int, quiet: bool) -> TileReport:
-    from blursynth.patches import make_plan
+def _build_locked(
+    params: TileParams, out: Path, *, jobs: int, quiet: bool, cache: DecodedCache
+) -> TileReport:
+    from blursynth.patches import make_plan, write_shards
 
     source, items = open_items(params.source, params.root, **params.source_options())
-    plan = make_plan(params.split_params(), source, items, jobs=jobs, quiet=quiet)
+    plan = make_plan(params.split_params(), source, items, jobs=jobs, quiet=quiet, cache=cache)
     published = replace(params, root=published_root(params.root, out))
     out.mkdir(parents=True, exist_ok=True)
     for stale in (CHECKSUMS, MANIFEST, CARD):  # the folder is unfinished from now on
@@ -188,11 +266,19 @@ def _build_locked(params: TileParams, out: Path, *, jobs: int, quiet: bool) -> T
         "label_meaning": ", ".join(f"{k} = {n}" for k, n in enumerate(CLASS_NAMES[params.classes]))
         + ", 255 = none",
     }
-    records, counts = {}, []
-    for name in SPLITS:
-        rows = _gather(plan, name, source, params, jobs=jobs, quiet=quiet)
-        records[name] = _write_split(rows, name, out, params, attrs)
-        counts += _counts(rows, name, params.classes)
+    drawn = {
+        name: _draw_split(plan, name, out, params, attrs, jobs=jobs, quiet=quiet, cache=cache)
+        for name in SPLITS
+    }
+    counts = [row for _, _, split_counts in drawn.values() for row in split_counts]
+    try:  # every split's shards in one parallel run: no worker idles between splits
+        written = iter(
+            write_shards([j for _, jobs_, _ in drawn.values() for j in jobs_], jobs, quiet)
+        )
+        records = {name: [next(written) for _ in drawn[name][1]] for name in SPLITS}
+    finally:  # an interrupted write leaves no temporary shard behind
+        for split, _, _ in drawn.values():
+            split.remove_temporaries()
     _write_metadata(plan, published, records, counts, out, attrs["plan_sha256"])
     blurred = sum(c.get(k, 0) for c in counts for k in ("blurred", "motion", "defocus"))
     warnings = (
@@ -209,49 +295,60 @@ def _build_locked(params: TileParams, out: Path, *, jobs: int, quiet: bool) -> T
     )
 
 
-def _gather(plan: Plan, name: str, source, params: TileParams, *, jobs: int, quiet: bool):
-    """Every tile of a split's images, shuffled by the split's seeded permutation."""
-    from joblib import Parallel, delayed
+def _draw_split(
+    plan: Plan,
+    name: str,
+    out: Path,
+    params: TileParams,
+    attrs: dict,
+    *,
+    jobs: int,
+    quiet: bool,
+    cache: DecodedCache,
+) -> tuple[SplitAssembly, list, list[dict]]:
+    """Draw a split's tiles (origins, shuffled by the split's seeded permutation): its
+    assembly, the tasks that write its shards (:mod:`blursynth.shards.assembly`), and its
+    counts."""
+    from joblib import delayed
 
     images = plan.splits[name].images
-    gen = Parallel(n_jobs=jobs, return_as="generator", batch_size=1)(
-        delayed(tile_image)(source, plan.items[i], i, params) for i in images
-    )
-    parts = []
-    with progressbar(length=len(images), label=f"tile {name}", quiet=quiet) as bar:
-        for res in gen:
-            parts.append(res)
-            bar.update(1)
-    if not parts:
-        spec = field_specs(params.tile_size, "hdf5", "tiles")
-        return {k: np.zeros((0, *shape), dtype) for k, (dtype, shape) in spec.items()}
-    rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    order = stream(params.seed, SHUFFLE_STREAM, SPLIT_IDS[name]).permutation(len(rows["y"]))
-    return {k: v[order] for k, v in rows.items()}
-
-
-def _write_split(rows: dict, name: str, out: Path, params: TileParams, attrs: dict) -> list:
-    n = len(rows["y"])
+    sizes = [tile_count(plan.infos[i].height, plan.infos[i].width, params) for i in images]
+    offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+    n = int(offsets[-1])
+    # row j of the split is the order[j]-th tile in image order
+    order = stream(params.seed, SHUFFLE_STREAM, SPLIT_IDS[name]).permutation(n)
+    positions = np.empty(n, dtype=np.int64)
+    positions[order] = np.arange(n)
     for old in out.glob(f"{name}-*-of-*.h5"):
         old.unlink()
-    with ShardWriter(
+    layout = ShardWriter(
         out, name, n, params.rows_per_shard, params.tile_size, "hdf5", attrs, kind="tiles"
-    ) as writer:
-        for a in range(0, n, 256):
-            writer.write({k: v[a : a + 256] for k, v in rows.items()})
-    return writer.records
+    )
+    split = SplitAssembly(layout)
+    pixels = {code: np.zeros(256, np.int64) for code in range(len(BLUR_TYPES))}
+    tiles = dict.fromkeys(pixels, 0)
+    calls = (delayed(draw_tiles)(i, plan.infos[i].blur_type, params, cache) for i in images)
+    with progressbar(length=len(images), label=f"draw {name}", quiet=quiet) as bar:
+        for k, (rows, hist) in enumerate(run_tasks(calls, jobs=jobs)):
+            if len(rows["y"]) != sizes[k]:
+                raise RuntimeError(f"image {images[k]}: {len(rows['y'])} tiles, {sizes[k]} planned")
+            split.take(images[k], positions[offsets[k] : offsets[k + 1]], rows)
+            code = BLUR_TYPES.index(plan.infos[images[k]].blur_type)
+            pixels[code] += hist
+            tiles[code] += sizes[k]
+            bar.update(1)
+    shard_jobs = split.shard_jobs(list(range(layout.num_shards)), TileCutter(cache, params))
+    return split, shard_jobs, _counts(name, tiles, pixels, params.classes)
 
 
-def _counts(rows: dict, split: str, classes: int) -> list[dict]:
+def _counts(split: str, tiles: dict, pixels: dict, classes: int) -> list[dict]:
     """Tiles and labelled pixels per class, per blur type of one split."""
     out = []
     for code, bt in enumerate(BLUR_TYPES):
-        sel = rows["blur_type"] == code
-        if not sel.any():
+        if not tiles[code]:
             continue
-        per_class = np.bincount(rows["label"][sel].ravel(), minlength=256)
-        row = {"split": split, "blur_type": bt, "tiles": int(sel.sum())}
-        row.update({cls: int(per_class[k]) for k, cls in enumerate(CLASS_NAMES[classes])})
+        row = {"split": split, "blur_type": bt, "tiles": int(tiles[code])}
+        row.update({cls: int(pixels[code][k]) for k, cls in enumerate(CLASS_NAMES[classes])})
         out.append(row)
     return out
 

@@ -3,6 +3,7 @@
     python docs/make_figures.py curves --out docs/curves.png NAME=RUN_DIR ...
     python docs/make_figures.py qualitative --source synth --root DIR \
         [--model NAME=PATH ...] --out docs/qualitative-dense.png [--n 4]
+    python docs/make_figures.py camera --out docs/camera-models.png
 
 ``curves`` draws the validation accuracy of several ``fit`` runs (the report's Figure 4 as a
 comparison); ``qualitative`` draws, per image, the image, its ground truth, the CNN map, the
@@ -107,6 +108,87 @@ def qualitative(kind, root, models, n, stride, out):
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png")
     click.echo(f"wrote {out} (bright = blurred)")
+
+
+@main.command()
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@click.option("--seed", default=0, show_default=True)
+def camera(out, seed):
+    """The blur models of `generate` (line vs shake, Gaussian vs disk) and the effect of
+    --linear-light on highlights, from the embedded sample (CC0 photographs)."""
+    from dataclasses import replace
+
+    from blursynth.generate import default_voc_root, record_kernels, rerender, scan
+    from blursynth.sampling import SampleParams, sample_record
+    from blursynth.sources.voc import VOCSegmentation
+
+    voc = VOCSegmentation(default_voc_root(), "train")
+    items, _ = scan(voc, quiet=True)
+    params = SampleParams(motion_kernel="shake", defocus_kernel="disk")
+    # the first defocus sample over the starfield: point highlights, the clearest case
+    index = next(
+        i
+        for i in range(200)
+        if sample_record(items, "defocus", i, seed, params).bg == "skimage_hubble_deep_field"
+    )
+    disk = sample_record(items, "defocus", index, seed, params)
+    plain = sample_record(items, "defocus", index, seed)
+    kernels = [
+        ("line (report)", record_kernels(sample_record(items, "motion", 0, seed))[0]),
+        *[
+            (f"shake {i + 1}", record_kernels(sample_record(items, "motion", i, seed, params))[0])
+            for i in range(3)
+        ],
+        ("Gaussian (report)", record_kernels(plain)[0]),
+        ("disk", record_kernels(disk)[0]),
+    ]
+    images = [
+        ("Gaussian k1, sRGB (report)", rerender(plain, voc)["image"]),
+        ("disk k1, sRGB", rerender(disk, voc)["image"]),
+        ("disk k1, --linear-light", rerender(replace(disk, linear_light=True), voc)["image"]),
+    ]
+    fig = Figure(figsize=(12, 7.2), dpi=100)
+    for i, (name, k) in enumerate(kernels):
+        ax = fig.add_subplot(3, 6, i + 1)
+        size = 17  # every kernel on the same 17 x 17 grid, so sizes compare
+        canvas = np.zeros((size, size))
+        r0, c0 = (size - k.shape[0]) // 2, (size - k.shape[1]) // 2
+        canvas[r0 : r0 + k.shape[0], c0 : c0 + k.shape[1]] = k
+        ax.imshow(canvas, cmap="magma", interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    # zoom on the background only (the stars): the 64 x 80 box, wholly background, that
+    # holds the most bright light in the report's rendering
+    background = rerender(disk, voc)["gt"] > 0
+    light = images[0][1].max(axis=2).astype(float) * background
+    best, box = -1.0, None
+    for y in range(0, light.shape[0] - 64, 4):
+        for x in range(0, light.shape[1] - 80, 4):
+            if background[y : y + 64, x : x + 80].all():
+                score = np.sort(light[y : y + 64, x : x + 80].ravel())[-100:].sum()
+                if score > best:
+                    best, box = score, (slice(y, y + 64), slice(x, x + 80))
+    if box is None:
+        raise click.ClickException("no 64 x 80 box of pure background in this sample")
+    for i, (name, image) in enumerate(images):
+        ax = fig.add_subplot(3, 3, 4 + i)
+        ax.imshow(image)
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+        ax = fig.add_subplot(3, 3, 7 + i)
+        ax.imshow(image[box], interpolation="nearest")
+        bright = np.sort(image[box].max(axis=2).ravel())[-50:].mean()
+        ax.set_title(f"stars, zoomed: 50 brightest px mean {bright:.0f}/255", fontsize=9)
+        ax.axis("off")
+    fig.suptitle(
+        "blursynth generate: kernels (17 x 17 px), and a defocused starfield composited in "
+        "sRGB values vs in linear light",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        FigureCanvasAgg(fig).print_png(str(tmp))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -111,3 +111,49 @@ def test_convolve_matches_scipy_mirror(k, shape):
     got = convolve(img, k)
     assert got.dtype == np.float32 and got.shape == img.shape
     assert np.abs(got - expected).max() < 1e-5
+
+
+def _moments(k):
+    yy, xx = np.mgrid[: k.shape[0], : k.shape[1]]
+    return (k * (xx - k.shape[1] // 2)).sum(), (k * (yy - k.shape[0] // 2)).sum()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_shake_kernels_are_normalised_odd_and_exactly_centred(seed):
+    from blursynth.kernels import trajectory_kernel
+    from blursynth.sampling import shake_trajectory
+
+    rng = np.random.default_rng(seed)
+    length = float(rng.uniform(5, 15))
+    path = np.array(shake_trajectory(rng, length))
+    assert np.hypot(*np.diff(path, axis=0).T).sum() == pytest.approx(length, abs=1e-4)
+    k = trajectory_kernel(path)
+    assert k.shape[0] % 2 == 1 and k.shape[1] % 2 == 1 and (k >= 0).all()
+    assert k.sum() == pytest.approx(1.0, abs=1e-12)
+    mx, my = _moments(k)
+    assert abs(mx) < 1e-9 and abs(my) < 1e-9  # blurring never shifts the image
+    # the kernel spans no more than the path: a pixel of splat on each side at most
+    assert max(k.shape) <= 2 * int(np.ceil(length / 2)) + 3
+
+
+def test_a_straight_trajectory_is_a_motion_line():
+    from blursynth.kernels import trajectory_kernel
+
+    k = trajectory_kernel([(0, 0), (4, 0), (9, 0)])  # 9 px along x, two segments
+    assert k.shape[0] == 1 and k.shape[1] in (9, 11)
+    line = motion_kernel(9, 0)
+    assert k.sum() == pytest.approx(1.0) and _moments(k)[0] == pytest.approx(0, abs=1e-12)
+    # same spread as the report's line kernel of that length (second moment within 10 %)
+    xs = np.arange(k.shape[1]) - k.shape[1] // 2
+    xl = np.arange(line.shape[1]) - line.shape[1] // 2
+    assert (k[0] * xs**2).sum() == pytest.approx((line[0] * xl**2).sum(), rel=0.1)
+
+
+def test_a_trajectory_needs_two_finite_points():
+    from blursynth.kernels import trajectory_kernel
+
+    with pytest.raises(ValueError, match="n >= 2 finite"):
+        trajectory_kernel([(0, 0)])
+    with pytest.raises(ValueError, match="n >= 2 finite"):
+        trajectory_kernel([(0, 0), (np.nan, 1)])
+    assert trajectory_kernel([(2, 2), (2, 2)]).shape == (1, 1)  # no motion: the identity

@@ -12,7 +12,7 @@ from PIL import Image
 
 from blursynth.errors import BlursynthError
 from blursynth.patch_plan import cell_map, waterfill
-from blursynth.patches import build_patch_dataset, extract_patches
+from blursynth.patches import build_patch_dataset, cut_patches, extract_patches
 from blursynth.schema import PatchParams
 from blursynth.shards import open_dataset
 from blursynth.sources import open_dataset_images
@@ -54,6 +54,21 @@ def test_extract_patches_is_the_reflect_padded_crop_in_nchw():
         assert np.array_equal(patches[k], crop.transpose(2, 0, 1))
     # the centre pixel of a patch is the image pixel
     assert np.array_equal(patches[2][:, 2, 2], image[5, 7])
+
+
+@pytest.mark.parametrize("p", [3, 5, 9])
+def test_patches_at_every_centre_are_the_reflect_padded_crops(p):
+    """Windows of the image inside, the reflection near every edge and corner (cut_patches
+    takes the two paths; the answer must not depend on which)."""
+    image = np.random.default_rng(p).integers(0, 256, size=(11, 13, 3), dtype=np.uint8)
+    cy, cx = (a.ravel() for a in np.mgrid[0:11, 0:13])
+    padded = np.pad(image, ((p // 2,) * 2, (p // 2,) * 2, (0, 0)), mode="reflect")
+    crops = [padded[y : y + p, x : x + p] for y, x in zip(cy, cx, strict=True)]
+    want = np.stack(crops).transpose(0, 3, 1, 2)
+    assert np.array_equal(extract_patches(image, cy, cx, p), want)
+    planar = np.ascontiguousarray(image.transpose(2, 0, 1))
+    order = np.random.default_rng(0).permutation(len(cy))  # any order, mixed inner / border
+    assert np.array_equal(cut_patches(planar, cy[order], cx[order], p), want[order])
 
 
 @pytest.mark.parametrize(

@@ -75,3 +75,36 @@ def test_bad_arguments():
         sample_record([ITEMS[2]], "motion", 0, seed=0)
     with pytest.raises(ValueError, match="lo <= hi"):
         SampleParams(length=(9, 5))
+
+
+def test_camera_options_draw_after_the_reports_parameters():
+    """A run with the defaults draws what it always drew; options only add to a record."""
+    camera = SampleParams(
+        motion_kernel="shake", defocus_kernel="disk", linear_light=True, noise=True, jpeg=80
+    )
+    for model in ("motion", "defocus"):
+        plain = sample_record(ITEMS, model, 3, seed=1)
+        rich = sample_record(ITEMS, model, 3, seed=1, params=camera)
+        for name in ("fg", "bg", "cls", "fg_box", "bg_box", "length", "angle", "sigma2"):
+            assert getattr(rich, name) == getattr(plain, name), name
+        assert rich.linear_light is True and rich.jpeg == 80
+        assert 1e-4 <= rich.noise_a <= 1e-2 and 1e-6 <= rich.noise_b <= 1e-4
+        assert set(plain.to_dict()) == set(SampleRecord.from_dict(plain.to_dict()).to_dict())
+        assert "trajectory" not in plain.to_dict() and "noise_seed" not in plain.to_dict()
+        again = SampleRecord.from_dict(json.loads(json.dumps(rich.to_dict())))
+        assert again == rich  # the trajectory survives JSON as a tuple of pairs
+    shake = sample_record(ITEMS, "motion", 3, seed=1, params=camera)
+    assert len(shake.trajectory) == 33 and shake.radius is None
+    disk = sample_record(ITEMS, "defocus", 3, seed=1, params=camera)
+    assert 2 <= disk.radius < 4 and disk.sigma1 is None and disk.trajectory is None
+
+
+def test_camera_options_are_checked():
+    with pytest.raises(ValueError, match="motion kernel must be one of"):
+        SampleParams(motion_kernel="zigzag")
+    with pytest.raises(ValueError, match="defocus kernel must be one of"):
+        SampleParams(defocus_kernel="bokeh")
+    with pytest.raises(ValueError, match="JPEG quality"):
+        SampleParams(jpeg=101)
+    assert "motion_kernel" not in SampleParams().run_dict()  # a default run.json is unchanged
+    assert SampleParams(noise=True).run_dict()["noise_a"] == (1e-4, 1e-2)

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from _trees import make_tree
 
-from blursynth import shards
+from blursynth import patches, shards
 from blursynth.errors import BlursynthError
 from blursynth.patches import build_patch_dataset
 from blursynth.schema import PatchParams, manifest_base
-from blursynth.shards import FIELDS, ShardWriter, open_dataset, verify_dataset
+from blursynth.shards import FIELDS, ShardWriter, assembly, open_dataset, verify_dataset
 from blursynth.sources import open_dataset_images
 
 
@@ -157,16 +157,16 @@ def test_interrupted_run_leaves_no_finished_looking_file_and_rerun_completes(
     tree, built, tmp_path, monkeypatch
 ):
     out = tmp_path / "ds"
-    real = ShardWriter._finish_shard
+    real = assembly.assemble_shard
     calls = []
 
-    def crash_on_second(self):
+    def crash_on_second(job):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        real(self)
+        return real(job)
 
-    monkeypatch.setattr(ShardWriter, "_finish_shard", crash_on_second)
+    monkeypatch.setattr(patches, "assemble_shard", crash_on_second)
     with pytest.raises(KeyboardInterrupt):
         build_patch_dataset(_params(tree), out)
     monkeypatch.undo()
@@ -285,3 +285,61 @@ def test_mixed_split_holds_every_row_once_in_proportion(tmp_path):
     assert training_data_sha256([a.manifest_sha256, b.manifest_sha256]) != training_data_sha256(
         [b.manifest_sha256, a.manifest_sha256]
     )
+
+
+def _cutter(key, rows):
+    """make_rows of the assembly tests: a patch filled with its source key and row value."""
+    n = len(rows["label"])
+    patches = np.empty((n, 3, 3, 3), np.uint8)
+    patches[:] = (key * 16 + rows["center_y"] % 16).astype(np.uint8)[:, None, None, None]
+    return {"patches": patches}
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "caffe"])
+def test_assembled_shards_hold_every_row_at_its_planned_position(tmp_path, fmt):
+    """Rows drawn by several sources land where their positions say, across shards; the
+    bytes equal those of the sequential ShardWriter given the rows in final order."""
+    n, per_shard = 50, 20
+    rng = np.random.default_rng(0)
+    positions = rng.permutation(n)
+    keys = np.repeat(np.arange(5), 10)  # 5 sources, 10 rows each, in source order
+    scalars = {
+        "label": rng.integers(0, 2, n).astype(np.uint8),
+        "blur_type": np.zeros(n, np.uint8),
+        "category": rng.integers(0, 3, n).astype(np.uint8),
+        "image_index": keys.astype(np.int32),
+        "center_y": rng.integers(0, 100, n).astype(np.int32),
+        "center_x": np.arange(n, dtype=np.int32),
+    }
+    placed = tmp_path / "placed"
+    placed.mkdir()
+    split = assembly.SplitAssembly(ShardWriter(placed, "train", n, per_shard, 3, fmt, {"a": 1}))
+    for key in range(5):
+        rows = keys == key
+        split.take(key, positions[rows], {k: v[rows] for k, v in scalars.items()})
+    records = [assembly.assemble_shard(j) for j in split.shard_jobs([0, 1, 2], _cutter)]
+    assert [r.rows for r in records] == [20, 20, 10]
+
+    final = np.argsort(positions)  # the row drawn i-th lands at positions[i]
+    rows = {k: v[final] for k, v in scalars.items()}
+    rows["patches"] = np.concatenate(  # what _cutter makes, row by row, in final order
+        [
+            _cutter(int(keys[i]), {k: v[i : i + 1] for k, v in scalars.items()})["patches"]
+            for i in final
+        ]
+    )
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    with ShardWriter(ref, "train", n, per_shard, 3, fmt, {"a": 1}) as w:
+        w.write(rows)
+    assert [r.sha256 for r in records] == [r.sha256 for r in w.records]
+    assert not list(placed.glob("*.tmp-*"))
+
+
+def test_an_undrawn_row_stops_the_assembly(tmp_path):
+    split = assembly.SplitAssembly(ShardWriter(tmp_path, "val", 4, 10, 3, "hdf5", {}))
+    zeros = {k: np.zeros(3, np.int32) for k in ("label", "blur_type", "category")}
+    zeros.update({k: np.zeros(3, np.int32) for k in ("image_index", "center_y", "center_x")})
+    split.take(0, np.array([0, 1, 3]), zeros)
+    with pytest.raises(RuntimeError, match="row 2 of val not drawn"):
+        split.shard_jobs([0], _cutter)

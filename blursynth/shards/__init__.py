@@ -17,6 +17,7 @@ module             what
 =================  =====================================================================
 ``format``         shard names, fields and dtypes, attributes, file checksums
 ``writer``         :class:`ShardWriter` (atomic shards), ``SHA256SUMS``
+``assembly``       shards cut and written by one worker task each (:class:`SplitAssembly`)
 ``reader``         :func:`open_dataset`, :class:`SplitReader`, :class:`MixedSplit`
 ``verify``         :func:`verify_dataset`, :func:`dataset_info`
 =================  =====================================================================

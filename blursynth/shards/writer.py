@@ -110,26 +110,20 @@ class ShardWriter:
         index = len(self.records)
         path = self.shard_path(index)
         self._tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        rows = self.shard_rows(index)
-        # libver="earliest" + track_times=False: no timestamps, stable bytes across runs.
-        f = h5py.File(self._tmp, "w", libver="earliest", track_order=False)
-        for name, (dtype, shape) in self.specs.items():
-            f.create_dataset(
-                disk_field_name(name, self.fmt),
-                shape=(rows, *shape),
-                dtype=dtype,
-                track_times=False,
-            )
-        for key, value in sorted(self.attrs.items()):
-            f.attrs[key] = attr_value(value)
-        f.attrs["split"] = self.split
-        f.attrs["shard_index"] = index
-        f.attrs["num_shards"] = self.num_shards
-        f.attrs["row_start"] = index * self.rows_per_shard
-        f.attrs["rows"] = rows
-        f.attrs["format"] = self.fmt
-        self._file = f
+        self._file = create_shard_file(self._tmp, self.specs, self.fmt, self.shard_attrs(index))
         self._in_shard = 0
+
+    def shard_attrs(self, index: int) -> dict:
+        """Root attributes of shard ``index``: the writer's, its place in the split, format."""
+        return {  # the writer's attributes sorted, then the shard's: the order bytes depend on
+            **dict(sorted(self.attrs.items())),
+            "split": self.split,
+            "shard_index": index,
+            "num_shards": self.num_shards,
+            "row_start": index * self.rows_per_shard,
+            "rows": self.shard_rows(index),
+            "format": self.fmt,
+        }
 
     def write(self, batch: dict[str, np.ndarray]) -> None:
         """Append rows (a dict with every field, equal first dimensions) in final order."""
@@ -143,12 +137,10 @@ class ShardWriter:
             rows = self.shard_rows(len(self.records))
             take = min(n - done, rows - self._in_shard)
             for name, (dtype, _) in self.specs.items():
-                values = batch[name][done : done + take]
-                if name == "patches" and self.fmt == "caffe" and values.dtype == np.uint8:
-                    values = values.astype(np.float32) / np.float32(255.0)
+                values = disk_values(name, batch[name][done : done + take], dtype)
                 self._file[disk_field_name(name, self.fmt)][
                     self._in_shard : self._in_shard + take
-                ] = values.astype(dtype, copy=False)
+                ] = values
             self._in_shard += take
             self._row += take
             done += take
@@ -192,6 +184,42 @@ class ShardWriter:
         if self._tmp is not None and self._tmp.exists():
             self._tmp.unlink()
         self._tmp = None
+
+
+def create_shard_file(path: Path, specs: dict, fmt: str, attrs: dict, *, early: bool = False):
+    """Create an open shard file at ``path`` with every field's dataset and ``attrs``.
+
+    Datasets are contiguous, uncompressed, ``(rows, *shape)`` with ``rows = attrs["rows"]``.
+    ``early`` allocates their storage now and never writes fill values, so that their byte
+    offsets are fixed (``dataset.id.get_offset()``) and rows can be written in place
+    (:mod:`blursynth.shards.placed`). libver="earliest" + track_times=False: no
+    timestamps, the same bytes on every run.
+    """
+    f = h5py.File(path, "w", libver="earliest", track_order=False)
+    for name, (dtype, shape) in specs.items():
+        extra = {}
+        if early:
+            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+            dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+            extra["dcpl"] = dcpl
+        f.create_dataset(
+            disk_field_name(name, fmt),
+            shape=(attrs["rows"], *shape),
+            dtype=dtype,
+            track_times=False,
+            **extra,
+        )
+    for key, value in attrs.items():  # in the order given: it shapes the header's bytes
+        f.attrs[key] = attr_value(value)
+    return f
+
+
+def disk_values(name: str, values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Rows of field ``name`` as stored: caffe's float32 ``patches`` are in [0, 1]."""
+    if name == "patches" and values.dtype == np.uint8 and np.dtype(dtype).kind == "f":
+        return values.astype(np.float32) / np.float32(255.0)
+    return values.astype(dtype, copy=False)
 
 
 SIDECAR_SUFFIX = ".sha256"
