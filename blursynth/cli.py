@@ -14,6 +14,7 @@ from blursynth import __version__
 from blursynth.errors import BlursynthError
 from blursynth.parallel import BACKENDS
 from blursynth.sampling import DEFOCUS_KERNELS, MOTION_KERNELS
+from blursynth.sources.objects import OBJECT_POLARITIES
 from blursynth.schema import FORMATS, KNOWN_BLUR_TYPES, POLARITIES, SOURCE_KINDS
 from blursynth.sources.voc import SPLITS as VOC_SPLITS
 
@@ -119,6 +120,29 @@ def main():
     help="VOC segmentation split to draw images from.",
 )
 @click.option(
+    "--objects",
+    "objects",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="A folder of photographs with object masks (image/ + mask/, 255 = object: ECSSD, "
+    "DUTS, a COCO export) to draw foregrounds and backgrounds from; repeatable. Without "
+    "--voc, only these.",
+)
+@click.option(
+    "--object-threshold",
+    type=click.IntRange(1, 255),
+    default=128,
+    show_default=True,
+    help="--objects: mask grey levels >= this are white (soft masks).",
+)
+@click.option(
+    "--object-polarity",
+    type=click.Choice(OBJECT_POLARITIES),
+    default="object-white",
+    show_default=True,
+    help="--objects: what white means in a mask.",
+)
+@click.option(
     "--motion-kernel",
     type=click.Choice(MOTION_KERNELS),
     default="line",
@@ -159,6 +183,9 @@ def generate(
     jobs,
     resume,
     split,
+    objects,
+    object_threshold,
+    object_polarity,
     motion_kernel,
     defocus_kernel,
     linear_light,
@@ -196,12 +223,15 @@ def generate(
         quiet=quiet,
         params=params,
         backend=backend,
+        objects=objects,
+        object_threshold=object_threshold,
+        object_polarity=object_polarity,
     )
     for line in report.lines():
         click.echo(line, err=True)
     click.echo(
         f"{report.complete} of {report.requested} images in {out} ({report.written} new, "
-        f"{len(report.skipped_items)} VOC items skipped, {len(report.failed)} failed)"
+        f"{len(report.skipped_items)} source items skipped, {len(report.failed)} failed)"
     )
     if report.failed:  # --n is not met: say so with the exit status, not only in a file
         first = report.failed[0]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from blursynth.parallel import Backend, run_tasks, use_backend
 from blursynth.progress import progressbar
 from blursynth.render import blur_maps, render_defocus, render_motion
 from blursynth.sampling import MODELS, SampleParams, SampleRecord, sample_record
+from blursynth.sources.objects import ObjectFolder, SceneSources
 from blursynth.sources.voc import MIN_CLASS_FRACTION, VOCItem, VOCSegmentation, object_mask
 from blursynth.workers import die_with_parent
 
@@ -83,8 +85,27 @@ class Report:
         return out
 
 
+def scene_sources(
+    voc=None,
+    split: str = "train",
+    objects=(),
+    object_threshold: int = 128,
+    object_polarity: str = "object-white",
+) -> SceneSources:
+    """The scene sources of a run: the VOC split (the embedded sample when neither ``voc``
+    nor ``objects`` is given) and the object-mask folders, as one
+    (:class:`~blursynth.sources.objects.SceneSources`)."""
+    parts = []
+    if voc is not None or not objects:
+        parts.append(VOCSegmentation(default_voc_root() if voc is None else voc, split))
+    parts += [
+        ObjectFolder(d, threshold=object_threshold, polarity=object_polarity) for d in objects
+    ]
+    return SceneSources(parts)
+
+
 def scan(
-    voc: VOCSegmentation,
+    voc: SceneSources,
     *,
     jobs: int = 1,
     quiet: bool = False,
@@ -93,7 +114,7 @@ def scan(
     """Check every item of the split; return usable items and the skipped ones."""
     tasks = (delayed(_scan_one)(voc, image_id, min_fraction) for image_id in voc.ids)
     items, bad = [], []
-    with progressbar(length=len(voc.ids), label="scan VOC", quiet=quiet) as bar:
+    with progressbar(length=len(voc.ids), label="scan sources", quiet=quiet) as bar:
         results = run_tasks(tasks, jobs=jobs)  # in order
         for image_id, result in zip(voc.ids, results, strict=True):
             if isinstance(result, VOCItem):
@@ -112,7 +133,7 @@ def _scan_one(voc, image_id, min_fraction):
         return {"file": str(exc.path), "reason": exc.reason}
 
 
-def rerender(record: SampleRecord, voc: VOCSegmentation) -> dict[str, np.ndarray]:
+def rerender(record: SampleRecord, voc) -> dict[str, np.ndarray]:
     """Render one record; the same record always gives the same arrays.
 
     Returns
@@ -184,6 +205,9 @@ def generate(
     quiet: bool = False,
     params: SampleParams | None = None,
     backend: Backend | None = None,
+    objects: Sequence = (),
+    object_threshold: int = 128,
+    object_polarity: str = "object-white",
 ) -> Report:
     """Generate ``n`` images per model into ``out``.
 
@@ -209,6 +233,12 @@ def generate(
         Parameter ranges; default :class:`~blursynth.sampling.SampleParams`.
     backend : Backend, optional
         Where the workers run (:mod:`blursynth.parallel`); default local processes.
+    objects : sequence of paths
+        Object-mask folders (``image/`` + ``mask/``, :mod:`blursynth.sources.objects`) to
+        draw foregrounds and backgrounds from, besides ``voc`` (without ``voc``, only these).
+    object_threshold, object_polarity
+        How their masks read: grey levels ``>= threshold`` are white; white is the object
+        (``object-white``) or the background.
 
     Returns
     -------
@@ -223,11 +253,15 @@ def generate(
     from blursynth.locking import folder_lock
 
     _check_numbers(n, model, seed, jobs)  # before the lock creates the folder
-    with folder_lock(out, "generate"), use_backend(backend, out, voc or default_voc_root()):
+    roots = ([voc or default_voc_root()] if voc is not None or not objects else []) + [*objects]
+    with folder_lock(out, "generate"), use_backend(backend, out, roots):
         return _generate(
             out,
             n=n,
             voc=voc,
+            objects=tuple(objects),
+            object_threshold=object_threshold,
+            object_polarity=object_polarity,
             model=model,
             seed=seed,
             split=split,
@@ -250,13 +284,16 @@ def _generate(
     resume: bool = False,
     quiet: bool = False,
     params: SampleParams | None = None,
+    objects: tuple = (),
+    object_threshold: int = 128,
+    object_polarity: str = "object-white",
 ) -> Report:
     """The run itself, under the folder's lock (see :func:`generate`)."""
     params = SampleParams() if params is None else params
     models = _check_arguments(out, n, model, seed, jobs, resume)
     out = Path(out)
 
-    dataset = VOCSegmentation(default_voc_root() if voc is None else voc, split)
+    dataset = scene_sources(voc, split, objects, object_threshold, object_polarity)
     items, bad = scan(dataset, jobs=jobs, quiet=quiet)
     report = Report(
         requested=n * len(models),
@@ -265,9 +302,9 @@ def _generate(
     )
     if not any(it.classes for it in items):
         raise BlursynthError(
-            f"no usable image in split {split!r}: no class covers >= "
-            f"{MIN_CLASS_FRACTION:.0%} of any readable image",
-            dataset.root,
+            f"no usable foreground: no class or object covers >= "
+            f"{MIN_CLASS_FRACTION:.0%} of any readable image (VOC split {split!r})",
+            dataset.roots[0],
         )
 
     run = {
@@ -278,9 +315,16 @@ def _generate(
         "min_class_fraction": MIN_CLASS_FRACTION,
         "catalog": _digest(items),
     }
+    if objects:  # a VOC-only run's run.json is what it always was
+        run["objects"] = [str(Path(d)) for d in objects]
+        run["object_mask"] = {"threshold": object_threshold, "polarity": object_polarity}
     _claim_run_folder(out, run, resume)
 
-    records = [sample_record(items, m, i, seed, params) for m in models for i in range(n)]
+    records = [
+        sample_record(items, m, i, seed, params, dataset.class_name)
+        for m in models
+        for i in range(n)
+    ]
     wanted = {r.name for r in records}
     beyond = sorted(p.stem for p in (out / RECORD_DIR).glob("*.json") if p.stem not in wanted)
     if beyond:  # a smaller --n would leave images that records.jsonl no longer lists
@@ -344,7 +388,7 @@ def _render_all(todo: list, dataset, out: Path, report: Report, *, jobs: int, qu
     report.failed.sort(key=lambda row: row["name"])
 
 
-def _render_and_write(record: SampleRecord, voc: VOCSegmentation, out: Path, single_thread: bool):
+def _render_and_write(record: SampleRecord, voc: SceneSources, out: Path, single_thread: bool):
     die_with_parent()
     if single_thread:
         cv2.setNumThreads(1)

@@ -173,7 +173,12 @@ def sample_name(model: str, index: int) -> str:
 
 
 def sample_record(
-    items: Sequence[VOCItem], model: str, index: int, seed: int, params: SampleParams | None = None
+    items: Sequence[VOCItem],
+    model: str,
+    index: int,
+    seed: int,
+    params: SampleParams | None = None,
+    class_name=None,
 ) -> SampleRecord:
     """Draw one sample.
 
@@ -188,6 +193,8 @@ def sample_record(
         Root seed of the run.
     params : SampleParams, optional
         Default :class:`SampleParams()`.
+    class_name : callable, optional
+        ``class_name(item_id, cls)`` for the record (default: the VOC class names).
 
     Notes
     -----
@@ -241,7 +248,7 @@ def sample_record(
         fg=fg.id,
         bg=bg.id,
         cls=int(cls),
-        class_name=CLASSES[cls],
+        class_name=class_name(fg.id, cls) if class_name else CLASSES[cls],
         fg_box=(fy, fx, fy + h, fx + w),
         bg_box=(by, bx, by + h, bx + w),
         **blur,

@@ -208,3 +208,21 @@ def make_patch_dataset(
         },
     )
     return root
+
+
+def make_objects(root: Path, fractions=(0.25, 0.3, 0.01, 0.95, 0.4), seed: int = 0) -> Path:
+    """An object-mask folder (``image/*.jpg`` + ``mask/*.png``, 255 = object): image ``o{i}``
+    has a centred rectangle covering about ``fractions[i]`` of its 48 x 64 pixels."""
+    rng = np.random.default_rng(seed)
+    (root / "image").mkdir(parents=True)
+    (root / "mask").mkdir()
+    h, w = 48, 64
+    for i, f in enumerate(fractions):
+        Image.fromarray(textured_image(rng, h, w)).save(root / "image" / f"o{i}.jpg", quality=95)
+        side = np.sqrt(f)
+        bh, bw = max(1, round(h * side)), max(1, round(w * side))
+        mask = np.zeros((h, w), np.uint8)
+        y0, x0 = (h - bh) // 2, (w - bw) // 2
+        mask[y0 : y0 + bh, x0 : x0 + bw] = 255
+        Image.fromarray(mask).save(root / "mask" / f"o{i}.png")
+    return root

@@ -161,7 +161,7 @@ def test_bad_items_are_skipped_and_reported(tmp_path):
     assert reasons["img2.png"] == "mask is 12x10 but its image is 64x48"
     assert report["background_only"] == ["img3"]
     assert "ghost.jpg: image listed in the split is missing" in result.output
-    assert "4 of 4 images" in result.output and "3 VOC items skipped" in result.output
+    assert "4 of 4 images" in result.output and "3 source items skipped" in result.output
     for line in (out / "records.jsonl").read_text().splitlines():
         assert json.loads(line)["fg"] in ("img0", "img4")  # img3 is background only
 
@@ -171,7 +171,8 @@ def test_no_usable_class_fails(tmp_path):
     for i in range(2):
         write_palette_png(voc / f"SegmentationClass/img{i}.png", np.zeros((48, 64), np.uint8))
     result = cli("generate", "--voc", voc, "--n", 1, "--out", tmp_path / "o")
-    assert result.exit_code == 1 and "no usable image in split 'train'" in result.output
+    assert result.exit_code == 1 and "no usable foreground" in result.output
+    assert "VOC split 'train'" in result.output
 
 
 def test_run_that_produces_nothing_exits_non_zero(tmp_path):

@@ -1,0 +1,122 @@
+"""``generate --objects``: any folder of photographs with object masks as scenes."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+from _trees import make_objects, make_voc
+from click.testing import CliRunner
+from PIL import Image
+
+from blursynth.cli import main
+from blursynth.errors import BlursynthError
+from blursynth.generate import rerender, scene_sources
+from blursynth.imageio import read_image_u8, read_mask_u8
+from blursynth.sampling import SampleRecord
+from blursynth.sources.objects import ObjectFolder, SceneSources
+
+
+def _run(*args):
+    res = CliRunner().invoke(main, ["generate", *map(str, args), "-q"])
+    assert res.exit_code == 0, res.output
+    return res
+
+
+def test_objects_follow_the_documented_rule(tmp_path):
+    """2 % to 80 % of the image: a foreground; outside it: a background only."""
+    folder = ObjectFolder(make_objects(tmp_path / "obj"))
+    items = {i: folder.scan_one(i) for i in folder.ids}
+    assert {i for i, it in items.items() if it.classes} == {"o0", "o1", "o4"}
+    assert items["o2"].classes == {} and items["o3"].classes == {}  # 1 % and 95 %
+    y0, x0, y1, x1 = items["o0"].classes[1]
+    assert (y1 - y0) * (x1 - x0) == pytest.approx(0.25 * 48 * 64, rel=0.1)
+    image, labels = folder.load("o0")
+    assert image.shape == (48, 64, 3) and set(np.unique(labels)) == {0, 1}
+
+
+def test_polarity_threshold_and_bad_items(tmp_path):
+    root = make_objects(tmp_path / "obj", fractions=(0.3, 0.3))
+    inverted = ObjectFolder(root, polarity="background-white")
+    assert inverted.scan_one("o0").classes == {1: (0, 0, 48, 64)}  # the 70 % around it
+    assert np.array_equal(inverted.load("o0")[1], 1 - ObjectFolder(root).load("o0")[1])
+    mask = np.asarray(Image.open(root / "mask" / "o1.png"))
+    Image.fromarray((mask // 2).astype(np.uint8)).save(root / "mask" / "o1.png")  # grey 127
+    assert ObjectFolder(root).scan_one("o1").classes == {}
+    assert 1 in ObjectFolder(root, threshold=100).scan_one("o1").classes
+    (root / "mask" / "o0.png").unlink()
+    with pytest.raises(BlursynthError, match="o0.png: image has no mask"):
+        ObjectFolder(root).scan_one("o0")
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(root / "mask" / "o0.png")
+    with pytest.raises(BlursynthError, match="mask is 10x10 but its image is 64x48"):
+        ObjectFolder(root).scan_one("o0")
+    (tmp_path / "half" / "image").mkdir(parents=True)
+    with pytest.raises(BlursynthError, match="half: expected .* 'mask/' is missing"):
+        ObjectFolder(tmp_path / "half")
+
+
+def test_generate_from_object_folders_and_voc_together(tmp_path):
+    """Two sources in one run: ids carry the source, every image re-renders from its record,
+    and the run is the same bytes for 1 and 2 workers."""
+    objects = make_objects(tmp_path / "obj")
+    voc = make_voc(tmp_path / "voc")
+    outs = []
+    for jobs in (1, 2):
+        out = tmp_path / f"o{jobs}"
+        _run("--voc", voc.parent, "--objects", objects, "--n", 4, "--out", out, "-j", jobs)
+        outs.append(out)
+    files = sorted(p.relative_to(outs[0]) for p in outs[0].rglob("*.png"))
+    assert len(files) == 24  # 8 images x image/gt/soft
+    assert all((outs[0] / f).read_bytes() == (outs[1] / f).read_bytes() for f in files)
+    records = [json.loads(x) for x in (outs[0] / "records.jsonl").read_text().splitlines()]
+    assert {r["fg"].split(":")[0] for r in records} <= {"0", "1"}
+    assert all(r["class_name"] == "object" for r in records if r["fg"].startswith("1:"))
+    sources = scene_sources(voc.parent, "train", [objects])
+    for d in records:
+        record = SampleRecord.from_dict(d)
+        arrays = rerender(record, sources)
+        assert np.array_equal(
+            arrays["image"], read_image_u8(outs[0] / "image" / f"{record.name}.png")
+        )
+        assert np.array_equal(arrays["gt"], read_mask_u8(outs[0] / "gt" / f"{record.name}.png"))
+    run = json.loads((outs[0] / "run.json").read_text())
+    assert run["objects"] == [str(objects)] and run["object_mask"]["threshold"] == 128
+
+
+def test_objects_alone_and_a_resume_with_other_objects_is_refused(tmp_path):
+    objects = make_objects(tmp_path / "obj")
+    out = tmp_path / "out"
+    _run("--objects", objects, "--n", 2, "--out", out)
+    records = (out / "records.jsonl").read_text()
+    assert '"fg": "o' in records and ":" not in json.loads(records.splitlines()[0])["fg"]
+    res = CliRunner().invoke(
+        main,
+        ["generate", "--objects", str(objects), "--object-threshold", "9", "--n", "2"]
+        + ["--out", str(out), "--resume"],
+    )
+    assert res.exit_code == 1 and "cannot resume: object_mask differ" in res.output
+
+
+def test_a_folder_travels_to_workers_without_its_lists(tmp_path):
+    root = make_objects(tmp_path / "obj", fractions=(0.3,) * 40)
+    both = SceneSources([ObjectFolder(root), ObjectFolder(root)])
+    light = pickle.loads(pickle.dumps(both))
+    assert len(pickle.dumps(both)) < 1500 and light.ids == []
+    assert light.image_path("1:o7") == root / "image" / "o7.jpg"
+    assert np.array_equal(light.load("0:o3")[1], both.load("0:o3")[1])
+
+
+@pytest.mark.realdata
+def test_generate_from_real_saliency_photographs(tmp_path):
+    """ECSSD and DUTS (../shared/data): real objects over real backgrounds."""
+    from conftest import shared_data
+
+    ecssd, duts = shared_data("ecssd"), shared_data("duts-subset")
+    out = tmp_path / "out"
+    _run("--objects", ecssd, "--objects", duts, "--n", 3, "--out", out, "-j", 2)
+    for d in map(json.loads, (out / "records.jsonl").read_text().splitlines()):
+        gt = read_mask_u8(out / "gt" / f"{d['name']}.png") > 0
+        image = read_image_u8(out / "image" / f"{d['name']}.png")
+        assert image.shape[:2] == gt.shape and 0.02 <= gt.mean() <= 0.98, d["name"]
