@@ -14,8 +14,8 @@ from blursynth import __version__
 from blursynth.errors import BlursynthError
 from blursynth.parallel import BACKENDS
 from blursynth.sampling import DEFOCUS_KERNELS, MOTION_KERNELS
-from blursynth.sources.objects import OBJECT_POLARITIES
 from blursynth.schema import FORMATS, KNOWN_BLUR_TYPES, POLARITIES, SOURCE_KINDS
+from blursynth.sources.objects import OBJECT_POLARITIES
 from blursynth.sources.voc import SPLITS as VOC_SPLITS
 
 
