@@ -13,7 +13,7 @@ import click
 from blursynth import __version__
 from blursynth.errors import BlursynthError
 from blursynth.parallel import BACKENDS
-from blursynth.sampling import DEFOCUS_KERNELS, MOTION_KERNELS
+from blursynth.sampling import DEFOCUS_KERNELS, MODELS, MOTION_KERNELS
 from blursynth.schema import FORMATS, KNOWN_BLUR_TYPES, POLARITIES, SOURCE_KINDS
 from blursynth.sources.objects import OBJECT_POLARITIES
 from blursynth.sources.voc import SPLITS as VOC_SPLITS
@@ -97,10 +97,12 @@ def main():
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @click.option(
     "--model",
-    type=click.Choice([*KNOWN_BLUR_TYPES, "both"]),
+    type=click.Choice([*MODELS, "both", "all"]),
     default="both",
     show_default=True,
-    help="Blur model(s): eq. (1) motion, eq. (2) defocus.",
+    help="Blur model(s): eq. (1) motion, eq. (2) defocus, mixed (a sharp and a moving "
+    "object over a defocused background, with a classes/ map); both = motion + defocus, "
+    "all = the three.",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Root seed.")
 @click.option(
@@ -165,6 +167,14 @@ def main():
     "--noise", is_flag=True, help="Poisson-Gaussian sensor noise after the blur (linear light)."
 )
 @click.option(
+    "--uniform-share",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="Share of images with no object: sharp everywhere or blurred everywhere (half "
+    "each), so that a model does not learn to always split an image in two.",
+)
+@click.option(
     "--jpeg",
     type=click.IntRange(1, 100),
     default=None,
@@ -190,6 +200,7 @@ def generate(
     defocus_kernel,
     linear_light,
     noise,
+    uniform_share,
     jpeg,
     quiet,
     backend,
@@ -209,6 +220,7 @@ def generate(
         linear_light=linear_light,
         noise=noise,
         jpeg=jpeg,
+        uniform_share=uniform_share,
     )
 
     report = run_generate(

@@ -38,6 +38,9 @@ class DecodedCache:
     def _paths(self, index: int) -> tuple[Path, Path]:
         return self.folder / f"{index:07d}.chw.npy", self.folder / f"{index:07d}.cells.npy"
 
+    def _classes_path(self, index: int) -> Path:
+        return self.folder / f"{index:07d}.classes.npy"
+
     def store(self, source, item, index: int, patch_size: int) -> np.ndarray:
         """Decode one item, keep it (when the cache has a folder), return its cell map
         uint8 (H, W); an image smaller than the patch gets its blur mask instead (the caller
@@ -55,7 +58,11 @@ class DecodedCache:
         cells = cell_map(blur, patch_size)
         if self.folder is not None:
             planar = np.ascontiguousarray(image_u8.transpose(2, 0, 1))
-            for path, array in zip(self._paths(index), (planar, cells), strict=True):
+            kept = list(zip(self._paths(index), (planar, cells), strict=True))
+            classes = source.load_classes(item) if hasattr(source, "load_classes") else None
+            if classes is not None:  # a mixed synthetic image: its per-pixel blur types
+                kept.append((self._classes_path(index), classes))
+            for path, array in kept:
                 tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}.npy")
                 np.save(tmp, array)
                 os.replace(tmp, path)  # whole or absent
@@ -64,6 +71,12 @@ class DecodedCache:
     def planar(self, index: int) -> np.ndarray:
         """The kept image, uint8 (3, H, W) (read whole: 2x faster to cut from than a map)."""
         return np.load(self._paths(index)[0])
+
+    def classes(self, index: int) -> np.ndarray | None:
+        """The kept per-pixel blur types (0 sharp, 1 motion, 2 defocus) of an image that has
+        them (a mixed synthetic image), else None."""
+        path = self._classes_path(index)
+        return np.load(path) if path.is_file() else None
 
     def cells(self, index: int) -> np.ndarray:
         """The kept cell map, uint8 (H, W); its low bit is the blur mask."""

@@ -33,17 +33,37 @@ import blursynth
 from blursynth.camera import jpeg_roundtrip, linear_to_srgb, sensor_noise, srgb_to_linear
 from blursynth.errors import BlursynthError
 from blursynth.imageio import read_image, to_u8, write_json, write_png, write_text
-from blursynth.kernels import disk_kernel, gaussian_kernel, motion_kernel, trajectory_kernel
+from blursynth.kernels import (
+    convolve,
+    disk_kernel,
+    gaussian_kernel,
+    motion_kernel,
+    trajectory_kernel,
+)
 from blursynth.locking import LOCK_NAME
 from blursynth.parallel import Backend, run_tasks, use_backend
 from blursynth.progress import progressbar
-from blursynth.render import blur_maps, render_defocus, render_motion
+from blursynth.render import blur_maps, render_defocus, render_mixed, render_motion
 from blursynth.sampling import MODELS, SampleParams, SampleRecord, sample_record
+from blursynth.schema import KNOWN_BLUR_TYPES
 from blursynth.sources.objects import ObjectFolder, SceneSources
 from blursynth.sources.voc import MIN_CLASS_FRACTION, VOCItem, VOCSegmentation, object_mask
 from blursynth.workers import die_with_parent
 
 OUTPUT_DIRS = ("image", "gt", "soft")
+CLASSES_DIR = "classes"  # mixed images: 0 sharp, 1 motion, 2 defocus
+
+
+def output_dirs(name: str) -> tuple[str, ...]:
+    """The folders an image of this name is written to (``mixed####`` adds ``classes/``)."""
+    return (*OUTPUT_DIRS, CLASSES_DIR) if name.startswith("mixed") else OUTPUT_DIRS
+
+
+def models_of(model: str) -> tuple[str, ...]:
+    """``both``: the report's two models; ``all``: with ``mixed`` too; else the one named."""
+    return {"both": KNOWN_BLUR_TYPES, "all": MODELS}.get(model, (model,))
+
+
 RECORD_DIR = "records"
 
 
@@ -140,19 +160,33 @@ def rerender(record: SampleRecord, voc) -> dict[str, np.ndarray]:
     -------
     dict
         ``image`` uint8 (H, W, 3); ``gt`` uint8 (H, W) binary, 255 = blurred; ``soft`` uint8
-        (H, W), the soft blur map.
+        (H, W), the soft blur map; for a ``mixed`` record also ``classes`` uint8 (H, W): 0
+        sharp, 1 motion, 2 defocus.
     """
-    fg_image, labels = voc.load(record.fg)
+    fg, mask = _object(voc, record.fg, record.fg_box, record.cls)
     bg_image = read_image(voc.image_path(record.bg))
-    fg = _crop(fg_image, record.fg_box, voc.image_path(record.fg))
     bg = _crop(bg_image, record.bg_box, voc.image_path(record.bg))
-    mask = object_mask(_crop(labels, record.fg_box, voc.mask_path(record.fg)), record.cls)
+    extra = {}
     if record.linear_light:  # blur and composite light, not sRGB code values
         fg, bg = srgb_to_linear(fg), srgb_to_linear(bg)
-    if record.model == "motion":
+    if record.uniform is not None:  # no object: the background, sharp or blurred everywhere
+        image, soft_blur, binary = _uniform(record, bg)
+    elif record.model == "mixed":
+        f2, m2 = _object(voc, record.fg2, record.fg2_box, record.cls2)
+        if record.linear_light:
+            f2 = srgb_to_linear(f2)
+        k1, k2 = _defocus_kernels(record)
+        image, classes, soft_blur = render_mixed(
+            fg, f2, bg, mask, m2, _motion_kernel(record), k1, k2
+        )
+        binary = classes != 0
+        extra["classes"] = classes
+    elif record.model == "motion":
         image, soft = render_motion(fg, bg, mask, record_kernels(record)[0])
     else:
         image, soft = render_defocus(fg, bg, mask, *record_kernels(record))
+    if record.uniform is None and record.model != "mixed":
+        soft_blur, binary = blur_maps(record.model, mask, soft)
     if record.noise_seed is not None:  # sensor noise lives in linear light
         linear = image if record.linear_light else srgb_to_linear(image)
         rng = np.random.default_rng(record.noise_seed)
@@ -162,21 +196,50 @@ def rerender(record: SampleRecord, voc) -> dict[str, np.ndarray]:
     pixels = to_u8(image)
     if record.jpeg is not None:
         pixels = jpeg_roundtrip(pixels, record.jpeg)
-    soft_blur, binary = blur_maps(record.model, mask, soft)
     return {
         "image": pixels,
         "gt": binary.astype(np.uint8) * np.uint8(255),
         "soft": to_u8(soft_blur),
+        **extra,
     }
+
+
+def _object(voc, image_id: str, box, cls: int) -> tuple[np.ndarray, np.ndarray]:
+    """A foreground crop and its object mask ``m`` (float32, 1 on class ``cls``)."""
+    image, labels = voc.load(image_id)
+    crop = _crop(image, box, voc.image_path(image_id))
+    return crop, object_mask(_crop(labels, box, voc.mask_path(image_id)), cls)
+
+
+def _uniform(record: SampleRecord, bg: np.ndarray):
+    """An image with no object: ``(image, soft blur map, binary blur map)``. Sharp: the
+    background as it is; blurred: all of it blurred by the model's kernel (motion k, or the
+    background's k1)."""
+    shape = bg.shape[:2]
+    if record.uniform == "sharp":
+        return bg.copy(), np.zeros(shape, np.float32), np.zeros(shape, bool)
+    image = convolve(bg, record_kernels(record)[0])
+    return np.clip(image, 0.0, 1.0), np.ones(shape, np.float32), np.ones(shape, bool)
 
 
 def record_kernels(record: SampleRecord) -> tuple[np.ndarray, ...]:
     """The kernels a record names: motion ``(k,)`` (a line, or its shake trajectory);
-    defocus ``(k1, k2)`` (k1 a Gaussian, or a disk of the record's radius)."""
+    defocus ``(k1, k2)`` (k1 a Gaussian, or a disk of the record's radius); mixed
+    ``(k, k1, k2)``."""
     if record.model == "motion":
-        if record.trajectory is not None:
-            return (trajectory_kernel(record.trajectory),)
-        return (motion_kernel(record.length, record.angle),)
+        return (_motion_kernel(record),)
+    if record.model == "defocus":
+        return _defocus_kernels(record)
+    return (_motion_kernel(record), *_defocus_kernels(record))
+
+
+def _motion_kernel(record: SampleRecord) -> np.ndarray:
+    if record.trajectory is not None:
+        return trajectory_kernel(record.trajectory)
+    return motion_kernel(record.length, record.angle)
+
+
+def _defocus_kernels(record: SampleRecord) -> tuple[np.ndarray, np.ndarray]:
     k1 = disk_kernel(record.radius) if record.radius is not None else gaussian_kernel(record.sigma1)
     return k1, gaussian_kernel(record.sigma2)
 
@@ -353,15 +416,15 @@ def _check_numbers(n: int, model: str, seed: int, jobs: int) -> None:
         raise BlursynthError(f"--jobs must be >= 1, got {jobs}")
     if seed < 0:  # SeedSequence takes no negative entropy
         raise BlursynthError(f"--seed must be >= 0, got {seed}")
-    models = MODELS if model == "both" else (model,)
+    models = models_of(model)
     if not set(models) <= set(MODELS):
-        raise BlursynthError(f"model must be motion, defocus or both, got {model!r}")
+        raise BlursynthError(f"model must be one of {(*MODELS, 'both', 'all')}, got {model!r}")
 
 
 def _check_arguments(out, n: int, model: str, seed: int, jobs: int, resume: bool) -> tuple:
     """The blur models to render; errors for bad counts, seeds and output folders."""
     _check_numbers(n, model, seed, jobs)
-    models = MODELS if model == "both" else (model,)
+    models = models_of(model)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BlursynthError("output path exists and is not a folder", out)
@@ -396,14 +459,14 @@ def _render_and_write(record: SampleRecord, voc: SceneSources, out: Path, single
         arrays = rerender(record, voc)
     except BlursynthError as exc:
         return record.name, {"file": str(exc.path), "reason": exc.reason}
-    for sub in OUTPUT_DIRS:
+    for sub in output_dirs(record.name):
         write_png(out / sub / f"{record.name}.png", arrays[sub])
     write_json(out / RECORD_DIR / f"{record.name}.json", record.to_dict())  # last: marks done
     return record.name, None
 
 
 def _is_complete(out: Path, name: str) -> bool:
-    paths = [out / sub / f"{name}.png" for sub in OUTPUT_DIRS]
+    paths = [out / sub / f"{name}.png" for sub in output_dirs(name)]
     return (out / RECORD_DIR / f"{name}.json").is_file() and all(p.is_file() for p in paths)
 
 
@@ -420,7 +483,7 @@ def _claim_run_folder(out: Path, run: dict, resume: bool) -> None:
                 run_path,
             )
     # a killed writer leaves '<name>.tmp-<pid>' files: drop them before going on
-    for sub in (*OUTPUT_DIRS, RECORD_DIR):
+    for sub in (*OUTPUT_DIRS, CLASSES_DIR, RECORD_DIR):
         for tmp in (out / sub).glob("*.tmp-*"):
             tmp.unlink()
     for tmp in out.glob("*.tmp-*"):

@@ -1,4 +1,5 @@
-"""Contact sheet of ``generate`` output: image | ground-truth overlay, one labelled row each."""
+"""Contact sheet of ``generate`` output: image | ground-truth overlay (| classes map, for
+mixed images), one labelled row each."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from blursynth.imageio import read_image_u8, read_mask_u8, write_png
 #: Overlay colour of blurred pixels (RGB) and its opacity.
 BLUR_COLOUR = np.array([255, 40, 40], dtype=np.float32)
 ALPHA = 0.45
+#: Colours of a classes map: sharp, motion, defocus, and anything else (black).
+CLASS_COLOURS = np.array([[170, 170, 170], [230, 40, 40], [40, 90, 230], [0, 0, 0]], np.uint8)
 
 
 def contact_sheet(folder, out_path, *, rows: int = 6, tile_height: int = 192) -> Path:
@@ -73,13 +76,21 @@ def _row(folder: Path, name: str, tile_height: int) -> np.ndarray:
     overlay = overlay.round().astype(np.uint8)
     edge = blurred ^ cv2.erode(blurred.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     overlay[edge] = (255, 255, 0)
+    panels = [image, overlay]
+    text = f"{name}   image | blurred (red, gt=255)"
+    classes_path = folder / "classes" / f"{name}.png"
+    if classes_path.is_file():  # a mixed image: its sharp / motion / defocus map as well
+        classes = read_mask_u8(classes_path)
+        panels.append(CLASS_COLOURS[np.minimum(classes, 3)])
+        text += " | classes (grey sharp, red motion, blue defocus)"
     scale = tile_height / image.shape[0]
     size = (max(1, round(image.shape[1] * scale)), tile_height)
-    tiles = [cv2.resize(a, size, interpolation=cv2.INTER_AREA) for a in (image, overlay)]
+    tiles = [cv2.resize(a, size, interpolation=cv2.INTER_NEAREST) for a in panels]
+    tiles[0] = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    tiles[1] = cv2.resize(overlay, size, interpolation=cv2.INTER_AREA)
     label_h = 22
-    strip = np.full((tile_height + label_h, 2 * size[0] + 4, 3), 255, np.uint8)
-    strip[label_h:, : size[0]] = tiles[0]
-    strip[label_h:, size[0] + 4 :] = tiles[1]
-    text = f"{name}   image | blurred (red, gt=255)"
+    strip = np.full((tile_height + label_h, len(tiles) * (size[0] + 4) - 4, 3), 255, np.uint8)
+    for k, tile in enumerate(tiles):
+        strip[label_h:, k * (size[0] + 4) : k * (size[0] + 4) + size[0]] = tile
     cv2.putText(strip, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     return strip

@@ -1,4 +1,5 @@
-"""The report's two image-formation models: pure numpy, no I/O, no randomness.
+"""The report's two image-formation models, and both in one image: pure numpy, no I/O, no
+randomness.
 
 All inputs follow the package dtype policy: images float32 ``(H, W, 3)`` in [0, 1], the
 object mask ``m`` float32 ``(H, W)`` in [0, 1] (1 on the object), kernels from
@@ -49,6 +50,39 @@ def render_defocus(
     m2 = convolve(mask, k2)
     image = m2[..., None] * fg + (1.0 - m2)[..., None] * convolve(bg, k1)
     return np.clip(image, 0.0, 1.0, out=image), np.clip(m2, 0.0, 1.0)
+
+
+def render_mixed(
+    f1: np.ndarray,
+    f2: np.ndarray,
+    bg: np.ndarray,
+    m1: np.ndarray,
+    m2: np.ndarray,
+    k: np.ndarray,
+    k1: np.ndarray,
+    k2: np.ndarray,
+):
+    """Both models in one image: a sharp object over a defocused background (eq. 2), and a
+    moving object in front of both (eq. 1 with that image as its background).
+
+    ``base = (k2*m1)⊙F1 + (1 − k2*m1)⊙(k1*B)``, ``I = k*(m2⊙F2) + (1 − k*m2)⊙base``.
+
+    Returns
+    -------
+    image : float32 (H, W, 3) in [0, 1]
+    classes : uint8 (H, W)
+        0 sharp (``m1 >= 0.5`` where ``k*m2 < 0.5``), 1 motion (``k*m2 >= 0.5``), 2 defocus.
+    soft_blur : float32 (H, W)
+        ``1 − (1 − k*m2)⊙(k2*m1)``: how much of each pixel is blurred light.
+    """
+    _check(f1, bg, m1)
+    _check(f2, bg, m2)
+    base, sharp = render_defocus(f1, bg, m1, k1, k2)
+    image, moving = render_motion(f2, base, m2, k)
+    classes = np.full(m1.shape, 2, np.uint8)
+    classes[m1 >= BINARY_THRESHOLD] = 0
+    classes[moving >= BINARY_THRESHOLD] = 1
+    return image, classes, (1.0 - (1.0 - moving) * sharp).astype(np.float32)
 
 
 def blur_maps(model: str, mask: np.ndarray, soft: np.ndarray):

@@ -18,8 +18,9 @@ import numpy as np
 from blursynth.schema import KNOWN_BLUR_TYPES
 from blursynth.sources.voc import CLASSES, VOCItem
 
-#: Blur models, in spawn-key order.
-MODELS = KNOWN_BLUR_TYPES
+#: Blur models, in spawn-key order: the report's two, and ``mixed`` (a sharp object and a
+#: moving object over a defocused background: every class in one image).
+MODELS = (*KNOWN_BLUR_TYPES, "mixed")
 #: Motion kernels: the report's straight line, or a random camera-shake trajectory.
 MOTION_KERNELS = ("line", "shake")
 #: Defocus kernels: the report's Gaussian, or an anti-aliased disk (circle of confusion).
@@ -35,8 +36,23 @@ CAMERA_OPTIONS = (
     "noise_a",
     "noise_b",
     "jpeg",
+    "uniform_share",
 )
-RECORD_EXTRAS = ("trajectory", "radius", "linear_light", "noise_a", "noise_b", "noise_seed", "jpeg")
+RECORD_EXTRAS = (
+    "trajectory",
+    "radius",
+    "linear_light",
+    "noise_a",
+    "noise_b",
+    "noise_seed",
+    "jpeg",
+    "uniform",
+    "fg2",
+    "cls2",
+    "class_name2",
+    "fg2_box",
+)
+UNIFORM_KINDS = ("sharp", "blurred")
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,8 @@ class SampleParams:
         with ``a`` (shot) log-uniform in ``noise_a`` and ``b`` (read, a variance)
         log-uniform in ``noise_b``.
     jpeg : JPEG quality of a final encode/decode round trip (None: none).
+    uniform_share : share of images with no object: the background alone, half of them sharp
+        everywhere, half blurred everywhere (by the model's kernel: motion k, defocus k1).
 
     The defaults are the report's models; the camera options draw after the report's
     parameters, so they never change what a default run draws.
@@ -76,6 +94,7 @@ class SampleParams:
     noise_a: tuple[float, float] = (1e-4, 1e-2)
     noise_b: tuple[float, float] = (1e-6, 1e-4)
     jpeg: int | None = None
+    uniform_share: float = 0.0
 
     def __post_init__(self):
         for name in ("length", "angle", "sigma1", "radius", "noise_a", "noise_b"):
@@ -100,6 +119,8 @@ class SampleParams:
             raise ValueError(f"noise ranges must be > 0, got {self.noise_a} and {self.noise_b}")
         if self.jpeg is not None and not 1 <= self.jpeg <= 100:
             raise ValueError(f"JPEG quality must be in 1..100, got {self.jpeg}")
+        if not 0.0 <= self.uniform_share <= 1.0:
+            raise ValueError(f"uniform share must be in [0, 1], got {self.uniform_share}")
 
     def run_dict(self) -> dict:
         """The parameters as a run records them: the camera options only when one of them
@@ -145,6 +166,11 @@ class SampleRecord:
     noise_b: float | None = None
     noise_seed: int | None = None
     jpeg: int | None = None
+    uniform: str | None = None
+    fg2: str | None = None
+    cls2: int | None = None
+    class_name2: str | None = None
+    fg2_box: tuple[int, int, int, int] | None = None
 
     def to_dict(self) -> dict:
         """The record as JSON-ready data; the camera fields only when set, so a record of the
@@ -186,7 +212,7 @@ def sample_record(
     ----------
     items : sequence of VOCItem
         Candidate images; foregrounds are those with a usable class, backgrounds any other.
-    model : {"motion", "defocus"}
+    model : {"motion", "defocus", "mixed"}
     index : int
         0-based sample index within its model.
     seed : int
@@ -202,7 +228,9 @@ def sample_record(
     uniformly among the usable classes of the foreground. The foreground crop is drawn
     uniformly among the offsets that keep the class's bounding box inside the crop (or the
     crop inside the box, along an axis where the box is larger), so the object stays in view;
-    the background crop is uniform.
+    the background crop is uniform. A ``mixed`` sample also draws a second foreground (the
+    moving object, another image when there is one) and both blurs; the common crop size is
+    then the smallest of the three images.
     """
     params = SampleParams() if params is None else params
     if model not in MODELS:
@@ -222,20 +250,38 @@ def sample_record(
     else:
         bi = fi
     fg, bg = items[fi], items[bi]
+    blur = {}
+    fg2 = None
+    if model == "mixed":  # the moving object: another foreground when there is one
+        others = [i for i in fg_pool if i != fi] or fg_pool
+        fg2 = items[others[int(rng.integers(len(others)))]]
     classes = sorted(fg.classes)
     cls = classes[int(rng.integers(len(classes)))]
-    h, w = min(fg.height, bg.height), min(fg.width, bg.width)
+    if fg2 is not None:
+        classes2 = sorted(fg2.classes)
+        blur["cls2"] = int(classes2[int(rng.integers(len(classes2)))])
+    heights = [it.height for it in (fg, bg, fg2) if it is not None]
+    widths = [it.width for it in (fg, bg, fg2) if it is not None]
+    h, w = min(heights), min(widths)
     y0, x0, y1, x1 = fg.classes[cls]
     fy = _offset_keeping(rng, y0, y1, h, fg.height)
     fx = _offset_keeping(rng, x0, x1, w, fg.width)
+    if fg2 is not None:
+        a0, b0, a1, b1 = fg2.classes[blur["cls2"]]
+        f2y = _offset_keeping(rng, a0, a1, h, fg2.height)
+        f2x = _offset_keeping(rng, b0, b1, w, fg2.width)
+        blur["fg2"] = fg2.id
+        blur["fg2_box"] = (f2y, f2x, f2y + h, f2x + w)
+        blur["class_name2"] = (
+            class_name(fg2.id, blur["cls2"]) if class_name else CLASSES[blur["cls2"]]
+        )
     by = int(rng.integers(bg.height - h + 1))
     bx = int(rng.integers(bg.width - w + 1))
 
-    blur = {}
-    if model == "motion":
+    if model in ("motion", "mixed"):
         blur["length"] = float(rng.uniform(*params.length))
         blur["angle"] = float(rng.uniform(*params.angle))
-    else:
+    if model in ("defocus", "mixed"):
         blur["sigma1"] = float(rng.uniform(*params.sigma1))
         blur["sigma2"] = float(params.sigma2)
     blur.update(_camera_draws(rng, model, blur, params))
@@ -269,9 +315,9 @@ def _camera_draws(rng: np.random.Generator, model: str, blur: dict, params: Samp
     """What the camera options add to a record, drawn after the report's parameters (so a
     run with the defaults draws exactly what it always drew)."""
     extra: dict = {}
-    if model == "motion" and params.motion_kernel == "shake":
+    if model in ("motion", "mixed") and params.motion_kernel == "shake":
         extra["trajectory"] = shake_trajectory(rng, blur["length"])
-    if model == "defocus" and params.defocus_kernel == "disk":
+    if model in ("defocus", "mixed") and params.defocus_kernel == "disk":
         extra["radius"] = float(rng.uniform(*params.radius))
         extra["sigma1"] = None  # the disk replaces the background Gaussian
     if params.linear_light:
@@ -282,6 +328,8 @@ def _camera_draws(rng: np.random.Generator, model: str, blur: dict, params: Samp
         extra["noise_seed"] = int(rng.integers(2**63))
     if params.jpeg is not None:
         extra["jpeg"] = int(params.jpeg)
+    if model != "mixed" and params.uniform_share > 0 and rng.random() < params.uniform_share:
+        extra["uniform"] = UNIFORM_KINDS[int(rng.integers(2))]
     return extra
 
 

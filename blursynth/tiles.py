@@ -159,7 +159,12 @@ def tile_count(height: int, width: int, params: TileParams) -> int:
 
 
 def _labels(cache: DecodedCache, index: int, blur_type: str, params: TileParams) -> np.ndarray:
-    """An image's label map from its kept cell map (low bit: blurred)."""
+    """An image's label map from its kept cell map (low bit: blurred); with 3 classes, a
+    mixed synthetic image's own per-pixel blur types."""
+    if params.classes == 3:
+        classes = cache.classes(index)
+        if classes is not None:
+            return classes
     return label_map(cache.cells(index) & np.uint8(1), blur_type, params.classes)
 
 

@@ -345,3 +345,121 @@ def test_a_resume_with_other_camera_options_is_refused(voc, tmp_path):
         main, ["generate", "--voc", str(voc.parent), "--n", "2", "--out", str(out), "--resume"]
     )
     assert res.exit_code == 1 and "cannot resume: params differ" in res.output
+
+
+def test_uniform_images_are_sharp_or_blurred_everywhere(voc, tmp_path):
+    """--uniform-share 1: no object; sharp images are the background crop itself, blurred
+    ones are blurred everywhere; the truth says so; each re-renders from its record."""
+    out = tmp_path / "u"
+    assert (
+        cli("generate", "--voc", voc.parent, "--n", 4, "--out", out, "--uniform-share", 1).exit_code
+        == 0
+    )
+    dataset = VOCSegmentation(voc.parent, "train")
+    kinds = set()
+    for line in (out / "records.jsonl").read_text().splitlines():
+        record = SampleRecord.from_dict(json.loads(line))
+        kinds.add(record.uniform)
+        gt = read_mask_u8(out / "gt" / f"{record.name}.png")
+        image = read_image_u8(out / "image" / f"{record.name}.png")
+        assert np.array_equal(rerender(record, dataset)["image"], image)
+        y0, x0, y1, x1 = record.bg_box
+        bg = read_image_u8(dataset.image_path(record.bg))[y0:y1, x0:x1]
+        if record.uniform == "sharp":
+            assert (gt == 0).all() and np.array_equal(image, bg)
+        else:
+            assert (gt == 255).all() and not np.array_equal(image, bg)
+            # blurring removes high frequencies: the Laplacian's energy drops
+            lap = [cv2.Laplacian(x.astype(np.float32), cv2.CV_32F).var() for x in (image, bg)]
+            assert lap[0] < 0.8 * lap[1]
+    assert kinds <= {"sharp", "blurred"} and None not in kinds
+
+
+def test_the_uniform_share_is_drawn_per_image():
+    from blursynth.sampling import SampleParams, sample_record
+    from blursynth.sources.voc import VOCItem
+
+    items = [VOCItem("a", 100, 120, {3: (10, 10, 60, 60)}), VOCItem("b", 100, 120, {})]
+    share = SampleParams(uniform_share=0.25)
+    records = [sample_record(items, "motion", i, 0, share) for i in range(400)]
+    uniform = [r.uniform for r in records if r.uniform]
+    assert 0.18 < len(uniform) / 400 < 0.32
+    assert 0.3 < uniform.count("sharp") / len(uniform) < 0.7
+    plain = [sample_record(items, "motion", i, 0) for i in range(20)]
+    assert all(r.uniform is None and "uniform" not in r.to_dict() for r in plain)
+    assert [(r.fg_box, r.length) for r in plain] == [(r.fg_box, r.length) for r in records[:20]]
+
+
+def test_mixed_images_hold_every_class_and_feed_three_class_tiles(voc, tmp_path):
+    """--model all: mixed images with a classes/ map (binary truth = classes != 0) that
+    re-render from their records; `tiles --source synth --classes 3` takes their per-pixel
+    classes, the other images' from their blur type; preview draws the map."""
+    out = tmp_path / "g"
+    args = ["--voc", voc.parent, "--n", 3, "--out", out, "--model", "all", "--seed", 2]
+    assert cli("generate", *args, "-q").exit_code == 0
+    dataset = VOCSegmentation(voc.parent, "train")
+    mixed = sorted((out / "classes").glob("*.png"))
+    assert [p.stem for p in mixed] == ["mixed0001", "mixed0002", "mixed0003"]
+    records = {
+        d["name"]: SampleRecord.from_dict(d)
+        for d in map(json.loads, (out / "records.jsonl").read_text().splitlines())
+    }
+    for path in mixed:
+        classes = read_mask_u8(path)
+        assert classes.max() <= 2
+        assert np.array_equal(classes != 0, read_mask_u8(out / "gt" / path.name) > 0)
+        record = records[path.stem]
+        assert record.fg2 is not None and record.cls2 is not None and record.sigma1
+        arrays = rerender(record, dataset)
+        assert np.array_equal(arrays["classes"], classes)
+        assert np.array_equal(arrays["image"], read_image_u8(out / "image" / path.name))
+    assert not (out / "classes" / "motion0001.png").exists()
+
+    tiles = tmp_path / "t"
+    res = cli(
+        "tiles",
+        "--source",
+        "synth",
+        "--root",
+        out,
+        "--out",
+        tiles,
+        "--classes",
+        3,
+        "--eval-images",
+        0,
+    )
+    assert res.exit_code == 0, res.output
+    from blursynth.shards import open_dataset
+
+    with open_dataset(tiles) as ds:
+        rows = {s: ds[s].read(0, len(ds[s])) for s in ds.splits}
+    for split_rows in rows.values():
+        for code, allowed in ((0, {0, 1, 255}), (1, {0, 2, 255}), (2, {0, 1, 2, 255})):
+            sel = split_rows["blur_type"] == code
+            assert set(np.unique(split_rows["label"][sel])) <= allowed
+    mixed_labels = np.concatenate([r["label"][r["blur_type"] == 2].ravel() for r in rows.values()])
+    assert {1, 2} <= set(np.unique(mixed_labels))  # both blur types inside mixed images
+    sheet = tmp_path / "sheet.png"
+    assert cli("preview", out, "--out", sheet, "--rows", 9).exit_code == 0
+    assert read_image_u8(sheet).shape[1] > 3 * 100  # the mixed rows have a third panel
+
+
+def test_synth_source_reads_mixed_truth_and_refuses_other_names(voc, tmp_path):
+    out = tmp_path / "g"
+    assert (
+        cli("generate", "--voc", voc.parent, "--n", 1, "--out", out, "--model", "all").exit_code
+        == 0
+    )
+    source = SynthSource(out)
+    by_stem = {it.stem: it for it in source.items}
+    assert source.load_classes(by_stem["motion0001"]) is None
+    assert source.load_classes(by_stem["mixed0001"]).max() <= 2
+    assert by_stem["mixed0001"].blur_type == "unknown"
+    write_png(out / "classes" / "mixed0001.png", np.full((8, 8), 7, np.uint8))
+    with pytest.raises(BlursynthError, match="classes map holds 7"):
+        source.load_classes(by_stem["mixed0001"])
+    shutil.copy(out / "image" / "motion0001.png", out / "image" / "photo.png")
+    shutil.copy(out / "gt" / "motion0001.png", out / "gt" / "photo.png")
+    with pytest.raises(BlursynthError, match="not named motion####, defocus#### or mixed####"):
+        SynthSource(out)

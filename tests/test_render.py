@@ -85,3 +85,39 @@ def test_shape_mismatch_raises(scene):
     fg, bg, m = scene
     with pytest.raises(ValueError, match="share height and width"):
         render_motion(fg, bg[:-1], m, DELTA)
+
+
+def test_mixed_is_eq2_under_eq1_in_float64():
+    """render_mixed against a direct float64 transcription of its two equations."""
+    from scipy import ndimage
+
+    from blursynth.kernels import gaussian_kernel, motion_kernel
+    from blursynth.render import render_mixed
+
+    rng = np.random.default_rng(3)
+    h, w = 40, 52
+    f1, f2, bg = (rng.random((h, w, 3), dtype=np.float32) for _ in range(3))
+    m1 = np.zeros((h, w), np.float32)
+    m1[5:30, 4:25] = 1
+    m2 = np.zeros((h, w), np.float32)
+    m2[12:36, 20:45] = 1
+    k, k1, k2 = motion_kernel(7, 30), gaussian_kernel(1.5), gaussian_kernel(1.0)
+
+    def conv(x, kern):  # true convolution, reflect-101 borders, float64
+        x = x.astype(np.float64)
+        if x.ndim == 3:
+            return np.stack([conv(x[..., c], kern) for c in range(3)], axis=-1)
+        return ndimage.convolve(x, kern, mode="mirror")
+
+    s = conv(m1, k2)
+    base = s[..., None] * f1 + (1 - s)[..., None] * conv(bg, k1)
+    km = conv(m2, k)
+    want = conv(m2[..., None] * f2, k) + (1 - km)[..., None] * base
+    image, classes, soft = render_mixed(f1, f2, bg, m1, m2, k, k1, k2)
+    assert np.abs(image - np.clip(want, 0, 1)).max() < 1e-4
+    assert np.abs(soft - (1 - (1 - km) * s)).max() < 1e-4
+    # classes: moving where k*m2 >= 0.5, else sharp on the object, else defocused
+    assert (classes[km >= 0.5] == 1).all()
+    assert (classes[(km < 0.5) & (m1 >= 0.5)] == 0).all()
+    assert (classes[(km < 0.5) & (m1 < 0.5)] == 2).all()
+    assert set(np.unique(classes)) == {0, 1, 2}

@@ -2,8 +2,46 @@
 
 from __future__ import annotations
 
-from blursynth.sources.shi import ShiSource
+import re
+
+import numpy as np
+
+from blursynth.errors import BlursynthError
+from blursynth.imageio import read_mask_u8
+from blursynth.sources.folder import BlurItem, FolderSource
+from blursynth.sources.shi import ShiSource, blur_type_from_stem
 
 
 class SynthSource(ShiSource):
-    """Output of ``blursynth generate`` (same layout; stems ``motion####``/``defocus####``)."""
+    """Output of ``blursynth generate`` (same layout; stems ``motion####``/``defocus####``,
+    and ``mixed####`` for images that hold both blur types).
+
+    A mixed image's blur type is ``unknown`` (it has both); its per-pixel truth is in
+    ``classes/`` (0 sharp, 1 motion, 2 defocus), read by :meth:`load_classes`.
+    """
+
+    def __init__(self, root, **options):
+        options.setdefault("strict_binary", True)
+        FolderSource.__init__(self, root, **options)
+        odd = [it.image_path.name for it in self.items if not _is_synth_stem(it.stem)]
+        if odd:
+            raise BlursynthError(
+                f"{len(odd)} image(s) are not named motion####, defocus#### or mixed#### "
+                f"(e.g. {odd[0]}); use --source folder for other layouts",
+                self.root,
+            )
+
+    def load_classes(self, item: BlurItem) -> np.ndarray | None:
+        """uint8 (H, W): 0 sharp, 1 motion, 2 defocus, for a mixed image; None otherwise
+        (one blur type: its blurred pixels are all of it)."""
+        path = self.root / "classes" / f"{item.stem}.png"
+        if not path.is_file():
+            return None
+        classes = read_mask_u8(path)
+        if classes.max(initial=0) > 2:
+            raise BlursynthError(f"classes map holds {int(classes.max())} (0..2 expected)", path)
+        return classes
+
+
+def _is_synth_stem(stem: str) -> bool:
+    return blur_type_from_stem(stem) != "unknown" or re.fullmatch(r"mixed\d+", stem) is not None
