@@ -33,6 +33,15 @@ def _open(path: Path) -> Image.Image:
     return im
 
 
+def images_by_stem(folder: Path) -> dict[str, Path]:
+    """The images of a folder by file stem (sorted; the first extension wins a tie)."""
+    found: dict[str, Path] = {}
+    for path in sorted(Path(folder).iterdir()):
+        if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+            found.setdefault(path.stem, path)
+    return found
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image as float32 RGB ``(H, W, 3)`` in ``[0, 1]``."""
     return read_image_u8(path).astype(np.float32) / np.float32(255.0)

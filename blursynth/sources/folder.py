@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from blursynth.errors import BlursynthError
-from blursynth.imageio import IMAGE_EXTENSIONS, read_image_u8, read_mask_u8
+from blursynth.imageio import images_by_stem, read_image_u8, read_mask_u8
 from blursynth.schema import POLARITIES
 
 
@@ -72,10 +72,10 @@ class FolderSource:
                     " missing",
                     self.root,
                 )
-        masks = _by_stem(gt_root)
+        masks = images_by_stem(gt_root)
         self.items: list[BlurItem] = []
         self.missing_masks: list[Path] = []
-        for stem, path in sorted(_by_stem(image_root).items()):
+        for stem, path in sorted(images_by_stem(image_root).items()):
             if stem in masks:
                 self.items.append(BlurItem(stem, path, masks[stem], self.blur_type_of(stem)))
             else:
@@ -141,11 +141,3 @@ class FolderSource:
         white = raw >= self.threshold
         blur = white if self.polarity == "blurred-white" else ~white
         return image, blur
-
-
-def _by_stem(folder: Path) -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
-            found.setdefault(path.stem, path)
-    return found

@@ -22,11 +22,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from blursynth.errors import BlursynthError
-from blursynth.imageio import IMAGE_EXTENSIONS, read_image, read_mask_u8
-from blursynth.sources.voc import CLASSES, MIN_IMAGE_SIDE, VOCItem
+from blursynth.imageio import IMAGE_EXTENSIONS, images_by_stem, read_image, read_mask_u8
+from blursynth.sources.voc import CLASSES, VOCItem, header_size
 
 MIN_OBJECT_FRACTION = 0.02
 MAX_OBJECT_FRACTION = 0.80
@@ -63,7 +62,7 @@ class ObjectFolder:
                     f"'{sub}/' is missing",
                     self.root,
                 )
-        images = _by_stem(self.root / "image")
+        images = images_by_stem(self.root / "image")
         self._images = images
         self.ids = sorted(images)
         if not self.ids:
@@ -102,17 +101,7 @@ class ObjectFolder:
         BlursynthError
             Unreadable image or mask, a missing mask, a mask of another size, a small image.
         """
-        image_path = self.image_path(image_id)
-        try:
-            with Image.open(image_path) as im:  # header only: cheap
-                width, height = im.size
-        except (UnidentifiedImageError, OSError) as exc:
-            raise BlursynthError(f"cannot read image ({exc})", image_path) from None
-        if min(width, height) < MIN_IMAGE_SIDE:
-            raise BlursynthError(
-                f"image is {width}x{height}, under the {MIN_IMAGE_SIDE}-px minimum side",
-                image_path,
-            )
+        width, height = header_size(self.image_path(image_id))
         if not self.mask_path(image_id).exists():
             raise BlursynthError("image has no mask of the same name", self.mask_path(image_id))
         obj = self._object(image_id)
@@ -193,11 +182,3 @@ class SceneSources:
     def load(self, image_id: str) -> tuple[np.ndarray, np.ndarray]:
         src, inner = self._split(image_id)
         return src.load(inner)
-
-
-def _by_stem(folder: Path) -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
-            found.setdefault(path.stem, path)
-    return found

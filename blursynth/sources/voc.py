@@ -117,19 +117,9 @@ class VOCSegmentation:
         BlursynthError
             Missing or unreadable files, a mask whose size differs from its image.
         """
-        image_path = self.image_path(image_id)
-        try:
-            with Image.open(image_path) as im:  # header only: cheap
-                width, height = im.size
-        except FileNotFoundError:
-            raise BlursynthError("image listed in the split is missing", image_path) from None
-        except (UnidentifiedImageError, OSError) as exc:
-            raise BlursynthError(f"cannot read image ({exc})", image_path) from None
-        if min(width, height) < MIN_IMAGE_SIDE:
-            raise BlursynthError(
-                f"image is {width}x{height}, under the {MIN_IMAGE_SIDE}-px minimum side",
-                image_path,
-            )
+        width, height = header_size(
+            self.image_path(image_id), "image listed in the split is missing"
+        )
         mask_path = self.mask_path(image_id)
         if not mask_path.exists():
             raise BlursynthError("mask listed in the split is missing", mask_path)
@@ -158,6 +148,23 @@ class VOCSegmentation:
                 self.mask_path(image_id),
             )
         return image, fill_void(labels)
+
+
+def header_size(image_path: Path, missing: str = "file not found") -> tuple[int, int]:
+    """``(width, height)`` from an image's header (no decoding), refusing a missing or
+    unreadable file and a side under :data:`MIN_IMAGE_SIDE`."""
+    try:
+        with Image.open(image_path) as im:  # header only: cheap
+            width, height = im.size
+    except FileNotFoundError:
+        raise BlursynthError(missing, image_path) from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise BlursynthError(f"cannot read image ({exc})", image_path) from None
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise BlursynthError(
+            f"image is {width}x{height}, under the {MIN_IMAGE_SIDE}-px minimum side", image_path
+        )
+    return width, height
 
 
 def usable_classes(labels: np.ndarray, min_fraction: float = MIN_CLASS_FRACTION):
