@@ -25,7 +25,7 @@ def _size_category(rows: int) -> str:
     return "10M<n<100M"
 
 
-def dataset_card(manifest: Manifest) -> str:
+def dataset_card(manifest: Manifest, sources: list[dict] | None = None) -> str:
     """Markdown with YAML front matter (licence placeholder, tasks, size, data files) and a
     body for the dataset's kind: patches or tiles.
 
@@ -33,18 +33,40 @@ def dataset_card(manifest: Manifest) -> str:
     ----------
     manifest : Manifest
         The dataset's ``manifest.json``.
+    sources : list of dict, optional
+        For a dataset of synthetic images: the source photographs of the ``generate`` run
+        (its ``sources.json``), named in the card with their licences.
     """
     if manifest.kind == "tiles":
         s = manifest.row_size
         head = front_matter(
             manifest, f"blursynth {s}x{s} blur segmentation tiles", ("image-segmentation",)
         )
-        return head + _tile_body(manifest)
+        return head + _tile_body(manifest) + _sources_section(sources)
     p = manifest.patch_size
     head = front_matter(
         manifest, f"blursynth {p}x{p} blur patches", ("image-classification", "image-segmentation")
     )
-    return head + _patch_body(manifest)
+    return head + _patch_body(manifest) + _sources_section(sources)
+
+
+def _sources_section(sources: list[dict] | None) -> str:
+    if not sources:
+        return ""
+    rows = "\n".join(
+        f"| {e.get('kind', '?')} | `{e.get('root', '?')}` | {e.get('licence', '?')} |"
+        for e in sources
+    )
+    return f"""
+## Source photographs
+
+The synthetic images were composited from these photographs (`sources.json` of the
+`blursynth generate` run); their licences apply to this dataset.
+
+| kind | folder | licence |
+|---|---|---|
+{rows}
+"""
 
 
 def front_matter(manifest: Manifest, pretty_name: str, tasks: tuple[str, ...]) -> str:

@@ -105,6 +105,34 @@ class Report:
         return out
 
 
+SOURCES_FILE = "sources.json"
+EMBEDDED_LICENCE = "CC0 1.0 / public domain (datasets/embedded/README.md)"
+OTHER_LICENCE = "that of the source photographs (not checked by blursynth)"
+
+
+def source_entries(voc, split: str, objects) -> list[dict]:
+    """What ``sources.json`` says: each source folder of a run (its name: a card names no
+    path of the machine that built it), its kind and its licence (known for the embedded
+    sample only), for the cards of datasets built from the run."""
+    entries = []
+    if voc is not None or not objects:
+        root = Path(default_voc_root() if voc is None else voc)
+        embedded = voc is None
+        entries.append(
+            {
+                "kind": "voc",
+                "root": "embedded sample" if embedded else Path(root).resolve().name,
+                "split": split,
+                "licence": EMBEDDED_LICENCE if embedded else OTHER_LICENCE,
+            }
+        )
+    entries += [
+        {"kind": "objects", "root": Path(d).resolve().name, "licence": OTHER_LICENCE}
+        for d in objects
+    ]
+    return entries
+
+
 def scene_sources(
     voc=None,
     split: str = "train",
@@ -382,6 +410,7 @@ def _generate(
         run["objects"] = [str(Path(d)) for d in objects]
         run["object_mask"] = {"threshold": object_threshold, "polarity": object_polarity}
     _claim_run_folder(out, run, resume)
+    write_json(out / SOURCES_FILE, source_entries(voc, split, objects))
 
     records = [
         sample_record(items, m, i, seed, params, dataset.class_name)

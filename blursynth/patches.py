@@ -70,6 +70,7 @@ from blursynth.schema import (
     ShardEntry,
     SplitEntry,
     published_root,
+    resolve_root,
 )
 from blursynth.shards import (
     ShardRecord,
@@ -84,6 +85,7 @@ from blursynth.shards import (
 from blursynth.shards.assembly import SplitAssembly, assemble_shard
 from blursynth.shards.writer import recorded_digest, remove_sidecars, sidecar_path
 from blursynth.sources import open_items
+from blursynth.sources.synth import generate_sources
 from blursynth.workers import die_with_parent
 
 NO_CACHE = DecodedCache(None)
@@ -555,7 +557,9 @@ def _write_metadata(
                 out / f"{name}.txt", "".join(f"{(out / r.file).resolve()}\n" for r in records[name])
             )
     write_json(out / MANIFEST, manifest.to_dict())
-    write_text(out / CARD, dataset_card(manifest))
+    synth = params.source == "synth"
+    sources = generate_sources(resolve_root(params.root, out)) if synth else None
+    write_text(out / CARD, dataset_card(manifest, sources))
     known = {r.file: r.sha256 for name in SPLITS for r in records[name]}
     write_checksums(out, [*known, EVAL_LIST, MANIFEST, CARD], known)
     remove_sidecars(out)  # the manifest records the digests from now on

@@ -52,11 +52,13 @@ from blursynth.schema import (
     SplitEntry,
     TileParams,
     published_root,
+    resolve_root,
 )
 from blursynth.shards import ShardWriter, field_specs, sha256_file, write_checksums
 from blursynth.shards.assembly import SplitAssembly
 from blursynth.shards.writer import remove_sidecars
 from blursynth.sources import open_items
+from blursynth.sources.synth import generate_sources
 from blursynth.workers import die_with_parent
 
 IGNORE = 255
@@ -391,7 +393,9 @@ def _write_metadata(
         blursynth_version=__version__,
     )
     write_json(out / MANIFEST, manifest.to_dict())
-    write_text(out / CARD, dataset_card(manifest))
+    synth = params.source == "synth"
+    sources = generate_sources(resolve_root(params.root, out)) if synth else None
+    write_text(out / CARD, dataset_card(manifest, sources))
     known = {r.file: r.sha256 for n in SPLITS for r in records[n]}
     write_checksums(out, [*known, EVAL_LIST, MANIFEST, CARD], known)
     remove_sidecars(out)

@@ -53,3 +53,20 @@ def test_a_cache_without_a_folder_keeps_nothing(tmp_path):
     source, items = open_items("shi", str(root))
     cells = DecodedCache(None).store(source, items[0], 0, 5)
     assert cells.shape == (30, 30) and not list(tmp_path.glob("**/*.npy"))
+
+
+def test_a_killed_builds_decoded_images_are_removed_by_the_next_run(tmp_path):
+    """A build killed mid-way leaves .decoded/ (and no finished-looking file); the rerun
+    replaces it and leaves nothing temporary behind."""
+    from blursynth.patches import build_patch_dataset
+    from blursynth.schema import PatchParams
+
+    root = make_tree(tmp_path / "src", motion=4, defocus=4)
+    params = PatchParams(source="shi", root=str(root), train_patches=400, eval_images=2)
+    build_patch_dataset(params, tmp_path / "ref")
+    out = tmp_path / "ds"
+    (out / ".decoded").mkdir(parents=True)
+    (out / ".decoded" / "0000003.chw.npy").write_bytes(b"half an image from a killed run")
+    build_patch_dataset(params, out)
+    assert not (out / ".decoded").exists()
+    assert (out / "SHA256SUMS").read_text() == (tmp_path / "ref" / "SHA256SUMS").read_text()

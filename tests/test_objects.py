@@ -120,3 +120,32 @@ def test_generate_from_real_saliency_photographs(tmp_path):
         gt = read_mask_u8(out / "gt" / f"{d['name']}.png") > 0
         image = read_image_u8(out / "image" / f"{d['name']}.png")
         assert image.shape[:2] == gt.shape and 0.02 <= gt.mean() <= 0.98, d["name"]
+
+
+def test_cards_of_synthetic_datasets_name_their_source_photographs(tmp_path):
+    """generate's sources.json (folder names only) reaches the dataset card, with licences:
+    CC0 for the embedded sample, the photographs' own otherwise."""
+    embedded, objects = tmp_path / "e", tmp_path / "o"
+    _run("--n", 4, "--out", embedded)
+    _run("--objects", make_objects(tmp_path / "my-objects"), "--n", 4, "--out", objects)
+    entries = json.loads((objects / "sources.json").read_text())
+    assert entries == [
+        {
+            "kind": "objects",
+            "root": "my-objects",
+            "licence": "that of the source photographs (not checked by blursynth)",
+        }
+    ]
+    for src, licence in ((embedded, "CC0 1.0"), (objects, "not checked by blursynth")):
+        for command in ("patches", "tiles"):
+            ds = tmp_path / f"{src.name}-{command}"
+            res = CliRunner().invoke(
+                main,
+                [command, "--source", "synth", "--root", str(src), "--out", str(ds)]
+                + ["--eval-images", "0", "-q"]
+                + (["--train-patches", "300"] if command == "patches" else []),
+            )
+            assert res.exit_code == 0, res.output
+            card = (ds / "README.md").read_text()
+            assert "## Source photographs" in card and licence in card
+            assert str(tmp_path) not in card  # no path of the building machine

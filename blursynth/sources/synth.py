@@ -43,5 +43,21 @@ class SynthSource(ShiSource):
         return classes
 
 
+def generate_sources(root) -> list[dict] | None:
+    """The source photographs of a ``generate`` run (its ``sources.json``: kind, root,
+    licence), or None for a folder without one (older runs)."""
+    import json
+    from pathlib import Path
+
+    path = Path(root) / "sources.json"
+    if not path.is_file():
+        return None
+    try:
+        entries = json.loads(path.read_text())
+    except ValueError as exc:
+        raise BlursynthError(f"unreadable sources list ({exc})", path) from None
+    return entries if isinstance(entries, list) else None
+
+
 def _is_synth_stem(stem: str) -> bool:
     return blur_type_from_stem(stem) != "unknown" or re.fullmatch(r"mixed\d+", stem) is not None
