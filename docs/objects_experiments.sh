@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Issue 11's proof, first round (docs/results.md, "Synthetic data from object-mask photo sets"):
 # the dense U-Net trained on CUHK alone, on CUHK + synthetic renderings of ECSSD/DUTS objects
-# (every camera option on), and on those renderings alone; all scored on the 156 CUHK
-# validation images. 1,500 iterations each, the variant length of docs/dense_experiments.sh.
+# (every camera option on), and on those renderings alone; then, on the same objects, the
+# report's two models without any camera option, alone (is the realism worth it?). All scored
+# on the 156 CUHK validation images; 1,500 iterations each, the variant length of
+# docs/dense_experiments.sh.
 # Needs the shared data and the venv of README.md; writes synth/, data/, runs/, evals/
 # (git-ignored). Steps already done are skipped.
 set -euo pipefail
@@ -28,7 +30,14 @@ step runs/v-objects/summary.json $BIN/blursynth_train fit data/cuhk-tiles data/o
 step runs/v-objects-only/summary.json $BIN/blursynth_train fit data/objects-tiles \
     --out runs/v-objects-only $RECIPE
 
-for run in v-base v-objects v-objects-only; do
+step synth/objects-plain/records.jsonl $BIN/blursynth generate --objects "$SHARED/ecssd" \
+    --objects "$SHARED/duts-subset" --n 1000 --out synth/objects-plain --seed 0 -j 2 -q
+step data/objects-plain-tiles/SHA256SUMS $BIN/blursynth tiles --source synth \
+    --root synth/objects-plain --out data/objects-plain-tiles --eval-images 0 --jobs 2 -q
+step runs/v-objects-plain-only/summary.json $BIN/blursynth_train fit data/objects-plain-tiles \
+    --out runs/v-objects-plain-only $RECIPE
+
+for run in v-base v-objects v-objects-only v-objects-plain-only; do
     step "evals/val-$run/results.json" $BIN/blursynth_train evaluate --dataset data/cuhk-tiles \
         --split val --model "$run=runs/$run/best.pt" --out "evals/val-$run" -q
 done
