@@ -47,7 +47,13 @@ from blursynth.render import blur_maps, render_defocus, render_mixed, render_mot
 from blursynth.sampling import MODELS, SampleParams, SampleRecord, sample_record
 from blursynth.schema import KNOWN_BLUR_TYPES
 from blursynth.sources.objects import ObjectFolder, SceneSources
-from blursynth.sources.voc import MIN_CLASS_FRACTION, VOCItem, VOCSegmentation, object_mask
+from blursynth.sources.voc import (
+    MIN_CLASS_FRACTION,
+    VOCItem,
+    VOCSegmentation,
+    object_mask,
+    resolve_voc_root,
+)
 from blursynth.workers import die_with_parent
 
 OUTPUT_DIRS = ("image", "gt", "soft")
@@ -116,12 +122,13 @@ def source_entries(voc, split: str, objects) -> list[dict]:
     sample only), for the cards of datasets built from the run."""
     entries = []
     if voc is not None or not objects:
-        root = Path(default_voc_root() if voc is None else voc)
         embedded = voc is None
+        root = resolve_voc_root(default_voc_root() if embedded else voc)  # .../VOC2012
+        name = root.parent.parent.name if root.parent.name == "VOCdevkit" else root.name
         entries.append(
             {
                 "kind": "voc",
-                "root": "embedded sample" if embedded else Path(root).resolve().name,
+                "root": "embedded sample" if embedded else name,
                 "split": split,
                 "licence": EMBEDDED_LICENCE if embedded else OTHER_LICENCE,
             }

@@ -37,7 +37,16 @@ step data/objects-plain-tiles/SHA256SUMS $BIN/blursynth tiles --source synth \
 step runs/v-objects-plain-only/summary.json $BIN/blursynth_train fit data/objects-plain-tiles \
     --out runs/v-objects-plain-only $RECIPE
 
-for run in v-base v-objects v-objects-only v-objects-plain-only; do
+# synthetic data as pre-training: the synthetic-only model fine-tuned on CUHK (1,500 + 1,500
+# iterations), against CUHK alone for the same 3,000
+step runs/v-objects-then-cuhk/summary.json $BIN/blursynth_train fit data/cuhk-tiles \
+    --out runs/v-objects-then-cuhk --init runs/v-objects-only/best.pt $RECIPE
+R3000="${RECIPE/--iterations 1500/--iterations 3000}"
+R3000="${R3000/--eval-every 1500/--eval-every 3000}"
+step runs/v-base-3000/summary.json $BIN/blursynth_train fit data/cuhk-tiles \
+    --out runs/v-base-3000 $R3000
+
+for run in v-base v-objects v-objects-only v-objects-plain-only v-objects-then-cuhk v-base-3000; do
     step "evals/val-$run/results.json" $BIN/blursynth_train evaluate --dataset data/cuhk-tiles \
         --split val --model "$run=runs/$run/best.pt" --out "evals/val-$run" -q
 done
