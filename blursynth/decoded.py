@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from blursynth.imageio import to_u8
 from blursynth.patch_plan import cell_map
 
 DECODED_DIR = ".decoded"
@@ -48,18 +47,14 @@ class DecodedCache:
 
         Raises the source's :class:`~blursynth.BlursynthError` for an unreadable item.
         """
-        if hasattr(source, "load_u8"):
-            image_u8, blur = source.load_u8(item)
-        else:
-            image, blur = source.load(item)
-            image_u8 = to_u8(image)
+        image_u8, blur = source.load_u8(item)
         if blur.shape[0] < patch_size or blur.shape[1] < patch_size:
             return blur.astype(np.uint8)
         cells = cell_map(blur, patch_size)
         if self.folder is not None:
             planar = np.ascontiguousarray(image_u8.transpose(2, 0, 1))
             kept = list(zip(self._paths(index), (planar, cells), strict=True))
-            classes = source.load_classes(item) if hasattr(source, "load_classes") else None
+            classes = source.load_classes(item)
             if classes is not None:  # a mixed synthetic image: its per-pixel blur types
                 kept.append((self._classes_path(index), classes))
             for path, array in kept:

@@ -121,9 +121,10 @@ def source_entries(voc, split: str, objects) -> list[dict]:
     path of the machine that built it), its kind and its licence (known for the embedded
     sample only), for the cards of datasets built from the run."""
     entries = []
-    if voc is not None or not objects:
+    root = voc_root(voc, objects)
+    if root is not None:
         embedded = voc is None
-        root = resolve_voc_root(default_voc_root() if embedded else voc)  # .../VOC2012
+        root = resolve_voc_root(root)  # .../VOC2012
         name = root.parent.parent.name if root.parent.name == "VOCdevkit" else root.name
         entries.append(
             {
@@ -140,6 +141,14 @@ def source_entries(voc, split: str, objects) -> list[dict]:
     return entries
 
 
+def voc_root(voc, objects):
+    """The VOC tree a run draws from: ``voc`` if given, the embedded sample if neither
+    ``voc`` nor ``objects`` is, else None (object folders only)."""
+    if voc is not None:
+        return voc
+    return None if objects else default_voc_root()
+
+
 def scene_sources(
     voc=None,
     split: str = "train",
@@ -150,9 +159,8 @@ def scene_sources(
     """The scene sources of a run: the VOC split (the embedded sample when neither ``voc``
     nor ``objects`` is given) and the object-mask folders, as one
     (:class:`~blursynth.sources.objects.SceneSources`)."""
-    parts = []
-    if voc is not None or not objects:
-        parts.append(VOCSegmentation(default_voc_root() if voc is None else voc, split))
+    root = voc_root(voc, objects)
+    parts = [] if root is None else [VOCSegmentation(root, split)]
     parts += [
         ObjectFolder(d, threshold=object_threshold, polarity=object_polarity) for d in objects
     ]
@@ -198,30 +206,26 @@ def rerender(record: SampleRecord, voc) -> dict[str, np.ndarray]:
         (H, W), the soft blur map; for a ``mixed`` record also ``classes`` uint8 (H, W): 0
         sharp, 1 motion, 2 defocus.
     """
-    fg, mask = _object(voc, record.fg, record.fg_box, record.cls)
-    bg_image = read_image(voc.image_path(record.bg))
-    bg = _crop(bg_image, record.bg_box, voc.image_path(record.bg))
+    bg = _crop(read_image(voc.image_path(record.bg)), record.bg_box, voc.image_path(record.bg))
+    light = srgb_to_linear if record.linear_light else (lambda x: x)  # blur light, not codes
+    bg = light(bg)
     extra = {}
-    if record.linear_light:  # blur and composite light, not sRGB code values
-        fg, bg = srgb_to_linear(fg), srgb_to_linear(bg)
     if record.uniform is not None:  # no object: the background, sharp or blurred everywhere
         image, soft_blur, binary = _uniform(record, bg)
-    elif record.model == "mixed":
-        f2, m2 = _object(voc, record.fg2, record.fg2_box, record.cls2)
-        if record.linear_light:
-            f2 = srgb_to_linear(f2)
-        k1, k2 = _defocus_kernels(record)
-        image, classes, soft_blur = render_mixed(
-            fg, f2, bg, mask, m2, _motion_kernel(record), k1, k2
-        )
-        binary = classes != 0
-        extra["classes"] = classes
-    elif record.model == "motion":
-        image, soft = render_motion(fg, bg, mask, record_kernels(record)[0])
     else:
-        image, soft = render_defocus(fg, bg, mask, *record_kernels(record))
-    if record.uniform is None and record.model != "mixed":
-        soft_blur, binary = blur_maps(record.model, mask, soft)
+        fg, mask = _object(voc, record.fg, record.fg_box, record.cls)
+        fg = light(fg)
+        if record.model == "mixed":
+            f2, m2 = _object(voc, record.fg2, record.fg2_box, record.cls2)
+            image, classes, soft_blur = render_mixed(
+                fg, light(f2), bg, mask, m2, *record_kernels(record)
+            )
+            binary = classes != 0
+            extra["classes"] = classes
+        else:
+            render = render_motion if record.model == "motion" else render_defocus
+            image, soft = render(fg, bg, mask, *record_kernels(record))
+            soft_blur, binary = blur_maps(record.model, mask, soft)
     if record.noise_seed is not None:  # sensor noise lives in linear light
         linear = image if record.linear_light else srgb_to_linear(image)
         rng = np.random.default_rng(record.noise_seed)
@@ -351,7 +355,7 @@ def generate(
     from blursynth.locking import folder_lock
 
     _check_numbers(n, model, seed, jobs)  # before the lock creates the folder
-    roots = ([voc or default_voc_root()] if voc is not None or not objects else []) + [*objects]
+    roots = [r for r in (voc_root(voc, objects),) if r is not None] + [*objects]
     with folder_lock(out, "generate"), use_backend(backend, out, roots):
         return _generate(
             out,

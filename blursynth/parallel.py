@@ -56,12 +56,12 @@ class Backend:
 
 
 @contextmanager
-def use_backend(backend: Backend | None, out: str | Path | None = None, source=None):
+def use_backend(backend: Backend | None, out: str | Path | None = None, sources=()):
     """Run the :func:`run_tasks` calls inside on ``backend`` (``None``: local processes).
 
     With ``dask``, connects to the scheduler, checks that every worker sees the output folder
-    ``out`` (a marker file written here must be readable there) and the ``source`` folder
-    (or each of a list), and disconnects at the end.
+    ``out`` (a marker file written here must be readable there) and each of the ``sources``
+    folders, and disconnects at the end.
 
     Raises
     ------
@@ -91,7 +91,7 @@ def use_backend(backend: Backend | None, out: str | Path | None = None, source=N
             raise BlursynthError(f"the dask scheduler at {backend.scheduler} has no workers")
         if out is not None:
             _check_shared_folder(client, Path(out))
-        for folder in [] if source is None else source if isinstance(source, list) else [source]:
+        for folder in sources:
             _check_visible(client, Path(folder))
         _on_cluster = True
         with parallel_config(backend="dask"):

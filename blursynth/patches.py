@@ -449,7 +449,7 @@ def dataset_build(out, kind: str, backend: Backend | None, root):
     workers' backend, and the decode cache, which it yields and removes at the end."""
     from blursynth.locking import folder_lock
 
-    with folder_lock(out, kind), use_backend(backend, out, root):
+    with folder_lock(out, kind), use_backend(backend, out, [root]):
         cache = decoded_cache(out)
         try:
             yield cache

@@ -243,47 +243,24 @@ def sample_record(
     key = (MODELS.index(model), int(index))
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
-    fi = fg_pool[int(rng.integers(len(fg_pool)))]
-    if len(items) > 1:
-        bi = int(rng.integers(len(items) - 1))
-        bi += bi >= fi  # any image but the foreground
-    else:
-        bi = fi
-    fg, bg = items[fi], items[bi]
+    fg, bg, fg2 = _draw_images(rng, items, fg_pool, model)
+    cls = _draw_class(rng, fg)
+    cls2 = _draw_class(rng, fg2) if fg2 is not None else None
+    h = min(it.height for it in (fg, bg, fg2) if it is not None)
+    w = min(it.width for it in (fg, bg, fg2) if it is not None)
+    fg_box = _object_crop(rng, fg, cls, h, w)
+    name = class_name or (lambda _id, c: CLASSES[c])
     blur = {}
-    fg2 = None
-    if model == "mixed":  # the moving object: another foreground when there is one
-        others = [i for i in fg_pool if i != fi] or fg_pool
-        fg2 = items[others[int(rng.integers(len(others)))]]
-    classes = sorted(fg.classes)
-    cls = classes[int(rng.integers(len(classes)))]
     if fg2 is not None:
-        classes2 = sorted(fg2.classes)
-        blur["cls2"] = int(classes2[int(rng.integers(len(classes2)))])
-    heights = [it.height for it in (fg, bg, fg2) if it is not None]
-    widths = [it.width for it in (fg, bg, fg2) if it is not None]
-    h, w = min(heights), min(widths)
-    y0, x0, y1, x1 = fg.classes[cls]
-    fy = _offset_keeping(rng, y0, y1, h, fg.height)
-    fx = _offset_keeping(rng, x0, x1, w, fg.width)
-    if fg2 is not None:
-        a0, b0, a1, b1 = fg2.classes[blur["cls2"]]
-        f2y = _offset_keeping(rng, a0, a1, h, fg2.height)
-        f2x = _offset_keeping(rng, b0, b1, w, fg2.width)
-        blur["fg2"] = fg2.id
-        blur["fg2_box"] = (f2y, f2x, f2y + h, f2x + w)
-        blur["class_name2"] = (
-            class_name(fg2.id, blur["cls2"]) if class_name else CLASSES[blur["cls2"]]
+        blur.update(
+            fg2=fg2.id,
+            cls2=cls2,
+            fg2_box=_object_crop(rng, fg2, cls2, h, w),
+            class_name2=name(fg2.id, cls2),
         )
     by = int(rng.integers(bg.height - h + 1))
     bx = int(rng.integers(bg.width - w + 1))
-
-    if model in ("motion", "mixed"):
-        blur["length"] = float(rng.uniform(*params.length))
-        blur["angle"] = float(rng.uniform(*params.angle))
-    if model in ("defocus", "mixed"):
-        blur["sigma1"] = float(rng.uniform(*params.sigma1))
-        blur["sigma2"] = float(params.sigma2)
+    blur.update(_blur_draws(rng, model, params))
     blur.update(_camera_draws(rng, model, blur, params))
     return SampleRecord(
         name=sample_name(model, index),
@@ -293,12 +270,53 @@ def sample_record(
         spawn_key=key,
         fg=fg.id,
         bg=bg.id,
-        cls=int(cls),
-        class_name=class_name(fg.id, cls) if class_name else CLASSES[cls],
-        fg_box=(fy, fx, fy + h, fx + w),
+        cls=cls,
+        class_name=name(fg.id, cls),
+        fg_box=fg_box,
         bg_box=(by, bx, by + h, bx + w),
         **blur,
     )
+
+
+def _draw_images(rng: np.random.Generator, items, fg_pool: list[int], model: str):
+    """The foreground, the background (any other image when there is one) and, for
+    ``mixed``, the moving object (another foreground when there is one)."""
+    fi = fg_pool[int(rng.integers(len(fg_pool)))]
+    if len(items) > 1:
+        bi = int(rng.integers(len(items) - 1))
+        bi += bi >= fi  # any image but the foreground
+    else:
+        bi = fi
+    fg2 = None
+    if model == "mixed":
+        others = [i for i in fg_pool if i != fi] or fg_pool
+        fg2 = items[others[int(rng.integers(len(others)))]]
+    return items[fi], items[bi], fg2
+
+
+def _draw_class(rng: np.random.Generator, item: VOCItem) -> int:
+    classes = sorted(item.classes)
+    return int(classes[int(rng.integers(len(classes)))])
+
+
+def _object_crop(rng: np.random.Generator, item: VOCItem, cls: int, h: int, w: int):
+    """An ``h x w`` crop box of ``item`` that keeps class ``cls`` in view."""
+    y0, x0, y1, x1 = item.classes[cls]
+    fy = _offset_keeping(rng, y0, y1, h, item.height)
+    fx = _offset_keeping(rng, x0, x1, w, item.width)
+    return (fy, fx, fy + h, fx + w)
+
+
+def _blur_draws(rng: np.random.Generator, model: str, params: SampleParams) -> dict:
+    """The report's blur parameters: motion length and angle; defocus sigmas."""
+    blur = {}
+    if model in ("motion", "mixed"):
+        blur["length"] = float(rng.uniform(*params.length))
+        blur["angle"] = float(rng.uniform(*params.angle))
+    if model in ("defocus", "mixed"):
+        blur["sigma1"] = float(rng.uniform(*params.sigma1))
+        blur["sigma2"] = float(params.sigma2)
+    return blur
 
 
 def _offset_keeping(rng: np.random.Generator, lo: int, hi: int, crop: int, full: int) -> int:

@@ -119,6 +119,11 @@ class FolderSource:
         image, blur = self.load_u8(item)
         return image.astype(np.float32) / np.float32(255.0), blur
 
+    def load_classes(self, item: BlurItem) -> np.ndarray | None:
+        """Per-pixel blur types (0 sharp, 1 motion, 2 defocus), for sources that have them
+        (:class:`~blursynth.sources.synth.SynthSource`'s mixed images); None here."""
+        return None
+
     def load_u8(self, item: BlurItem) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`load` with the image as stored, uint8 (H, W, 3): what dataset builders
         write, without a round trip through float."""

@@ -25,7 +25,7 @@ import numpy as np
 
 from blursynth.errors import BlursynthError
 from blursynth.imageio import IMAGE_EXTENSIONS, images_by_stem, read_image, read_mask_u8
-from blursynth.sources.voc import CLASSES, VOCItem, header_size
+from blursynth.sources.voc import VOCItem, header_size
 
 MIN_OBJECT_FRACTION = 0.02
 MAX_OBJECT_FRACTION = 0.80
@@ -172,7 +172,7 @@ class SceneSources:
 
     def class_name(self, image_id: str, cls: int) -> str:
         src, _ = self._split(image_id)
-        return src.class_name(cls) if hasattr(src, "class_name") else CLASSES[cls]
+        return src.class_name(cls)
 
     def scan_one(self, image_id: str, min_fraction: float) -> VOCItem:
         src, inner = self._split(image_id)

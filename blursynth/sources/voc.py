@@ -109,6 +109,9 @@ class VOCSegmentation:
     def mask_path(self, image_id: str) -> Path:
         return self.root / "SegmentationClass" / f"{image_id}.png"
 
+    def class_name(self, cls: int) -> str:
+        return CLASSES[cls]
+
     def scan_one(self, image_id: str, min_fraction: float = MIN_CLASS_FRACTION) -> VOCItem:
         """Check one item without decoding its image; find its usable classes.
 
