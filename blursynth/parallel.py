@@ -7,13 +7,14 @@ default), or joblib's ``dask`` backend on a cluster reached at a scheduler addre
 draw their randomness from their own seeded streams and the main process consumes results
 in task order, so the output is byte-identical whatever the backend and the worker count.
 
-A cluster's workers read the sources and write the output themselves (they write rows into
-the shards in place, :mod:`blursynth.shards.placed`), so **every worker must see the source
-folder and the output folder at the same absolute paths** as the machine that runs the
-command: a shared file system (NFS, Lustre, CephFS, ...), mounted alike everywhere, that
-lets several hosts write disjoint byte ranges of one file. Workers that cannot share the
-output disk cannot run these builds; :func:`use_backend` checks that the cluster's workers
-see the output and source folders before any work is sent.
+A cluster's workers read the sources and write the output themselves (the decoded images
+of :mod:`blursynth.decoded`, each whole shard of :mod:`blursynth.shards.assembly`, each
+rendered image of ``generate``), so **every worker must see the source folder and the
+output folder at the same absolute paths** as the machine that runs the command: a shared
+file system (NFS, Lustre, CephFS, ...), mounted alike everywhere. No two workers write one
+file. Workers that cannot share the output disk cannot run these builds;
+:func:`use_backend` checks that the cluster's workers see the output and source folders
+before any work is sent.
 """
 
 from __future__ import annotations

@@ -100,29 +100,50 @@ def extract_patches(
     return cut_patches(np.ascontiguousarray(image_u8.transpose(2, 0, 1)), cy, cx, patch_size)
 
 
-def cut_patches(planar: np.ndarray, cy: np.ndarray, cx: np.ndarray, patch_size: int) -> np.ndarray:
+def cut_patches(
+    planar: np.ndarray,
+    cy: np.ndarray,
+    cx: np.ndarray,
+    patch_size: int,
+    out: np.ndarray | None = None,
+    dest: np.ndarray | None = None,
+) -> np.ndarray:
     """:func:`extract_patches` from a planar image, uint8 ``(3, H, W)``.
 
     Centres at least ``P // 2`` from every edge are windows of the image itself (whole pixel
     runs copied); the others index it through the reflection (``BORDER_REFLECT_101``).
+    With ``out`` (uint8 ``(M, 3, P, P)``) and ``dest`` (``len(cy)`` row indices into it), the
+    patches go straight to ``out[dest]`` (a shard's buffer) and ``out`` is returned.
     """
     r = patch_size // 2
     _, h, w = planar.shape
-    out = np.empty((len(cy), 3, patch_size, patch_size), dtype=np.uint8)
+    if out is None:
+        out = np.empty((len(cy), 3, patch_size, patch_size), dtype=np.uint8)
+        dest = np.arange(len(cy))
+    elif not out.flags.c_contiguous:
+        raise ValueError("cut_patches needs a C-contiguous out")
     inner = (cy >= r) & (cy < h - r) & (cx >= r) & (cx < w - r)
     if inner.any():
-        windows = np.lib.stride_tricks.sliding_window_view(
-            planar, (patch_size, patch_size), axis=(1, 2)
-        )  # (3, H - P + 1, W - P + 1, P, P)
         rows = np.flatnonzero(inner)
-        wy, wx = cy[rows] - r, cx[rows] - r
-        for c in range(3):  # one channel at a time: P x P blocks of whole rows (2x faster)
-            out[rows, c] = windows[c, wy, wx]
+        wy, wx, at = cy[rows] - r, cx[rows] - r, dest[rows]
+        # A patch row of P pixels is one element of a P-byte void dtype, so a patch is P
+        # element copies per channel (not P * P byte copies): views of the image's windows,
+        # (3, H - P + 1, W - P + 1, P) rows, and of the output's rows, (M, 3, P).
+        run = np.dtype((np.void, patch_size))
+        planar = np.ascontiguousarray(planar)
+        windows = np.ndarray(
+            (3, h - 2 * r, w - 2 * r, patch_size), run, planar, 0, (h * w, w, 1, w)
+        )
+        runs = np.ndarray(
+            (len(out), 3, patch_size), run, out, 0, (3 * patch_size**2, patch_size**2, patch_size)
+        )
+        for c in range(3):  # one channel at a time (2x faster than all three at once)
+            runs[at, c] = windows[c, wy, wx]
     if not inner.all():
         offsets = np.arange(-r, r + 1)
         ry = _reflect(cy[~inner, None] + offsets, h)  # (n, P)
         rx = _reflect(cx[~inner, None] + offsets, w)
-        out[~inner] = planar[:, ry[:, :, None], rx[:, None, :]].transpose(1, 0, 2, 3)
+        out[dest[~inner]] = planar[:, ry[:, :, None], rx[:, None, :]].transpose(1, 0, 2, 3)
     return out
 
 
@@ -245,15 +266,18 @@ def draw_image(
 
 @dataclass(frozen=True)
 class PatchCutter:
-    """``make_rows`` of a patch shard (:mod:`blursynth.shards.assembly`): an image's
+    """The :class:`~blursynth.shards.assembly.RowCutter` of a patch shard: an image's
     patches at their centres, cut from the decoded cache."""
 
     cache: DecodedCache
     patch_size: int
+    dtypes = {"patches": np.dtype(np.uint8)}
 
-    def __call__(self, image_index: int, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def __call__(self, image_index: int, rows: dict, out: dict, dest: np.ndarray) -> None:
         planar = self.cache.planar(image_index)
-        return {"patches": cut_patches(planar, rows["center_y"], rows["center_x"], self.patch_size)}
+        cut_patches(
+            planar, rows["center_y"], rows["center_x"], self.patch_size, out["patches"], dest
+        )
 
 
 def shuffled_positions(rows: int, seed: int, split_id: int) -> np.ndarray:

@@ -121,22 +121,35 @@ def tile_grid(
 
 
 def tiles_at(
-    planar: np.ndarray, labels: np.ndarray, size: int, ys: np.ndarray, xs: np.ndarray
+    planar: np.ndarray,
+    labels: np.ndarray,
+    size: int,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    out: dict[str, np.ndarray] | None = None,
+    dest: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Tiles of a planar image, uint8 (3, H, W), and its label map at origins ``ys, xs``:
     ``image`` (n, 3, S, S), ``label`` (n, S, S). An image smaller than S is padded
-    (edge pixels; label 255 = no label)."""
+    (edge pixels; label 255 = no label). With ``out`` (those two fields, M rows) and
+    ``dest`` (``len(ys)`` row indices into them), the tiles go straight to ``out[...][dest]``
+    and ``out`` is returned."""
     h, w = labels.shape
     ph, pw = max(0, size - h), max(0, size - w)
     if ph or pw:
         planar = np.pad(planar, ((0, 0), (0, ph), (0, pw)), mode="edge")
         labels = np.pad(labels, ((0, ph), (0, pw)), constant_values=IGNORE)
-    image = np.empty((len(ys), 3, size, size), dtype=np.uint8)
-    label = np.empty((len(ys), size, size), dtype=np.uint8)
-    for i, (y, x) in enumerate(zip(ys.tolist(), xs.tolist(), strict=True)):
+    if out is None:
+        out = {
+            "image": np.empty((len(ys), 3, size, size), dtype=np.uint8),
+            "label": np.empty((len(ys), size, size), dtype=np.uint8),
+        }
+        dest = np.arange(len(ys))
+    image, label = out["image"], out["label"]
+    for i, y, x in zip(dest.tolist(), ys.tolist(), xs.tolist(), strict=True):
         image[i] = planar[:, y : y + size, x : x + size]
         label[i] = labels[y : y + size, x : x + size]
-    return {"image": image, "label": label}
+    return out
 
 
 def cut_tiles(
@@ -206,17 +219,18 @@ def draw_tiles(
 
 @dataclass(frozen=True)
 class TileCutter:
-    """``make_rows`` of a tile shard (:mod:`blursynth.shards.assembly`): an image's tiles
+    """The :class:`~blursynth.shards.assembly.RowCutter` of a tile shard: an image's tiles
     and label maps at their origins, cut from the decoded cache."""
 
     cache: DecodedCache
     params: TileParams
+    dtypes = {"image": np.dtype(np.uint8), "label": np.dtype(np.uint8)}
 
-    def __call__(self, index: int, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def __call__(self, index: int, rows: dict, out: dict, dest: np.ndarray) -> None:
         blur_type = BLUR_TYPES[int(rows["blur_type"][0])]
         labels = _labels(self.cache, index, blur_type, self.params)
         planar = self.cache.planar(index)
-        return tiles_at(planar, labels, self.params.tile_size, rows["y"], rows["x"])
+        tiles_at(planar, labels, self.params.tile_size, rows["y"], rows["x"], out, dest)
 
 
 @dataclass

@@ -69,6 +69,16 @@ def test_patches_at_every_centre_are_the_reflect_padded_crops(p):
     planar = np.ascontiguousarray(image.transpose(2, 0, 1))
     order = np.random.default_rng(0).permutation(len(cy))  # any order, mixed inner / border
     assert np.array_equal(cut_patches(planar, cy[order], cx[order], p), want[order])
+    # straight into rows of a larger buffer (a shard's): only those rows change
+    buffer = np.full((len(cy) + 5, 3, p, p), 7, np.uint8)
+    dest = np.random.default_rng(1).permutation(len(buffer))[: len(cy)]
+    assert cut_patches(planar, cy, cx, p, buffer, dest) is buffer
+    assert np.array_equal(buffer[dest], want)
+    untouched = np.setdiff1d(np.arange(len(buffer)), dest)
+    assert (buffer[untouched] == 7).all()
+    with pytest.raises(ValueError, match="C-contiguous"):
+        strided = np.zeros((2 * len(cy), 3, p, p), np.uint8)[::2]
+        cut_patches(planar, cy, cx, p, strided, np.arange(len(cy)))
 
 
 @pytest.mark.parametrize(

@@ -287,12 +287,25 @@ def test_mixed_split_holds_every_row_once_in_proportion(tmp_path):
     )
 
 
-def _cutter(key, rows):
-    """make_rows of the assembly tests: a patch filled with its source key and row value."""
-    n = len(rows["label"])
-    patches = np.empty((n, 3, 3, 3), np.uint8)
-    patches[:] = (key * 16 + rows["center_y"] % 16).astype(np.uint8)[:, None, None, None]
-    return {"patches": patches}
+class _Cutter:
+    """The RowCutter of the assembly tests: a patch filled with its source key and row value."""
+
+    dtypes = {"patches": np.dtype(np.uint8)}
+
+    def __call__(self, key, rows, out, dest):
+        out["patches"][dest] = (key * 16 + rows["center_y"] % 16).astype(np.uint8)[
+            :, None, None, None
+        ]
+
+
+_cutter = _Cutter()
+
+
+def _cut_one(key, rows):
+    """What _cutter makes of one source's rows, as an array of patches."""
+    patches = np.empty((len(rows["label"]), 3, 3, 3), np.uint8)
+    _cutter(key, rows, {"patches": patches}, np.arange(len(patches)))
+    return patches
 
 
 @pytest.mark.parametrize("fmt", ["hdf5", "caffe"])
@@ -323,10 +336,7 @@ def test_assembled_shards_hold_every_row_at_its_planned_position(tmp_path, fmt):
     final = np.argsort(positions)  # the row drawn i-th lands at positions[i]
     rows = {k: v[final] for k, v in scalars.items()}
     rows["patches"] = np.concatenate(  # what _cutter makes, row by row, in final order
-        [
-            _cutter(int(keys[i]), {k: v[i : i + 1] for k, v in scalars.items()})["patches"]
-            for i in final
-        ]
+        [_cut_one(int(keys[i]), {k: v[i : i + 1] for k, v in scalars.items()}) for i in final]
     )
     ref = tmp_path / "ref"
     ref.mkdir()

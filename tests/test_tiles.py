@@ -15,7 +15,7 @@ from blursynth.patches import build_patch_dataset
 from blursynth.schema import PatchParams, TileParams
 from blursynth.shards import open_dataset, verify_dataset
 from blursynth.sources import open_items
-from blursynth.tiles import IGNORE, build_tile_dataset, tile_origins
+from blursynth.tiles import IGNORE, build_tile_dataset, tile_origins, tiles_at
 from blursynth_train.cli import main as train_cli
 from blursynth_train.models import UNet, UNetConfig
 
@@ -110,6 +110,25 @@ def test_images_smaller_than_a_tile_are_padded_with_no_label(tmp_path):
         label = ds["train"].read(0, len(ds["train"]))["label"]
     assert (label[:, 34:, :] == IGNORE).all() and (label[:, :, 40:] == IGNORE).all()
     assert (label[:, :34, :40] != IGNORE).all()
+
+
+def test_tiles_go_straight_into_the_given_rows_and_pad_small_images():
+    rng = np.random.default_rng(0)
+    planar = rng.integers(0, 256, (3, 20, 30), dtype=np.uint8)
+    labels = rng.integers(0, 2, (20, 30), dtype=np.uint8)
+    ys, xs = np.array([0, 4, 4]), np.array([0, 10, 14])
+    alone = tiles_at(planar, labels, 16, ys, xs)
+    assert np.array_equal(alone["image"][1], planar[:, 4:20, 10:26])
+    assert np.array_equal(alone["label"][2], labels[4:20, 14:30])
+    out = {"image": np.zeros((5, 3, 16, 16), np.uint8), "label": np.zeros((5, 16, 16), np.uint8)}
+    dest = np.array([4, 0, 2])
+    assert tiles_at(planar, labels, 16, ys, xs, out, dest) is out
+    for name in out:
+        assert np.array_equal(out[name][dest], alone[name])
+        assert not out[name][[1, 3]].any()
+    padded = tiles_at(planar, labels, 24, np.array([0]), np.array([3]))  # 20 rows < 24
+    assert (padded["label"][0, 20:] == IGNORE).all()
+    assert np.array_equal(padded["image"][0, :, 20:], np.repeat(planar[:, 19:20, 3:27], 4, 1))
 
 
 def test_hugging_face_loads_tile_shards(tmp_path):

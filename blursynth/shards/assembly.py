@@ -11,23 +11,23 @@ twice. Instead, a build is three steps, each in the workers:
    back to the main process, which gives every row its final position
    (:meth:`SplitAssembly.take`).
 3. **Assemble** (:func:`assemble_shard`): one task per shard receives its rows' scalars,
-   grouped by source image, and asks the builder's ``make_rows`` to cut each image's array
-   fields (patches; tile pixels and label maps) from the cache; it puts them in place,
-   writes the shard under a temporary name, renames it when whole and hashes it.
+   grouped by source image, and asks the builder's :class:`RowCutter` to cut each image's
+   array fields (patches; tile pixels and label maps) from the cache straight into their
+   places in the shard's buffers; it writes the shard under a temporary name, renames it
+   when whole and hashes it.
 
 Every byte of a shard is written once, by the task that owns the shard, sequentially; no
 two processes write one file. Memory follows one shard per worker plus under 20 bytes a row
 in the main process. Which worker made which shard never changes a byte, so neither does
-``--jobs`` or the backend. This layer reads no images itself: ``make_rows`` is the
-builder's.
+``--jobs`` or the backend. This layer reads no images itself: the cutter is the builder's.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -43,9 +43,23 @@ from blursynth.shards.writer import (
 
 WRITE_BLOCK_ROWS = 8192  # rows converted and written at a time (bounds caffe's float copy)
 
-MakeRows = Callable[[int, dict[str, np.ndarray]], dict[str, np.ndarray]]
-"""``make_rows(key, scalars)``: the array fields (e.g. ``patches``) of source ``key``'s rows
-whose scalar fields are ``scalars`` (row-aligned), in that order."""
+
+class RowCutter(Protocol):
+    """A builder's maker of array fields (e.g. ``patches``) from rows' scalar fields."""
+
+    dtypes: dict[str, np.dtype]
+    """The array fields it cuts, each with the dtype it cuts them in (caffe's float32
+    ``patches`` are cut as uint8 and converted as they are written)."""
+
+    def __call__(
+        self,
+        key: int,
+        scalars: dict[str, np.ndarray],
+        out: dict[str, np.ndarray],
+        dest: np.ndarray,
+    ) -> None:
+        """Cut source ``key``'s rows, whose scalar fields are ``scalars`` (row-aligned), into
+        ``out[name][dest]`` for each of its fields (no intermediate copy of the rows)."""
 
 
 @dataclass(frozen=True)
@@ -60,24 +74,23 @@ class ShardJob:
     rows: int
     groups: tuple[tuple[int, np.ndarray], ...]  # (source key, rows of the shard it makes)
     scalars: dict[str, np.ndarray]  # the shard's scalar fields, in row order
-    make_rows: MakeRows
+    cutter: RowCutter
     record_digest: bool
 
 
 def assemble_shard(job: ShardJob) -> ShardRecord:
-    """Cut the shard's rows (``job.make_rows``), write the shard atomically, hash it."""
+    """Cut the shard's rows (``job.cutter``), write the shard atomically, hash it."""
     from blursynth.workers import die_with_parent
 
     die_with_parent()
-    arrays = {name: spec for name, spec in job.specs.items() if spec[1]}
-    buffers: dict[str, np.ndarray] = {}
+    buffers = {
+        name: np.empty((job.rows, *shape), job.cutter.dtypes[name])
+        for name, (_, shape) in job.specs.items()
+        if shape
+    }
     made = np.zeros(job.rows, dtype=bool)
     for key, rows in job.groups:
-        cut = job.make_rows(key, {name: v[rows] for name, v in job.scalars.items()})
-        for name, (_, shape) in arrays.items():
-            if name not in buffers:  # the dtype the builder cuts (caffe: uint8 patches)
-                buffers[name] = np.empty((job.rows, *shape), cut[name].dtype)
-            buffers[name][rows] = cut[name]
+        job.cutter(key, {name: v[rows] for name, v in job.scalars.items()}, buffers, rows)
         made[rows] = True
     if not made.all():
         raise RuntimeError(f"{job.final}: row {int(np.argmin(made))} was never made")
@@ -110,7 +123,7 @@ class SplitAssembly:
     >>> layout = ShardWriter(out, "val", n, 100_000, 31, "hdf5", attrs)  # doctest: +SKIP
     >>> split = SplitAssembly(layout)                                     # doctest: +SKIP
     >>> split.take(key, positions, scalars)   # each source's drawn rows  # doctest: +SKIP
-    >>> jobs = split.shard_jobs([0, 1], make_rows)  # then assemble_shard(job) in the workers
+    >>> jobs = split.shard_jobs([0, 1], cutter)  # then assemble_shard(job) in the workers
     """
 
     def __init__(self, layout: ShardWriter):
@@ -128,7 +141,7 @@ class SplitAssembly:
             values[positions] = scalars[name]
         self.keys[positions] = key
 
-    def shard_jobs(self, todo: list[int], make_rows: MakeRows) -> list[ShardJob]:
+    def shard_jobs(self, todo: list[int], cutter: RowCutter) -> list[ShardJob]:
         """One :class:`ShardJob` per shard index in ``todo``."""
         layout = self.layout
         jobs = []
@@ -157,7 +170,7 @@ class SplitAssembly:
                     rows=b - a,
                     groups=groups,
                     scalars={name: v[a:b] for name, v in self.scalars.items()},
-                    make_rows=make_rows,
+                    cutter=cutter,
                     record_digest=layout.record_digests,
                 )
             )

@@ -186,29 +186,19 @@ class ShardWriter:
         self._tmp = None
 
 
-def create_shard_file(path: Path, specs: dict, fmt: str, attrs: dict, *, early: bool = False):
+def create_shard_file(path: Path, specs: dict, fmt: str, attrs: dict):
     """Create an open shard file at ``path`` with every field's dataset and ``attrs``.
 
     Datasets are contiguous, uncompressed, ``(rows, *shape)`` with ``rows = attrs["rows"]``.
-    ``early`` allocates their storage now and never writes fill values, so that their byte
-    offsets are fixed (``dataset.id.get_offset()``) and rows can be written in place
-    (:mod:`blursynth.shards.placed`). libver="earliest" + track_times=False: no
-    timestamps, the same bytes on every run.
+    libver="earliest" + track_times=False: no timestamps, the same bytes on every run.
     """
     f = h5py.File(path, "w", libver="earliest", track_order=False)
     for name, (dtype, shape) in specs.items():
-        extra = {}
-        if early:
-            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-            dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-            dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
-            extra["dcpl"] = dcpl
         f.create_dataset(
             disk_field_name(name, fmt),
             shape=(attrs["rows"], *shape),
             dtype=dtype,
             track_times=False,
-            **extra,
         )
     for key, value in attrs.items():  # in the order given: it shapes the header's bytes
         f.attrs[key] = attr_value(value)
