@@ -31,27 +31,24 @@ The recipe (Section 4 of the report), exact and reproducible:
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from blursynth import __version__
-from blursynth.decoded import DecodedCache, decoded_cache, remove_cache
+from blursynth.build import dataset_build, make_plan, start_unfinished, write_shards
+from blursynth.decoded import DecodedCache
 from blursynth.errors import BlursynthError
 from blursynth.imageio import write_json, write_text
-from blursynth.parallel import Backend, run_tasks, use_backend
+from blursynth.parallel import Backend, run_tasks
 from blursynth.patch_plan import (
     CELLS,
     SHUFFLE_STREAM,
     SPLIT_IDS,
-    ImageInfo,
     Plan,
     SplitPlan,
-    plan_splits,
     stream,
 )
 from blursynth.progress import progressbar
@@ -59,7 +56,6 @@ from blursynth.schema import (
     BLUR_TYPES,
     CARD,
     CATEGORIES,
-    CHECKSUMS,
     EVAL_LIST,
     MANIFEST,
     SCHEMA_VERSION,
@@ -82,13 +78,11 @@ from blursynth.shards import (
     shard_name,
     write_checksums,
 )
-from blursynth.shards.assembly import SplitAssembly, assemble_shard
+from blursynth.shards.assembly import SplitAssembly
 from blursynth.shards.writer import recorded_digest, remove_sidecars, sidecar_path
 from blursynth.sources import open_items
 from blursynth.sources.synth import generate_sources
 from blursynth.workers import die_with_parent
-
-NO_CACHE = DecodedCache(None)
 
 # --- per-image sampling ---------------------------------------------------------------------
 
@@ -151,65 +145,6 @@ def _reflect(index: np.ndarray, n: int) -> np.ndarray:
     """Indices reflected into ``[0, n)`` without repeating the edge (BORDER_REFLECT_101)."""
     index = np.abs(index)
     return np.where(index >= n, 2 * (n - 1) - index, index)
-
-
-def scan_image(
-    source, item, index: int, patch_size: int, cache: DecodedCache = NO_CACHE
-) -> ImageInfo | tuple[int, str]:
-    """Load and check one item; an :class:`ImageInfo`, or ``(index, reason)`` to skip it.
-
-    What it decoded stays in ``cache`` for the sampling pass.
-    """
-    die_with_parent()
-    try:
-        cells = cache.store(source, item, index, patch_size)
-    except BlursynthError as exc:
-        return index, str(exc)
-    h, w = cells.shape
-    if h < patch_size or w < patch_size:
-        return index, (
-            f"{item.image_path}: image is {w}x{h}, smaller than the {patch_size}x{patch_size} patch"
-        )
-    # four uint8 comparisons: 10x faster than bincount, which widens the map to int64
-    available = [np.count_nonzero(cells == c) for c in range(4)]
-    return ImageInfo(index, item.stem, item.blur_type, h, w, tuple(int(a) for a in available))
-
-
-def make_plan(
-    params: PatchParams,
-    source,
-    items: list,
-    *,
-    jobs: int = 1,
-    quiet: bool = True,
-    cache: DecodedCache = NO_CACHE,
-) -> Plan:
-    """Scan every image (in parallel), then plan splits and quotas (:mod:`patch_plan`)."""
-    from joblib import delayed
-
-    if not items:
-        raise BlursynthError("no images found", params.root)
-    with progressbar(length=len(items), label="scan images", quiet=quiet) as bar:
-        results = []
-        tasks = (
-            delayed(scan_image)(source, it, k, params.patch_size, cache)
-            for k, it in enumerate(items)
-        )
-        for res in run_tasks(tasks, jobs=jobs):
-            results.append(res)
-            bar.update(1)
-    infos = {r.index: r for r in results if isinstance(r, ImageInfo)}
-    skipped = sorted(r for r in results if not isinstance(r, ImageInfo))
-    if not infos:
-        raise BlursynthError(
-            f"none of the {len(items)} image(s) is usable; first problem: {skipped[0][1]}",
-            params.root,
-        )
-    plan = plan_splits(params, items, infos, skipped)
-    plan.unmatched = [
-        (p.stem, f"{p}: no mask of the same name") for p in getattr(source, "missing_masks", [])
-    ]
-    return plan
 
 
 # --- sampling and writing -------------------------------------------------------------------
@@ -375,22 +310,6 @@ def draw_split(
     return SplitShards(done, split.shard_jobs(todo, PatchCutter(cache, p.patch_size)), split)
 
 
-def write_shards(shard_jobs: list, jobs: int, quiet: bool) -> list[ShardRecord]:
-    """Assemble and write the shards in the workers (:func:`assemble_shard`), in order.
-
-    A task that fails leaves its temporary shard; the builders remove those on a rerun.
-    """
-    from joblib import delayed
-
-    records = []
-    with progressbar(length=len(shard_jobs), label="write shards", quiet=quiet) as bar:
-        calls = (delayed(assemble_shard)(j) for j in shard_jobs)
-        for rec in run_tasks(calls, jobs=jobs, batch_size=1):
-            records.append(rec)
-            bar.update(1)
-    return records
-
-
 def _draw_split(
     plan: Plan, name: str, split: SplitAssembly, *, jobs: int, quiet: bool, cache: DecodedCache
 ) -> None:
@@ -467,20 +386,6 @@ def build_patch_dataset(
         return _build_locked(params, Path(out), jobs=jobs, quiet=quiet, cache=cache)
 
 
-@contextmanager
-def dataset_build(out, kind: str, backend: Backend | None, root):
-    """The frame of a dataset build (``patches``, ``tiles``): the output folder's lock, the
-    workers' backend, and the decode cache, which it yields and removes at the end."""
-    from blursynth.locking import folder_lock
-
-    with folder_lock(out, kind), use_backend(backend, out, [root]):
-        cache = decoded_cache(out)
-        try:
-            yield cache
-        finally:
-            remove_cache(cache)
-
-
 def _build_locked(
     params: PatchParams, out: Path, *, jobs: int, quiet: bool, cache: DecodedCache
 ) -> BuildReport:
@@ -489,9 +394,7 @@ def _build_locked(
     out.mkdir(parents=True, exist_ok=True)
     published = replace(params, root=published_root(params.root, out))
     recorded = _recorded_digests(out)
-    for stale in (CHECKSUMS, MANIFEST, CARD):  # the folder is unfinished from now on
-        (out / stale).unlink(missing_ok=True)
-    _remove_stale_temporaries(out)
+    start_unfinished(out)
     attrs = {
         "schema_version": SCHEMA_VERSION,
         "blursynth_version": __version__,
@@ -603,12 +506,3 @@ def _recorded_digests(out: Path) -> dict[str, str]:
     except BlursynthError:
         return {}
     return {s.file: s.sha256 for entry in manifest.splits.values() for s in entry.shards}
-
-
-def _remove_stale_temporaries(out: Path) -> None:
-    """Temporary shards of a killed run (``*.h5.tmp-<pid>``), and the bucket folders that
-    earlier versions wrote."""
-    for tmp in out.glob("*.h5.tmp-*"):
-        tmp.unlink()
-    for buckets in out.glob(".buckets-*"):
-        shutil.rmtree(buckets)

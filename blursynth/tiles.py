@@ -8,7 +8,7 @@
 * **Labels**: 0 sharp, 1 blurred; with ``classes=3``, 0 sharp, 1 motion, 2 defocus (the blur
   type of the source image).
 * **Splits**: exactly those of a patch dataset with the same source and seed
-  (:func:`blursynth.patches.make_plan`), so both model kinds are scored on the same held-out
+  (:func:`blursynth.build.make_plan`), so both model kinds are scored on the same held-out
   images.
 * **Order**: rows are shuffled within a split by ``stream(seed, SHUFFLE_STREAM, split)``;
   each image's tile count is known from the scan (:func:`tile_count`), so every tile's
@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from blursynth import __version__
+from blursynth.build import dataset_build, make_plan, start_unfinished, write_shards
 from blursynth.dataset_card import dataset_card
 from blursynth.decoded import DecodedCache
 from blursynth.errors import BlursynthError
@@ -40,7 +41,6 @@ from blursynth.progress import progressbar
 from blursynth.schema import (
     BLUR_TYPES,
     CARD,
-    CHECKSUMS,
     CLASS_NAMES,
     EVAL_LIST,
     MANIFEST,
@@ -259,8 +259,6 @@ def build_tile_dataset(
     BlursynthError
         As for patches (bad source, too few images), or a folder holding another dataset.
     """
-    from blursynth.patches import dataset_build
-
     with dataset_build(out, "tiles", backend, params.root) as cache:
         return _build_locked(params, Path(out), jobs=jobs, quiet=quiet, cache=cache)
 
@@ -268,16 +266,11 @@ def build_tile_dataset(
 def _build_locked(
     params: TileParams, out: Path, *, jobs: int, quiet: bool, cache: DecodedCache
 ) -> TileReport:
-    from blursynth.patches import make_plan, write_shards
-
     source, items = open_items(params.source, params.root, **params.source_options())
     plan = make_plan(params.split_params(), source, items, jobs=jobs, quiet=quiet, cache=cache)
     published = replace(params, root=published_root(params.root, out))
     out.mkdir(parents=True, exist_ok=True)
-    for stale in (CHECKSUMS, MANIFEST, CARD):  # the folder is unfinished from now on
-        (out / stale).unlink(missing_ok=True)
-    for tmp in out.glob("*.h5.tmp-*"):
-        tmp.unlink()
+    start_unfinished(out)
     attrs = {
         "schema_version": SCHEMA_VERSION,
         "blursynth_version": __version__,
