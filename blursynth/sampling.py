@@ -142,6 +142,9 @@ class SampleRecord:
     Boxes are ``(y0, x0, y1, x1)`` in the source image, end exclusive; both crops have the
     common size ``(height, width) = (min of the two heights, min of the two widths)``.
     Motion records carry ``length``/``angle``; defocus records ``sigma1``/``sigma2``.
+    A mixed record says which kernel made which region: ``fg`` is the sharp object (its edge
+    softened by ``sigma2``), ``bg`` the defocused background (``sigma1``, or ``radius`` for
+    a disk), ``fg2`` the moving object (``length``/``angle``, or ``trajectory`` for shake).
     """
 
     name: str
