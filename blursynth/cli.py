@@ -167,6 +167,21 @@ def main():
     "--noise", is_flag=True, help="Poisson-Gaussian sensor noise after the blur (linear light)."
 )
 @click.option(
+    "--noise-shot",
+    type=(float, float),
+    default=None,
+    metavar="LO HI",
+    help="--noise: range of the shot-noise factor a (log-uniform; variance a*x in linear "
+    "light).  [default: 1e-4 1e-2]",
+)
+@click.option(
+    "--noise-read",
+    type=(float, float),
+    default=None,
+    metavar="LO HI",
+    help="--noise: range of the read-noise variance b (log-uniform).  [default: 1e-6 1e-4]",
+)
+@click.option(
     "--uniform-share",
     type=click.FloatRange(0.0, 1.0),
     default=0.0,
@@ -200,6 +215,8 @@ def generate(
     defocus_kernel,
     linear_light,
     noise,
+    noise_shot,
+    noise_read,
     uniform_share,
     jpeg,
     quiet,
@@ -214,14 +231,25 @@ def generate(
     from blursynth.generate import generate as run_generate
     from blursynth.sampling import SampleParams
 
-    params = SampleParams(
-        motion_kernel=motion_kernel,
-        defocus_kernel=defocus_kernel,
-        linear_light=linear_light,
-        noise=noise,
-        jpeg=jpeg,
-        uniform_share=uniform_share,
-    )
+    if (noise_shot or noise_read) and not noise:
+        raise click.UsageError("--noise-shot and --noise-read set the ranges of --noise; add it")
+    noise_ranges = {
+        name: tuple(value)
+        for name, value in (("noise_a", noise_shot), ("noise_b", noise_read))
+        if value is not None
+    }
+    try:
+        params = SampleParams(
+            motion_kernel=motion_kernel,
+            defocus_kernel=defocus_kernel,
+            linear_light=linear_light,
+            noise=noise,
+            jpeg=jpeg,
+            uniform_share=uniform_share,
+            **noise_ranges,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
     report = run_generate(
         out,

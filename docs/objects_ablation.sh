@@ -61,3 +61,4 @@ for run in v3-objects-all-only v3-base; do
     step "evals/val-$run/results.json" $BIN/blursynth_train evaluate --dataset data/cuhk-tiles3 \
         --split val --model "$run=runs/$run/best.pt" --out "evals/val-$run" -q
 done
+

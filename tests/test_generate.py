@@ -347,6 +347,30 @@ def test_a_resume_with_other_camera_options_is_refused(voc, tmp_path):
     assert res.exit_code == 1 and "cannot resume: params differ" in res.output
 
 
+def test_noise_ranges_are_drawn_from_recorded_and_checked(voc, tmp_path):
+    """--noise-shot / --noise-read: every record's noise inside the given ranges, the
+    ranges in run.json (a resume without them is refused); bad ranges are usage errors."""
+    out = tmp_path / "n"
+    ranges = ["--noise-shot", 1e-3, 2e-2, "--noise-read", 1e-5, 3e-4]
+    res = cli("generate", "--voc", voc.parent, "--n", 3, "--out", out, "--noise", *ranges)
+    assert res.exit_code == 0, res.output
+    for line in (out / "records.jsonl").read_text().splitlines():
+        d = json.loads(line)
+        assert 1e-3 <= d["noise_a"] < 2e-2 and 1e-5 <= d["noise_b"] < 3e-4
+    params = json.loads((out / "run.json").read_text())["params"]
+    assert params["noise_a"] == [1e-3, 2e-2] and params["noise_b"] == [1e-5, 3e-4]
+    again = ["generate", "--voc", str(voc.parent), "--n", "3", "--out", str(out)]
+    res = CliRunner().invoke(main, [*again, "--noise", "--resume"])
+    assert res.exit_code == 1 and "cannot resume: params differ" in res.output
+    for bad, says in (
+        (["--noise-shot", "1e-3", "1e-2"], "add it"),  # without --noise
+        (["--noise", "--noise-read", "1e-3", "1e-5"], "lo <= hi"),
+        (["--noise", "--noise-shot", "0", "1e-2"], "must be > 0"),
+    ):
+        res = CliRunner().invoke(main, [*again[:-1], str(tmp_path / "bad"), *bad])
+        assert res.exit_code == 2 and says in res.output and "Traceback" not in res.output
+
+
 def test_uniform_images_are_sharp_or_blurred_everywhere(voc, tmp_path):
     """--uniform-share 1: no object; sharp images are the background crop itself, blurred
     ones are blurred everywhere; the truth says so; each re-renders from its record."""
