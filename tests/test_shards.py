@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from _trees import make_tree
 
-from blursynth import patches, shards
+from blursynth import build, shards
 from blursynth.errors import BlursynthError
 from blursynth.patches import build_patch_dataset
 from blursynth.schema import PatchParams, manifest_base
@@ -166,7 +166,7 @@ def test_interrupted_run_leaves_no_finished_looking_file_and_rerun_completes(
             raise KeyboardInterrupt
         return real(job)
 
-    monkeypatch.setattr(patches, "assemble_shard", crash_on_second)
+    monkeypatch.setattr(build, "assemble_shard", crash_on_second)
     with pytest.raises(KeyboardInterrupt):
         build_patch_dataset(_params(tree), out)
     monkeypatch.undo()

@@ -61,7 +61,7 @@ def _segment_cli(picks, tmp_path, *extra) -> Path:
     """``segment`` (no --model unless given) on ``picks`` at stride 4; the output folder."""
     (tmp_path / "in").mkdir(exist_ok=True)
     for it in picks:
-        (tmp_path / "in" / it.image_path.name).symlink_to(it.image_path)
+        (tmp_path / "in" / it.image_path.name).symlink_to(it.image_path.resolve())
     out = tmp_path / "seg"
     seg = CliRunner().invoke(
         main, ["segment", str(tmp_path / "in"), "--out", str(out), "--stride", "4", "-q", *extra]
@@ -101,8 +101,8 @@ def test_bundled_weights_beat_the_trivial_answer_on_unseen_cuhk_images(cuhk_mini
     for it in picks:
         (tmp_path / "src" / "image").mkdir(parents=True, exist_ok=True)
         (tmp_path / "src" / "gt").mkdir(exist_ok=True)
-        (tmp_path / "src" / "image" / it.image_path.name).symlink_to(it.image_path)
-        (tmp_path / "src" / "gt" / it.mask_path.name).symlink_to(it.mask_path)
+        (tmp_path / "src" / "image" / it.image_path.name).symlink_to(it.image_path.resolve())
+        (tmp_path / "src" / "gt" / it.mask_path.name).symlink_to(it.mask_path.resolve())
     out = _segment_cli(picks, tmp_path)
     fractions = []
     for it in picks:
