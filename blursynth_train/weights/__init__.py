@@ -19,9 +19,10 @@ REPORT_WEIGHTS = "blurnet-cuhk.pt"
 DENSE_WEIGHTS = "unet-cuhk.pt"
 """The dense U-Net trained on CUHK tiles: the default segmenter."""
 DEFAULT_WEIGHTS = DENSE_WEIGHTS
-TYPES_WEIGHTS = "unet3-cuhk.pt"
-"""The 3-class U-Net (sharp / motion / defocus), ``--model types``."""
 """What ``bundled`` (and no ``--model``) means: the default segmenter."""
+TYPES_WEIGHTS = "unet3-cuhk.pt"
+"""The 3-class U-Net (sharp / motion / defocus), ``--model types``: pre-trained on
+synthetic renderings, then CUHK tiles."""
 BUNDLED = "bundled"
 NAMED = {BUNDLED: None, "report": REPORT_WEIGHTS, "types": TYPES_WEIGHTS}
 """Names that stand for shipped weights wherever a checkpoint path is taken
