@@ -72,29 +72,9 @@ step evals/val-v-objects-only-seed1/results.json $BIN/blursynth_train evaluate \
 
 # stronger sensor noise (noise is the option that matters most): shot a in [1e-3, 2e-2],
 # read b in [1e-5, 3e-4], ten times the default ranges' floor
-name=objects-noisier
-step "synth/$name/records.jsonl" $BIN/blursynth generate --objects "$SHARED/ecssd" \
-    --objects "$SHARED/duts-subset" --out "synth/$name" --seed 0 -j 2 -q --n 1000 \
-    --motion-kernel shake --defocus-kernel disk --linear-light --noise --jpeg 90 \
-    --noise-shot 1e-3 2e-2 --noise-read 1e-5 3e-4
-step "data/$name-tiles/SHA256SUMS" $BIN/blursynth tiles --source synth \
-    --root "synth/$name" --out "data/$name-tiles" --eval-images 0 --jobs 2 -q
-step "runs/v-$name-only/summary.json" $BIN/blursynth_train fit "data/$name-tiles" \
-    --out "runs/v-$name-only" $RECIPE
-step "evals/val-v-$name-only/results.json" $BIN/blursynth_train evaluate \
-    --dataset data/cuhk-tiles --split val --model "v-$name-only=runs/v-$name-only/best.pt" \
-    --out "evals/val-v-$name-only" -q
+variant objects-noisier --n 1000 "${ALL[@]}" --noise-shot 1e-3 2e-2 --noise-read 1e-5 3e-4
 
 # the options that helped on validation, together: every option but JPEG, and a fifth of
 # the images sharp or blurred everywhere
-name=objects-best
-step "synth/$name/records.jsonl" $BIN/blursynth generate --objects "$SHARED/ecssd" \
-    --objects "$SHARED/duts-subset" --out "synth/$name" --seed 0 -j 2 -q --n 1000 \
-    --motion-kernel shake --defocus-kernel disk --linear-light --noise --uniform-share 0.2
-step "data/$name-tiles/SHA256SUMS" $BIN/blursynth tiles --source synth \
-    --root "synth/$name" --out "data/$name-tiles" --eval-images 0 --jobs 2 -q
-step "runs/v-$name-only/summary.json" $BIN/blursynth_train fit "data/$name-tiles" \
-    --out "runs/v-$name-only" $RECIPE
-step "evals/val-v-$name-only/results.json" $BIN/blursynth_train evaluate \
-    --dataset data/cuhk-tiles --split val --model "v-$name-only=runs/v-$name-only/best.pt" \
-    --out "evals/val-v-$name-only" -q
+variant objects-best --n 1000 --motion-kernel shake --defocus-kernel disk --linear-light \
+    --noise --uniform-share 0.2
