@@ -510,16 +510,32 @@ def _is_complete(out: Path, name: str) -> bool:
     return (out / RECORD_DIR / f"{name}.json").is_file() and all(p.is_file() for p in paths)
 
 
+def _differences(previous: dict, run: dict) -> list[str]:
+    """Keys of ``run`` whose values differ from ``previous``; inside a nested dict (the
+    sampling ``params``), its differing keys, as ``params.noise_a``."""
+    diff = []
+    for key in sorted(run):
+        old, new = previous.get(key), run[key]
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            subkeys = sorted(set(old) | set(new))
+            diff += [f"{key}.{sub}" for sub in subkeys if old.get(sub) != new.get(sub)]
+        else:
+            diff.append(key)
+    return diff
+
+
 def _claim_run_folder(out: Path, run: dict, resume: bool) -> None:
     """Check a resume matches the interrupted run, drop its temporaries, write ``run.json``."""
     run_path = out / "run.json"
     if resume and run_path.is_file():
         previous = json.loads(run_path.read_text())
-        diff = sorted(k for k in run if previous.get(k) != json.loads(json.dumps(run[k])))
+        diff = _differences(previous, json.loads(json.dumps(run)))
         if diff:
             raise BlursynthError(
                 f"cannot resume: {', '.join(diff)} differ from the interrupted run "
-                "(use the same --seed, --model, --split and VOC images)",
+                "(resume with the options it was started with; run.json holds them)",
                 run_path,
             )
     # a killed writer leaves '<name>.tmp-<pid>' files: drop them before going on

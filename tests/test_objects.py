@@ -96,7 +96,7 @@ def test_objects_alone_and_a_resume_with_other_objects_is_refused(tmp_path):
         ["generate", "--objects", str(objects), "--object-threshold", "9", "--n", "2"]
         + ["--out", str(out), "--resume"],
     )
-    assert res.exit_code == 1 and "cannot resume: object_mask differ" in res.output
+    assert res.exit_code == 1 and "cannot resume: object_mask.threshold differ" in res.output
 
 
 def test_a_folder_travels_to_workers_without_its_lists(tmp_path):
