@@ -101,8 +101,9 @@ def main():
     default="both",
     show_default=True,
     help="Blur model(s): eq. (1) motion, eq. (2) defocus, mixed (a sharp and a moving "
-    "object over a defocused background, with a classes/ map); both = motion + defocus, "
-    "all = the three.",
+    "object over a defocused background, with a classes/ map), pan (a panning shot: a sharp "
+    "object over a background streaked by the motion kernel); both = motion + defocus, "
+    "all = every model.",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Root seed.")
 @click.option(

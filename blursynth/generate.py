@@ -4,15 +4,17 @@ Output layout (CUHK-like, read back by :class:`blursynth.sources.SynthSource`)::
 
     DIR/image/motion0001.png    8-bit RGB rendering
     DIR/gt/motion0001.png       binary ground truth, 255 = blurred, 0 = sharp
-    DIR/soft/motion0001.png     soft blur map (motion k*m, defocus 1 - k2*m), 8-bit
+    DIR/soft/motion0001.png     soft blur map (motion k*m, defocus and pan 1 - k2*m), 8-bit
     DIR/records/motion0001.json the sample record (written last: its presence marks the
                                 sample complete)
     DIR/records.jsonl           every record, one JSON line each, sorted by name
     DIR/run.json                seed, models, split, parameters, catalogue digest (for --resume)
     DIR/report.json             counts, skipped VOC items and failed samples
 
-The binary map is :func:`blursynth.render.blur_maps`: motion ``k*m >= 0.5``, defocus
-``m < 0.5`` (the sharp object is the mask itself). Every file is written atomically and
+The binary map is :func:`blursynth.render.blur_maps`: motion ``k*m >= 0.5``, defocus and
+pan ``m < 0.5`` (the sharp object is the mask itself); a mixed image's is ``classes != 0``.
+Image names say the model (``motion####``, ``defocus####``, ``mixed####``, ``pan####``); a
+pan image's blurred pixels are all motion blur. Every file is written atomically and
 depends only on its record, so the output is byte-identical for a seed whatever ``--jobs``,
 and ``--resume`` after a kill gives the same files as an uninterrupted run.
 """
@@ -43,7 +45,7 @@ from blursynth.kernels import (
 from blursynth.locking import LOCK_NAME
 from blursynth.parallel import Backend, run_tasks, use_backend
 from blursynth.progress import progressbar
-from blursynth.render import blur_maps, render_defocus, render_mixed, render_motion
+from blursynth.render import blur_maps, render_defocus, render_mixed, render_motion, render_pan
 from blursynth.sampling import MODELS, SampleParams, SampleRecord, sample_record
 from blursynth.schema import KNOWN_BLUR_TYPES
 from blursynth.sources.objects import ObjectFolder, SceneSources
@@ -66,11 +68,14 @@ def output_dirs(name: str) -> tuple[str, ...]:
 
 
 def models_of(model: str) -> tuple[str, ...]:
-    """``both``: the report's two models; ``all``: with ``mixed`` too; else the one named."""
+    """``both``: the report's two models; ``all``: every model (:data:`MODELS`); else the one
+    named."""
     return {"both": KNOWN_BLUR_TYPES, "all": MODELS}.get(model, (model,))
 
 
 RECORD_DIR = "records"
+#: The renderer of each one-object model (mixed has its own: two objects).
+RENDERERS = {"motion": render_motion, "defocus": render_defocus, "pan": render_pan}
 
 
 def default_voc_root() -> Path:
@@ -223,7 +228,7 @@ def rerender(record: SampleRecord, voc) -> dict[str, np.ndarray]:
             binary = classes != 0
             extra["classes"] = classes
         else:
-            render = render_motion if record.model == "motion" else render_defocus
+            render = RENDERERS[record.model]
             image, soft = render(fg, bg, mask, *record_kernels(record))
             soft_blur, binary = blur_maps(record.model, mask, soft)
     if record.noise_seed is not None:  # sensor noise lives in linear light
@@ -263,12 +268,14 @@ def _uniform(record: SampleRecord, bg: np.ndarray):
 
 def record_kernels(record: SampleRecord) -> tuple[np.ndarray, ...]:
     """The kernels a record names: motion ``(k,)`` (a line, or its shake trajectory);
-    defocus ``(k1, k2)`` (k1 a Gaussian, or a disk of the record's radius); mixed
-    ``(k, k1, k2)``."""
+    defocus ``(k1, k2)`` (k1 a Gaussian, or a disk of the record's radius); pan ``(k, k2)``
+    (the motion kernel streaks the background); mixed ``(k, k1, k2)``."""
     if record.model == "motion":
         return (_motion_kernel(record),)
     if record.model == "defocus":
         return _defocus_kernels(record)
+    if record.model == "pan":
+        return _motion_kernel(record), gaussian_kernel(record.sigma2)
     return (_motion_kernel(record), *_defocus_kernels(record))
 
 
@@ -322,7 +329,7 @@ def generate(
     voc : path, optional
         ``VOCdevkit``, ``VOC2012`` or a folder holding ``VOCdevkit``; default the embedded
         sample (:func:`default_voc_root`).
-    model : {"motion", "defocus", "both"}
+    model : {"motion", "defocus", "mixed", "pan", "both", "all"}
     seed : int
     split : {"train", "val", "trainval"}
     jobs : int

@@ -1,5 +1,5 @@
-"""The report's two image-formation models, and both in one image: pure numpy, no I/O, no
-randomness.
+"""The report's two image-formation models, both in one image, and a panning shot: pure
+numpy, no I/O, no randomness.
 
 All inputs follow the package dtype policy: images float32 ``(H, W, 3)`` in [0, 1], the
 object mask ``m`` float32 ``(H, W)`` in [0, 1] (1 on the object), kernels from
@@ -52,6 +52,23 @@ def render_defocus(
     return np.clip(image, 0.0, 1.0, out=image), np.clip(m2, 0.0, 1.0)
 
 
+def render_pan(fg: np.ndarray, bg: np.ndarray, mask: np.ndarray, k: np.ndarray, k2: np.ndarray):
+    """A panning shot: the camera follows a moving object, which stays sharp, while the
+    background streaks along the camera's path.
+
+    ``I = (k2*m)⊙F + (1 − k2*m)⊙(k*B)``: equation (2) with the motion kernel ``k`` in place of
+    the defocus kernel k1. The object mask m is the (sharp) truth, as in eq. (2); the blurred
+    pixels are all motion blur.
+
+    Returns
+    -------
+    image : float32 (H, W, 3) in [0, 1]
+    soft_mask : float32 (H, W)
+        ``k2*m``, the softened object (sharp) weight.
+    """
+    return render_defocus(fg, bg, mask, k, k2)
+
+
 def render_mixed(
     f1: np.ndarray,
     f2: np.ndarray,
@@ -89,16 +106,16 @@ def blur_maps(model: str, mask: np.ndarray, soft: np.ndarray):
     """Ground truth in the blur convention (1 = blurred) for one rendering.
 
     * motion: soft blur map = ``k*m``; binary = ``k*m >= 0.5``.
-    * defocus: soft blur map = ``1 − k2*m``; binary = ``1 − m`` with ``m`` binarised at 0.5
-      (the object mask itself is the sharp truth, as in the report).
+    * defocus and pan: soft blur map = ``1 − k2*m``; binary = ``1 − m`` with ``m`` binarised
+      at 0.5 (the object mask itself is the sharp truth, as in the report).
 
     Returns ``(soft_blur float32, binary_blur bool)``.
     """
     if model == "motion":
         return soft, soft >= BINARY_THRESHOLD
-    if model == "defocus":
+    if model in ("defocus", "pan"):
         return (1.0 - soft).astype(np.float32), mask < BINARY_THRESHOLD
-    raise ValueError(f"model must be 'motion' or 'defocus', got {model!r}")
+    raise ValueError(f"model must be 'motion', 'defocus' or 'pan', got {model!r}")
 
 
 def _check(fg, bg, mask):

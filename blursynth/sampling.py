@@ -4,8 +4,9 @@ The record is all the renderer needs: rendering has no randomness, so a record s
 the output re-renders its image exactly (:func:`blursynth.generate.rerender`).
 
 Each sample has its own stream, ``np.random.SeedSequence(seed, spawn_key=(model_index,
-index))`` with ``model_index`` 0 for motion and 1 for defocus, so a sample does not depend
-on ``--jobs``, on ``--n`` or on whether the other model is generated in the same run.
+index))`` with ``model_index`` the model's place in :data:`MODELS` (0 motion, 1 defocus,
+2 mixed, 3 pan), so a sample does not depend on ``--jobs``, on ``--n`` or on which other
+models are generated in the same run.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ import numpy as np
 from blursynth.schema import KNOWN_BLUR_TYPES
 from blursynth.sources.voc import CLASSES, VOCItem
 
-#: Blur models, in spawn-key order: the report's two, and ``mixed`` (a sharp object and a
-#: moving object over a defocused background: every class in one image).
-MODELS = (*KNOWN_BLUR_TYPES, "mixed")
+#: Blur models, in spawn-key order: the report's two; ``mixed`` (a sharp object and a moving
+#: object over a defocused background: every class in one image); ``pan`` (a panning shot: a
+#: sharp object over a background streaked by the motion kernel). New models go at the end.
+MODELS = (*KNOWN_BLUR_TYPES, "mixed", "pan")
+#: The models whose images hold motion blur (a length and angle, or a shake trajectory) and
+#: those whose background is defocused (sigma1, or a disk radius).
+MOTION_MODELS = ("motion", "mixed", "pan")
+DEFOCUS_MODELS = ("defocus", "mixed")
 #: Motion kernels: the report's straight line, or a random camera-shake trajectory.
 MOTION_KERNELS = ("line", "shake")
 #: Defocus kernels: the report's Gaussian, or an anti-aliased disk (circle of confusion).
@@ -76,7 +82,8 @@ class SampleParams:
         log-uniform in ``noise_b``.
     jpeg : JPEG quality of a final encode/decode round trip (None: none).
     uniform_share : share of images with no object: the background alone, half of them sharp
-        everywhere, half blurred everywhere (by the model's kernel: motion k, defocus k1).
+        everywhere, half blurred everywhere (by the model's kernel: motion and pan k,
+        defocus k1). Mixed images always hold their objects.
 
     The defaults are the report's models; the camera options draw after the report's
     parameters, so they never change what a default run draws.
@@ -141,7 +148,8 @@ class SampleRecord:
 
     Boxes are ``(y0, x0, y1, x1)`` in the source image, end exclusive; both crops have the
     common size ``(height, width) = (min of the two heights, min of the two widths)``.
-    Motion records carry ``length``/``angle``; defocus records ``sigma1``/``sigma2``.
+    Motion records carry ``length``/``angle``; defocus records ``sigma1``/``sigma2``; pan
+    records ``length``/``angle`` (the background's streak) and ``sigma2`` (the object edge).
     A mixed record says which kernel made which region: ``fg`` is the sharp object (its edge
     softened by ``sigma2``), ``bg`` the defocused background (``sigma1``, or ``radius`` for
     a disk), ``fg2`` the moving object (``length``/``angle``, or ``trajectory`` for shake).
@@ -215,7 +223,7 @@ def sample_record(
     ----------
     items : sequence of VOCItem
         Candidate images; foregrounds are those with a usable class, backgrounds any other.
-    model : {"motion", "defocus", "mixed"}
+    model : {"motion", "defocus", "mixed", "pan"}
     index : int
         0-based sample index within its model.
     seed : int
@@ -311,13 +319,15 @@ def _object_crop(rng: np.random.Generator, item: VOCItem, cls: int, h: int, w: i
 
 
 def _blur_draws(rng: np.random.Generator, model: str, params: SampleParams) -> dict:
-    """The report's blur parameters: motion length and angle; defocus sigmas."""
+    """The report's blur parameters: motion length and angle; defocus sigmas (a pan has the
+    motion draws and the edge softening ``sigma2`` of eq. 2, no background sigma)."""
     blur = {}
-    if model in ("motion", "mixed"):
+    if model in MOTION_MODELS:
         blur["length"] = float(rng.uniform(*params.length))
         blur["angle"] = float(rng.uniform(*params.angle))
-    if model in ("defocus", "mixed"):
+    if model in DEFOCUS_MODELS:
         blur["sigma1"] = float(rng.uniform(*params.sigma1))
+    if model in (*DEFOCUS_MODELS, "pan"):
         blur["sigma2"] = float(params.sigma2)
     return blur
 
@@ -336,9 +346,9 @@ def _camera_draws(rng: np.random.Generator, model: str, blur: dict, params: Samp
     """What the camera options add to a record, drawn after the report's parameters (so a
     run with the defaults draws exactly what it always drew)."""
     extra: dict = {}
-    if model in ("motion", "mixed") and params.motion_kernel == "shake":
+    if model in MOTION_MODELS and params.motion_kernel == "shake":
         extra["trajectory"] = shake_trajectory(rng, blur["length"])
-    if model in ("defocus", "mixed") and params.defocus_kernel == "disk":
+    if model in DEFOCUS_MODELS and params.defocus_kernel == "disk":
         extra["radius"] = float(rng.uniform(*params.radius))
         extra["sigma1"] = None  # the disk replaces the background Gaussian
     if params.linear_light:

@@ -2,11 +2,7 @@
 # The dense-segmenter experiments of docs/results.md ("Dense segmenter"), in order, on CPU.
 # Needs the shared data (BLURSYNTH_SHARED_DATA or ../shared/data) and the venv of README.md.
 # Writes data/, runs/, evals/ (all git-ignored). Steps already done are skipped.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-SHARED="${BLURSYNTH_SHARED_DATA:-../shared/data}"
-BIN=.venv/bin
-step() { [ -e "$1" ] && echo "skip $1" || { echo "== $1"; shift; "$@"; }; }
+source "$(dirname "$0")/steps.sh"
 
 # datasets: 256-px tiles of CUHK (2 and 3 classes; the same held-out 20 and validation 156
 # images as the patch datasets of seed 0), of the VOC-sample renderings and of the DUT sample

@@ -7,11 +7,7 @@
 # Run docs/objects_experiments.sh first (it makes data/cuhk-tiles and the all-on model).
 # Needs the shared data and the venv of README.md; writes synth/, data/, runs/, evals/
 # (git-ignored). Steps already done are skipped.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-SHARED="${BLURSYNTH_SHARED_DATA:-../shared/data}"
-BIN=.venv/bin
-step() { [ -e "$1" ] && echo "skip $1" || { echo "== $1 ($(date -u +%T))"; shift; "$@"; }; }
+source "$(dirname "$0")/steps.sh"
 
 RECIPE="--arch unet --batch-size 8 --crop 128 --augment --optimizer adamw --weight-decay 1e-4 \
     --lr-schedule cosine --val-rows 240 --workers 0 --lr 2e-3 --iterations 1500 \

@@ -7,11 +7,7 @@
 # docs/dense_experiments.sh.
 # Needs the shared data and the venv of README.md; writes synth/, data/, runs/, evals/
 # (git-ignored). Steps already done are skipped.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-SHARED="${BLURSYNTH_SHARED_DATA:-../shared/data}"
-BIN=.venv/bin
-step() { [ -e "$1" ] && echo "skip $1" || { echo "== $1 ($(date -u +%T))"; shift; "$@"; }; }
+source "$(dirname "$0")/steps.sh"
 
 step synth/objects/records.jsonl $BIN/blursynth generate --objects "$SHARED/ecssd" \
     --objects "$SHARED/duts-subset" --n 1000 --out synth/objects --seed 0 \

@@ -7,10 +7,7 @@
 # Then the same for the 3-class model. Run docs/objects_experiments.sh and
 # docs/objects_ablation.sh first. Writes runs/, evals/ (git-ignored); steps already done
 # are skipped.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-BIN=.venv/bin
-step() { [ -e "$1" ] && echo "skip $1" || { echo "== $1 ($(date -u +%T))"; shift; "$@"; }; }
+source "$(dirname "$0")/steps.sh"
 
 RECIPE="--arch unet --batch-size 8 --crop 128 --augment --optimizer adamw --weight-decay 1e-4 \
     --lr-schedule cosine --val-rows 240 --workers 0 -q"

@@ -40,6 +40,19 @@ def cli(*args) -> object:
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
+def synth_tiles3(out: Path, tiles: Path) -> dict:
+    """``blursynth tiles --source synth --classes 3`` of a generate folder: its rows by split."""
+    from blursynth.shards import open_dataset
+
+    res = cli(
+        "tiles", "--source", "synth", "--root", out, "--out", tiles, "--classes", 3,
+        "--eval-images", 0, "-q",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    with open_dataset(tiles) as ds:
+        return {s: ds[s].read(0, len(ds[s])) for s in ds.splits}
+
+
 @pytest.fixture(scope="module")
 def voc(tmp_path_factory):
     return make_voc(tmp_path_factory.mktemp("voc"))
@@ -445,25 +458,7 @@ def test_mixed_images_hold_every_class_and_feed_three_class_tiles(voc, tmp_path)
         assert np.array_equal(arrays["image"], read_image_u8(out / "image" / path.name))
     assert not (out / "classes" / "motion0001.png").exists()
 
-    tiles = tmp_path / "t"
-    res = cli(
-        "tiles",
-        "--source",
-        "synth",
-        "--root",
-        out,
-        "--out",
-        tiles,
-        "--classes",
-        3,
-        "--eval-images",
-        0,
-    )
-    assert res.exit_code == 0, res.output
-    from blursynth.shards import open_dataset
-
-    with open_dataset(tiles) as ds:
-        rows = {s: ds[s].read(0, len(ds[s])) for s in ds.splits}
+    rows = synth_tiles3(out, tmp_path / "t")
     for split_rows in rows.values():
         for code, allowed in ((0, {0, 1, 255}), (1, {0, 2, 255}), (2, {0, 1, 2, 255})):
             sel = split_rows["blur_type"] == code
@@ -491,5 +486,66 @@ def test_synth_source_reads_mixed_truth_and_refuses_other_names(voc, tmp_path):
         source.load_classes(by_stem["mixed0001"])
     shutil.copy(out / "image" / "motion0001.png", out / "image" / "photo.png")
     shutil.copy(out / "gt" / "motion0001.png", out / "gt" / "photo.png")
-    with pytest.raises(BlursynthError, match="not named motion####, defocus#### or mixed####"):
+    with pytest.raises(
+        BlursynthError, match="not named motion####, defocus####, pan#### or mixed####"
+    ):
         SynthSource(out)
+
+
+def test_pan_images_keep_the_object_sharp_over_a_streaked_background(voc, tmp_path):
+    """--model pan: a sharp object over a background blurred by the motion kernel (a shake
+    trajectory here). The truth is the object mask (blurred = not the object), records
+    re-render the files, the synth source reads the images as motion blur, and 3-class
+    tiles label their blurred pixels motion."""
+    out = tmp_path / "g"
+    args = ["--voc", voc.parent, "--n", 3, "--out", out, "--model", "pan", "--seed", 4]
+    assert cli("generate", *args, "--motion-kernel", "shake", "-q").exit_code == 0
+    dataset = VOCSegmentation(voc.parent, "train")
+    records = [
+        SampleRecord.from_dict(json.loads(line))
+        for line in (out / "records.jsonl").read_text().splitlines()
+    ]
+    assert [r.name for r in records] == ["pan0001", "pan0002", "pan0003"]
+    for record in records:
+        assert record.trajectory and record.sigma2 == 1.0 and record.sigma1 is None
+        arrays = rerender(record, dataset)
+        assert np.array_equal(arrays["image"], read_image_u8(out / "image" / f"{record.name}.png"))
+        labels = dataset.load(record.fg)[1]
+        y0, x0, y1, x1 = record.fg_box
+        mask = object_mask(labels[y0:y1, x0:x1], record.cls)
+        assert np.array_equal(read_mask_u8(out / "gt" / f"{record.name}.png") > 0, mask < 0.5)
+        # the background is streaked: it differs from the sharp background crop off the object
+        by0, bx0, by1, bx1 = record.bg_box
+        bg = read_image_u8(dataset.image_path(record.bg))[by0:by1, bx0:bx1]
+        off = (mask == 0) & (cv2.erode((mask == 0).astype(np.uint8), np.ones((9, 9))) > 0)
+        assert off.sum() > 100
+        diff = np.abs(arrays["image"].astype(int) - bg.astype(int))[off]
+        assert diff.mean() > 1.0
+    source = SynthSource(out)
+    assert {it.blur_type for it in source.items} == {"motion"}
+    assert all(source.load_classes(it) is None for it in source.items)
+    rows = synth_tiles3(out, tmp_path / "t")
+    labels = np.concatenate([r["label"].ravel() for r in rows.values()])
+    assert set(np.unique(labels)) in ({0, 1}, {0, 1, 255})
+
+
+def test_pan_draws_leave_the_other_models_unchanged(voc, tmp_path):
+    """Adding pan (spawn key 3) changes no byte of the other models: the motion images of an
+    `--model all` run are those of a `--model motion` run."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert (
+        cli("generate", "--voc", voc.parent, "--n", 2, "--out", a, "--model", "all", "-q").exit_code
+        == 0
+    )
+    assert (
+        cli(
+            "generate", "--voc", voc.parent, "--n", 2, "--out", b, "--model", "motion", "-q"
+        ).exit_code
+        == 0
+    )
+    names = sorted(p.name for p in (a / "image").iterdir())
+    assert names == [
+        f"{m}000{i}.png" for m in ("defocus", "mixed", "motion", "pan") for i in (1, 2)
+    ]
+    for name in ("motion0001.png", "motion0002.png"):
+        assert (a / "image" / name).read_bytes() == (b / "image" / name).read_bytes()

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from blursynth.kernels import gaussian_kernel, motion_kernel
-from blursynth.render import blur_maps, render_defocus, render_motion
+from blursynth.render import blur_maps, render_defocus, render_motion, render_pan
 
 DELTA = np.ones((1, 1))
 
@@ -50,6 +50,23 @@ def test_defocus_equation_2(scene):
     assert image.dtype == np.float32
     assert np.abs(image - np.clip(expected, 0, 1)).max() < 1e-5
     assert np.abs(m2 - m2_64).max() < 1e-5
+
+
+def test_pan_streaks_the_background_and_keeps_the_object(scene):
+    """A panning shot in float64: the motion kernel blurs the background only; far from the
+    object's edge the object is F itself, and the truth is the object mask (1 - m blurred)."""
+    fg, bg, m = scene
+    k, k2 = motion_kernel(11.2, 35), gaussian_kernel(1.0)
+    image, m2 = render_pan(fg, bg, m, k, k2)
+    m2_64 = conv64(m, k2)
+    expected = m2_64[..., None] * fg + (1 - m2_64)[..., None] * conv64(bg, k)
+    assert image.dtype == np.float32
+    assert np.abs(image - np.clip(expected, 0, 1)).max() < 1e-5
+    assert np.abs(image[15:25, 20:35] - fg[15:25, 20:35]).max() < 1e-6  # the object is sharp
+    soft, binary = blur_maps("pan", m, m2)
+    assert np.array_equal(binary, m == 0) and np.allclose(soft, 1 - m2)
+    still, _ = render_pan(fg, bg, np.zeros_like(m), DELTA, k2)
+    assert np.abs(still - bg).max() < 1e-6  # no motion, no object: the background as it is
 
 
 def test_empty_mask_gives_background(scene):

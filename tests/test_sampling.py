@@ -28,7 +28,7 @@ def test_same_seed_same_record_independent_streams():
     assert d.spawn_key == (1, 7) and d.length is None and d.sigma2 == 1.0
 
 
-@pytest.mark.parametrize("model", ["motion", "defocus"])
+@pytest.mark.parametrize("model", ["motion", "defocus", "pan"])
 def test_records_are_valid(model):
     params = SampleParams()
     by_id = {it.id: it for it in ITEMS}
@@ -43,6 +43,10 @@ def test_records_are_valid(model):
             assert 0 <= y0 and 0 <= x0 and y1 <= item.height and x1 <= item.width
         if model == "motion":
             assert 5 <= r.length < 15 and 0 <= r.angle < 180 and r.sigma1 is None
+            assert r.sigma2 is None
+        elif model == "pan":  # the background's streak, and eq. (2)'s edge softening
+            assert 5 <= r.length < 15 and 0 <= r.angle < 180 and r.sigma1 is None
+            assert r.sigma2 == 1.0 and r.spawn_key == (3, index)
         else:
             assert 1 <= r.sigma1 < 2 and r.length is None
 

@@ -14,10 +14,11 @@ from blursynth.sources.shi import ShiSource, blur_type_from_stem
 
 class SynthSource(ShiSource):
     """Output of ``blursynth generate`` (same layout; stems ``motion####``/``defocus####``,
-    and ``mixed####`` for images that hold both blur types).
+    ``pan####`` for panning shots, ``mixed####`` for images that hold both blur types).
 
-    A mixed image's blur type is ``unknown`` (it has both); its per-pixel truth is in
-    ``classes/`` (0 sharp, 1 motion, 2 defocus), read by :meth:`load_classes`.
+    A pan image's blur type is ``motion`` (its streaked background is all its blur). A mixed
+    image's is ``unknown`` (it has both); its per-pixel truth is in ``classes/`` (0 sharp,
+    1 motion, 2 defocus), read by :meth:`load_classes`.
     """
 
     def __init__(self, root, **options):
@@ -26,10 +27,13 @@ class SynthSource(ShiSource):
         odd = [it.image_path.name for it in self.items if not _is_synth_stem(it.stem)]
         if odd:
             raise BlursynthError(
-                f"{len(odd)} image(s) are not named motion####, defocus#### or mixed#### "
+                f"{len(odd)} image(s) are not named motion####, defocus####, pan#### or mixed#### "
                 f"(e.g. {odd[0]}); use --source folder for other layouts",
                 self.root,
             )
+
+    def blur_type_of(self, stem: str) -> str:
+        return "motion" if re.fullmatch(r"pan\d+", stem) else blur_type_from_stem(stem)
 
     def load_classes(self, item: BlurItem) -> np.ndarray | None:
         """uint8 (H, W): 0 sharp, 1 motion, 2 defocus, for a mixed image; None otherwise
@@ -60,4 +64,4 @@ def generate_sources(root) -> list[dict] | None:
 
 
 def _is_synth_stem(stem: str) -> bool:
-    return blur_type_from_stem(stem) != "unknown" or re.fullmatch(r"mixed\d+", stem) is not None
+    return blur_type_from_stem(stem) != "unknown" or bool(re.fullmatch(r"(mixed|pan)\d+", stem))
