@@ -30,8 +30,16 @@ METRICS = ("iou", "miou", "accuracy", "f_beta", "f_beta_adaptive", "mae")
 SUMMARY_METRICS = (*METRICS, "iou_pooled")
 """Columns of a summary: the per-image means, then the blurred-class IoU pooled over every
 pixel of the group (as the defocus literature reports it)."""
-CLASS_METRICS = ("iou_sharp", "iou_motion", "iou_defocus", "type_accuracy")
-"""Scores of a 3-class (sharp / motion / defocus) map: :func:`score_classes`."""
+CLASS_NAMES = ("sharp", "motion", "defocus")
+CLASS_METRICS = (
+    "iou_sharp",
+    "iou_motion",
+    "iou_defocus",
+    "type_accuracy",
+    *(f"iou_{name}_pooled" for name in CLASS_NAMES),
+)
+"""Scores of a 3-class (sharp / motion / defocus) map: :func:`score_classes`, per image;
+then each class's IoU pooled over every pixel of the group (:func:`average`)."""
 
 METRIC_TITLES = {
     "iou_pooled": "IoU pooled",
@@ -39,6 +47,9 @@ METRIC_TITLES = {
     "iou_motion": "IoU motion",
     "iou_defocus": "IoU defocus",
     "type_accuracy": "blur-type acc.",
+    "iou_sharp_pooled": "IoU sharp pooled",
+    "iou_motion_pooled": "IoU motion pooled",
+    "iou_defocus_pooled": "IoU defocus pooled",
     "iou": "IoU (blurred)",
     "miou": "mean IoU",
     "accuracy": "pixel acc.",
@@ -148,7 +159,15 @@ def score_classes(class_probs: np.ndarray, gt: np.ndarray, blur_type: str) -> di
     dict
         ``iou_sharp``, ``iou_motion``, ``iou_defocus`` (1.0 for a class absent from both) and
         ``type_accuracy``: 1.0 when the image's blur type is the one with more probability
-        mass over its truly blurred pixels (over all pixels if it has none), else 0.0.
+        mass over its truly blurred pixels (over all pixels if it has none), else 0.0; and
+        ``class_counts``, each class's ``[intersection, union]`` in pixels, which
+        :func:`average` pools.
+
+    Notes
+    -----
+    A class absent from the truth and the prediction scores 1 per image, so the per-image
+    mean of ``iou_motion`` over defocus images rewards a model that never says motion; the
+    pooled IoU (``iou_motion_pooled`` from :func:`average`) has no such case.
     """
     if class_probs.ndim != 3 or class_probs.shape[0] != 3:
         raise ValueError(f"class_probs must be (3, H, W), got {class_probs.shape}")
@@ -158,13 +177,16 @@ def score_classes(class_probs: np.ndarray, gt: np.ndarray, blur_type: str) -> di
     truth = gt.astype(np.uint8) * (1 if blur_type == "motion" else 2)
     pred = class_probs.argmax(0)
     out = {}
-    for k, name in enumerate(("iou_sharp", "iou_motion", "iou_defocus")):
+    counts = []
+    for k, name in enumerate(CLASS_NAMES):
         inter = int(np.count_nonzero((pred == k) & (truth == k)))
         union = int(np.count_nonzero((pred == k) | (truth == k)))
-        out[name] = _ratio(inter, union, 1.0)
+        out[f"iou_{name}"] = _ratio(inter, union, 1.0)
+        counts.append([inter, union])
     where = gt if gt.any() else np.ones_like(gt)
     motion, defocus = class_probs[1][where].sum(), class_probs[2][where].sum()
     out["type_accuracy"] = float((motion > defocus) == (blur_type == "motion"))
+    out["class_counts"] = counts
     return out
 
 
@@ -172,18 +194,24 @@ def average(scores: list[dict[str, float]]) -> dict[str, float]:
     """Per-key mean over images (every image weighs the same); ``{}`` for no images.
 
     Confusion ``counts`` (from :func:`score_map`) are summed instead, into ``iou_pooled``:
-    the blurred-class IoU of all the images' pixels together.
+    the blurred-class IoU of all the images' pixels together; and ``class_counts`` (from
+    :func:`score_classes`) into ``iou_sharp_pooled``, ``iou_motion_pooled`` and
+    ``iou_defocus_pooled``.
     """
     if not scores:
         return {}
     out = {
         key: float(np.mean([s[key] for s in scores if key in s]))
         for key in scores[0]
-        if key != "counts"
+        if key not in ("counts", "class_counts")
     }
     if all("counts" in s for s in scores):
         tp, fp, fn, _ = np.sum([s["counts"] for s in scores], axis=0)
         out["iou_pooled"] = _ratio(int(tp), int(tp + fp + fn), 1.0)
+    if all("class_counts" in s for s in scores):
+        totals = np.sum([s["class_counts"] for s in scores], axis=0)
+        for name, (inter, union) in zip(CLASS_NAMES, totals, strict=True):
+            out[f"iou_{name}_pooled"] = _ratio(int(inter), int(union), 1.0)
     return out
 
 

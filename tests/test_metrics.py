@@ -145,9 +145,31 @@ def test_score_classes_per_class_iou_and_blur_type():
     probs[1][:, :2] = 0.7  # motion on the blurred half...
     probs[2][:, :2] = 0.3
     s = metrics.score_classes(probs, gt, "motion")
+    counts = s.pop("class_counts")
     assert s == {"iou_sharp": 1.0, "iou_motion": 1.0, "iou_defocus": 1.0, "type_accuracy": 1.0}
+    assert counts == [[8, 8], [8, 8], [0, 0]]
     s = metrics.score_classes(probs, gt, "defocus")  # ...but the image is defocused
     assert s["iou_defocus"] == 0.0 and s["iou_motion"] == 0.0 and s["type_accuracy"] == 0.0
     assert s["iou_sharp"] == 1.0
+    assert metrics.score_classes(probs, gt, "defocus")["class_counts"] == [[8, 8], [0, 8], [0, 8]]
     with pytest.raises(ValueError, match="class_probs must be"):
         metrics.score_classes(probs[:2], gt, "motion")
+
+
+def test_pooled_class_iou_does_not_reward_never_saying_motion():
+    """A model that calls every blurred pixel defocus: on defocus images its per-image motion
+    IoU is 1 (motion absent from truth and prediction), so the per-image mean over a motion
+    and a defocus image is 0.5; pooled over the pixels, motion IoU is 0."""
+    gt = np.zeros((4, 4), dtype=bool)
+    gt[:, :2] = True
+    probs = np.zeros((3, 4, 4))
+    probs[0][:, 2:] = 1
+    probs[2][:, :2] = 1  # defocus, always
+    rows = [
+        metrics.score_classes(probs, gt, "motion"),
+        metrics.score_classes(probs, gt, "defocus"),
+    ]
+    summary = metrics.average(rows)
+    assert summary["iou_motion"] == 0.5 and summary["iou_motion_pooled"] == 0.0
+    assert summary["iou_defocus_pooled"] == pytest.approx(8 / 16)
+    assert summary["iou_sharp_pooled"] == 1.0 and "class_counts" not in summary

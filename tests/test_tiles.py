@@ -315,6 +315,7 @@ def test_three_class_model_writes_a_class_map_and_scores_blur_types(tmp_path):
 
     summary = json.loads((tmp_path / "ev" / "results.json").read_text())["summary"]["u3"]["all"]
     assert 0 <= summary["type_accuracy"] <= 1 and "iou_motion" in summary
+    assert 0 <= summary["iou_motion_pooled"] <= 1
 
 
 def test_unet_resume_equals_an_uninterrupted_run(tmp_path):
