@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Issue 11's proof, third round (docs/results.md, "Panning shots"): synthetic data with
+# every blur model, pan included (a sharp subject over a background streaked by the motion
+# kernel: the commonest motion photograph, which eq. (1) never makes), against the best
+# motion + defocus data of docs/objects_ablation.sh at the same size (2,000 renderings of
+# ECSSD/DUTS, the same camera options). Synthetic-only dense U-Nets, 1,500 iterations,
+# scored on the 156 CUHK validation images, 2-class and 3-class (and the 2-class model with
+# a second training seed); then both synthetic models as the start of the shipped recipes:
+# types (3,000 iterations on CUHK 3-class tiles: the types model shipped from 2026-12-02,
+# exported with `blursynth_train export runs/unet3-every-then-cuhk/best.pt --out
+# blursynth_train/weights/unet3-cuhk.pt --dataset data/cuhk-tiles3`) and bundled (7,000).
+# Run docs/objects_experiments.sh and docs/objects_ablation.sh first (they make
+# data/cuhk-tiles, data/cuhk-tiles3 and the models compared against). Writes synth/, data/,
+# runs/, evals/ (git-ignored); steps already done are skipped.
+source "$(dirname "$0")/steps.sh"
+
+RECIPE="--arch unet --batch-size 8 --crop 128 --augment --optimizer adamw --weight-decay 1e-4 \
+    --lr-schedule cosine --val-rows 240 --workers 0 --lr 2e-3 -q"
+SHORT="--iterations 1500 --eval-every 1500"
+# the options of the best 2-class synthetic data so far (objects-best): every camera option
+# but JPEG, a fifth of the images sharp or blurred everywhere
+BEST=(--motion-kernel shake --defocus-kernel disk --linear-light --noise --uniform-share 0.2)
+
+# every model, 500 images each: motion, defocus, mixed, pan
+step synth/objects-every/records.jsonl $BIN/blursynth generate --objects "$SHARED/ecssd" \
+    --objects "$SHARED/duts-subset" --model all --n 500 --out synth/objects-every --seed 0 \
+    -j 2 -q "${BEST[@]}"
+step data/objects-every-tiles/SHA256SUMS $BIN/blursynth tiles --source synth \
+    --root synth/objects-every --out data/objects-every-tiles --eval-images 0 --jobs 2 -q
+step data/objects-every-tiles3/SHA256SUMS $BIN/blursynth tiles --source synth --classes 3 \
+    --root synth/objects-every --out data/objects-every-tiles3 --eval-images 0 --jobs 2 -q
+
+step runs/v-objects-every-only/summary.json $BIN/blursynth_train fit data/objects-every-tiles \
+    --out runs/v-objects-every-only $RECIPE $SHORT
+step evals/val-v-objects-every-only/results.json $BIN/blursynth_train evaluate \
+    --dataset data/cuhk-tiles --split val \
+    --model v-objects-every-only=runs/v-objects-every-only/best.pt \
+    --out evals/val-v-objects-every-only -q
+step runs/v3-objects-every-only/summary.json $BIN/blursynth_train fit \
+    data/objects-every-tiles3 --out runs/v3-objects-every-only $RECIPE $SHORT
+step evals/val-v3-objects-every-only/results.json $BIN/blursynth_train evaluate \
+    --dataset data/cuhk-tiles3 --split val \
+    --model v3-objects-every-only=runs/v3-objects-every-only/best.pt \
+    --out evals/val-v3-objects-every-only -q
+
+# the spread of training alone: the 2-class model again with another training seed
+step runs/v-objects-every-only-seed1/summary.json $BIN/blursynth_train fit \
+    data/objects-every-tiles --out runs/v-objects-every-only-seed1 $RECIPE $SHORT --seed 1
+step evals/val-v-objects-every-only-seed1/results.json $BIN/blursynth_train evaluate \
+    --dataset data/cuhk-tiles --split val \
+    --model v-objects-every-only-seed1=runs/v-objects-every-only-seed1/best.pt \
+    --out evals/val-v-objects-every-only-seed1 -q
+
+# the shipped recipes started from these synthetic models (docs/objects_pretrain.sh did the
+# same from the motion + defocus (+ mixed) models): types (3,000 iterations on CUHK 3-class
+# tiles) and bundled (7,000 on CUHK tiles), scored beside the shipped models
+step runs/unet3-every-then-cuhk/summary.json $BIN/blursynth_train fit data/cuhk-tiles3 \
+    --out runs/unet3-every-then-cuhk --init runs/v3-objects-every-only/best.pt \
+    $RECIPE --iterations 3000 --eval-every 1000
+step evals/val-unet3-every-then-cuhk/results.json $BIN/blursynth_train evaluate \
+    --dataset data/cuhk-tiles3 --split val \
+    --model unet3-every-then-cuhk=runs/unet3-every-then-cuhk/best.pt --model types \
+    --out evals/val-unet3-every-then-cuhk -q
+step runs/unet-every-then-cuhk/summary.json $BIN/blursynth_train fit data/cuhk-tiles \
+    --out runs/unet-every-then-cuhk --init runs/v-objects-every-only/best.pt \
+    $RECIPE --iterations 7000 --eval-every 700
+step evals/val-unet-every-then-cuhk/results.json $BIN/blursynth_train evaluate \
+    --dataset data/cuhk-tiles --split val --postprocess guided \
+    --model unet-every-then-cuhk=runs/unet-every-then-cuhk/best.pt --model bundled \
+    --out evals/val-unet-every-then-cuhk -q
+
+# how long to train on renderings: the motion + defocus data of docs/objects_ablation.sh
+# (objects-best) for 6,000 iterations instead of 1,500
+step runs/v-objects-best-only-6000/summary.json $BIN/blursynth_train fit \
+    data/objects-best-tiles --out runs/v-objects-best-only-6000 $RECIPE --iterations 6000 \
+    --eval-every 1500
+step evals/val-v-objects-best-only-6000/results.json $BIN/blursynth_train evaluate \
+    --dataset data/cuhk-tiles --split val \
+    --model v-objects-best-only-6000=runs/v-objects-best-only-6000/best.pt \
+    --out evals/val-v-objects-best-only-6000 -q
