@@ -162,6 +162,30 @@ def main():
     "(radius 2-4 px).",
 )
 @click.option(
+    "--motion-length",
+    type=(float, float),
+    default=None,
+    metavar="LO HI",
+    help="Range of the motion blur's length in pixels (the line, or the shake path; motion, "
+    "pan and mixed images), uniform. Blur extent scales with resolution: widen it for "
+    "large photographs.  [default: 5 15, the report's]",
+)
+@click.option(
+    "--defocus-sigma",
+    type=(float, float),
+    default=None,
+    metavar="LO HI",
+    help="Range of the Gaussian defocus kernel k1's sigma in pixels, uniform.  "
+    "[default: 1 2, the report's]",
+)
+@click.option(
+    "--disk-radius",
+    type=(float, float),
+    default=None,
+    metavar="LO HI",
+    help="--defocus-kernel disk: range of the disk's radius in pixels, uniform.  [default: 2 4]",
+)
+@click.option(
     "--linear-light", is_flag=True, help="Blur and composite in linear light, not sRGB values."
 )
 @click.option(
@@ -214,6 +238,9 @@ def generate(
     object_polarity,
     motion_kernel,
     defocus_kernel,
+    motion_length,
+    defocus_sigma,
+    disk_radius,
     linear_light,
     noise,
     noise_shot,
@@ -234,9 +261,19 @@ def generate(
 
     if (noise_shot or noise_read) and not noise:
         raise click.UsageError("--noise-shot and --noise-read set the ranges of --noise; add it")
-    noise_ranges = {
+    if disk_radius and defocus_kernel != "disk":
+        raise click.UsageError("--disk-radius sets the range of --defocus-kernel disk; add it")
+    if defocus_sigma and defocus_kernel == "disk":
+        raise click.UsageError("--defocus-sigma is the Gaussian's; the disk takes --disk-radius")
+    ranges = {
         name: tuple(value)
-        for name, value in (("noise_a", noise_shot), ("noise_b", noise_read))
+        for name, value in (
+            ("noise_a", noise_shot),
+            ("noise_b", noise_read),
+            ("length", motion_length),
+            ("sigma1", defocus_sigma),
+            ("radius", disk_radius),
+        )
         if value is not None
     }
     try:
@@ -247,7 +284,7 @@ def generate(
             noise=noise,
             jpeg=jpeg,
             uniform_share=uniform_share,
-            **noise_ranges,
+            **ranges,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

@@ -78,3 +78,18 @@ step evals/val-v-objects-best-only-6000/results.json $BIN/blursynth_train evalua
     --dataset data/cuhk-tiles --split val \
     --model v-objects-best-only-6000=runs/v-objects-best-only-6000/best.pt \
     --out evals/val-v-objects-best-only-6000 -q
+
+# stronger blur: the every-model data with wider ranges of blur extent (motion 5-40 px
+# instead of 5-15, disk radius 2-8 px instead of 2-4; CUHK photographs are ~640 px wide,
+# ECSSD/DUTS ones <= 400)
+step synth/objects-strong/records.jsonl $BIN/blursynth generate --objects "$SHARED/ecssd" \
+    --objects "$SHARED/duts-subset" --model all --n 500 --out synth/objects-strong --seed 0 \
+    -j 2 -q "${BEST[@]}" --motion-length 5 40 --disk-radius 2 8
+step data/objects-strong-tiles/SHA256SUMS $BIN/blursynth tiles --source synth \
+    --root synth/objects-strong --out data/objects-strong-tiles --eval-images 0 --jobs 2 -q
+step runs/v-objects-strong-only/summary.json $BIN/blursynth_train fit \
+    data/objects-strong-tiles --out runs/v-objects-strong-only $RECIPE $SHORT
+step evals/val-v-objects-strong-only/results.json $BIN/blursynth_train evaluate \
+    --dataset data/cuhk-tiles --split val \
+    --model v-objects-strong-only=runs/v-objects-strong-only/best.pt \
+    --out evals/val-v-objects-strong-only -q

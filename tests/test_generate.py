@@ -390,6 +390,46 @@ def test_noise_ranges_are_drawn_from_recorded_and_checked(voc, tmp_path):
         assert res.exit_code == 2 and says in res.output and "Traceback" not in res.output
 
 
+def test_blur_strength_ranges_are_drawn_from_recorded_and_checked(voc, tmp_path):
+    """--motion-length / --defocus-sigma / --disk-radius: every record inside its range,
+    the kernels as wide as the draws, the ranges in run.json (a resume without them is
+    refused); bad ranges and options for the other defocus kernel are usage errors."""
+    from blursynth.generate import record_kernels
+
+    out, disk = tmp_path / "s", tmp_path / "d"
+    base = ["generate", "--voc", voc.parent, "--n", 3, "--model", "all", "-q"]
+    strong = ["--motion-length", 20, 30, "--defocus-sigma", 3, 4]
+    assert cli(*base, "--out", out, *strong).exit_code == 0
+    records = [
+        SampleRecord.from_dict(json.loads(line))
+        for line in (out / "records.jsonl").read_text().splitlines()
+    ]
+    for r in records:
+        if r.model in ("motion", "pan", "mixed"):
+            assert 20 <= r.length < 30
+            assert np.hypot(*record_kernels(r)[0].shape) >= 19  # a line of >= 20 px, not 5-15
+        if r.model in ("defocus", "mixed"):
+            assert 3 <= r.sigma1 < 4
+    params = json.loads((out / "run.json").read_text())["params"]
+    assert params["length"] == [20, 30] and params["sigma1"] == [3, 4]
+    res = cli(*base, "--out", disk, "--defocus-kernel", "disk", "--disk-radius", 6, 7)
+    assert res.exit_code == 0, res.output
+    lines = (disk / "records.jsonl").read_text().splitlines()
+    radii = [json.loads(x).get("radius") for x in lines]
+    assert all(6 <= r < 7 for r in radii if r is not None) and any(radii)
+    res = CliRunner().invoke(main, [*map(str, base), "--out", str(out), "--resume"])
+    assert res.exit_code == 1 and "params.length, params.sigma1 differ" in res.output
+    for bad, says in (
+        (["--disk-radius", "2", "4"], "add it"),  # without --defocus-kernel disk
+        (["--defocus-kernel", "disk", "--defocus-sigma", "1", "2"], "--disk-radius"),
+        (["--motion-length", "9", "3"], "lo <= hi"),
+        (["--motion-length", "0", "3"], "length must be >= 1"),
+        (["--defocus-kernel", "disk", "--disk-radius", "0.1", "1"], "radius must be >= 0.5"),
+    ):
+        res = CliRunner().invoke(main, [*map(str, base), "--out", str(tmp_path / "bad"), *bad])
+        assert res.exit_code == 2 and says in res.output and "Traceback" not in res.output
+
+
 def test_uniform_images_are_sharp_or_blurred_everywhere(voc, tmp_path):
     """--uniform-share 1: no object; sharp images are the background crop itself, blurred
     ones are blurred everywhere; the truth says so; each re-renders from its record."""
