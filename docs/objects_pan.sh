@@ -93,3 +93,16 @@ step evals/val-v-objects-strong-only/results.json $BIN/blursynth_train evaluate 
     --dataset data/cuhk-tiles --split val \
     --model v-objects-strong-only=runs/v-objects-strong-only/best.pt \
     --out evals/val-v-objects-strong-only -q
+
+# only the defocus wider (disk radius 2-8 px; motion 5-15 px as before)
+step synth/objects-disk8/records.jsonl $BIN/blursynth generate --objects "$SHARED/ecssd" \
+    --objects "$SHARED/duts-subset" --model all --n 500 --out synth/objects-disk8 --seed 0 \
+    -j 2 -q "${BEST[@]}" --disk-radius 2 8
+step data/objects-disk8-tiles/SHA256SUMS $BIN/blursynth tiles --source synth \
+    --root synth/objects-disk8 --out data/objects-disk8-tiles --eval-images 0 --jobs 2 -q
+step runs/v-objects-disk8-only/summary.json $BIN/blursynth_train fit \
+    data/objects-disk8-tiles --out runs/v-objects-disk8-only $RECIPE $SHORT
+step evals/val-v-objects-disk8-only/results.json $BIN/blursynth_train evaluate \
+    --dataset data/cuhk-tiles --split val \
+    --model v-objects-disk8-only=runs/v-objects-disk8-only/best.pt \
+    --out evals/val-v-objects-disk8-only -q
