@@ -84,6 +84,11 @@ def main():
     """Synthetic blur data, patch datasets and their checks."""
 
 
+def range_option(flag: str, help: str):
+    """An option that takes a range, ``FLAG LO HI`` (two floats; None when not given)."""
+    return click.option(flag, type=(float, float), default=None, metavar="LO HI", help=help)
+
+
 # --- generate (issue 2) -------------------------------------------------------------------
 
 
@@ -161,29 +166,20 @@ def main():
     help="gaussian: the report's k1 (sigma 1-2 px); disk: a lens-like circle of confusion "
     "(radius 2-4 px).",
 )
-@click.option(
+@range_option(
     "--motion-length",
-    type=(float, float),
-    default=None,
-    metavar="LO HI",
-    help="Range of the motion blur's length in pixels (the line, or the shake path; motion, "
+    "Range of the motion blur's length in pixels (the line, or the shake path; motion, "
     "pan and mixed images), uniform. Blur extent scales with resolution: widen it for "
     "large photographs.  [default: 5 15, the report's]",
 )
-@click.option(
+@range_option(
     "--defocus-sigma",
-    type=(float, float),
-    default=None,
-    metavar="LO HI",
-    help="Range of the Gaussian defocus kernel k1's sigma in pixels, uniform.  "
+    "Range of the Gaussian defocus kernel k1's sigma in pixels, uniform.  "
     "[default: 1 2, the report's]",
 )
-@click.option(
+@range_option(
     "--disk-radius",
-    type=(float, float),
-    default=None,
-    metavar="LO HI",
-    help="--defocus-kernel disk: range of the disk's radius in pixels, uniform.  [default: 2 4]",
+    "--defocus-kernel disk: range of the disk's radius in pixels, uniform.  [default: 2 4]",
 )
 @click.option(
     "--linear-light", is_flag=True, help="Blur and composite in linear light, not sRGB values."
@@ -191,20 +187,14 @@ def main():
 @click.option(
     "--noise", is_flag=True, help="Poisson-Gaussian sensor noise after the blur (linear light)."
 )
-@click.option(
+@range_option(
     "--noise-shot",
-    type=(float, float),
-    default=None,
-    metavar="LO HI",
-    help="--noise: range of the shot-noise factor a (log-uniform; variance a*x in linear "
+    "--noise: range of the shot-noise factor a (log-uniform; variance a*x in linear "
     "light).  [default: 1e-4 1e-2]",
 )
-@click.option(
+@range_option(
     "--noise-read",
-    type=(float, float),
-    default=None,
-    metavar="LO HI",
-    help="--noise: range of the read-noise variance b (log-uniform).  [default: 1e-6 1e-4]",
+    "--noise: range of the read-noise variance b (log-uniform).  [default: 1e-6 1e-4]",
 )
 @click.option(
     "--uniform-share",

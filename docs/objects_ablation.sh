@@ -14,20 +14,7 @@ RECIPE="--arch unet --batch-size 8 --crop 128 --augment --optimizer adamw --weig
     --eval-every 1500 -q"
 ALL=(--motion-kernel shake --defocus-kernel disk --linear-light --noise --jpeg 90)
 
-# variant NAME GENERATE-OPTIONS...: render 2,000 images, tile them, train, score on CUHK val
-variant() {
-    local name=$1
-    shift
-    step "synth/$name/records.jsonl" $BIN/blursynth generate --objects "$SHARED/ecssd" \
-        --objects "$SHARED/duts-subset" --out "synth/$name" --seed 0 -j 2 -q "$@"
-    step "data/$name-tiles/SHA256SUMS" $BIN/blursynth tiles --source synth \
-        --root "synth/$name" --out "data/$name-tiles" --eval-images 0 --jobs 2 -q
-    step "runs/v-$name-only/summary.json" $BIN/blursynth_train fit "data/$name-tiles" \
-        --out "runs/v-$name-only" $RECIPE
-    step "evals/val-v-$name-only/results.json" $BIN/blursynth_train evaluate \
-        --dataset data/cuhk-tiles --split val --model "v-$name-only=runs/v-$name-only/best.pt" \
-        --out "evals/val-v-$name-only" -q
-}
+VARIANT_RECIPE=$RECIPE
 
 # each option off, the others on (the all-on model is v-objects-only)
 variant objects-no-shake --n 1000 --defocus-kernel disk --linear-light --noise --jpeg 90

@@ -21,21 +21,12 @@ SHORT="--iterations 1500 --eval-every 1500"
 # but JPEG, a fifth of the images sharp or blurred everywhere
 BEST=(--motion-kernel shake --defocus-kernel disk --linear-light --noise --uniform-share 0.2)
 
-# every model, 500 images each: motion, defocus, mixed, pan
-step synth/objects-every/records.jsonl $BIN/blursynth generate --objects "$SHARED/ecssd" \
-    --objects "$SHARED/duts-subset" --model all --n 500 --out synth/objects-every --seed 0 \
-    -j 2 -q "${BEST[@]}"
-step data/objects-every-tiles/SHA256SUMS $BIN/blursynth tiles --source synth \
-    --root synth/objects-every --out data/objects-every-tiles --eval-images 0 --jobs 2 -q
+VARIANT_RECIPE="$RECIPE $SHORT"
+
+# every model, 500 images each: motion, defocus, mixed, pan; 2-class, then 3-class
+variant objects-every --model all --n 500 "${BEST[@]}"
 step data/objects-every-tiles3/SHA256SUMS $BIN/blursynth tiles --source synth --classes 3 \
     --root synth/objects-every --out data/objects-every-tiles3 --eval-images 0 --jobs 2 -q
-
-step runs/v-objects-every-only/summary.json $BIN/blursynth_train fit data/objects-every-tiles \
-    --out runs/v-objects-every-only $RECIPE $SHORT
-step evals/val-v-objects-every-only/results.json $BIN/blursynth_train evaluate \
-    --dataset data/cuhk-tiles --split val \
-    --model v-objects-every-only=runs/v-objects-every-only/best.pt \
-    --out evals/val-v-objects-every-only -q
 step runs/v3-objects-every-only/summary.json $BIN/blursynth_train fit \
     data/objects-every-tiles3 --out runs/v3-objects-every-only $RECIPE $SHORT
 step evals/val-v3-objects-every-only/results.json $BIN/blursynth_train evaluate \
@@ -82,27 +73,7 @@ step evals/val-v-objects-best-only-6000/results.json $BIN/blursynth_train evalua
 # stronger blur: the every-model data with wider ranges of blur extent (motion 5-40 px
 # instead of 5-15, disk radius 2-8 px instead of 2-4; CUHK photographs are ~640 px wide,
 # ECSSD/DUTS ones <= 400)
-step synth/objects-strong/records.jsonl $BIN/blursynth generate --objects "$SHARED/ecssd" \
-    --objects "$SHARED/duts-subset" --model all --n 500 --out synth/objects-strong --seed 0 \
-    -j 2 -q "${BEST[@]}" --motion-length 5 40 --disk-radius 2 8
-step data/objects-strong-tiles/SHA256SUMS $BIN/blursynth tiles --source synth \
-    --root synth/objects-strong --out data/objects-strong-tiles --eval-images 0 --jobs 2 -q
-step runs/v-objects-strong-only/summary.json $BIN/blursynth_train fit \
-    data/objects-strong-tiles --out runs/v-objects-strong-only $RECIPE $SHORT
-step evals/val-v-objects-strong-only/results.json $BIN/blursynth_train evaluate \
-    --dataset data/cuhk-tiles --split val \
-    --model v-objects-strong-only=runs/v-objects-strong-only/best.pt \
-    --out evals/val-v-objects-strong-only -q
+variant objects-strong --model all --n 500 "${BEST[@]}" --motion-length 5 40 --disk-radius 2 8
 
 # only the defocus wider (disk radius 2-8 px; motion 5-15 px as before)
-step synth/objects-disk8/records.jsonl $BIN/blursynth generate --objects "$SHARED/ecssd" \
-    --objects "$SHARED/duts-subset" --model all --n 500 --out synth/objects-disk8 --seed 0 \
-    -j 2 -q "${BEST[@]}" --disk-radius 2 8
-step data/objects-disk8-tiles/SHA256SUMS $BIN/blursynth tiles --source synth \
-    --root synth/objects-disk8 --out data/objects-disk8-tiles --eval-images 0 --jobs 2 -q
-step runs/v-objects-disk8-only/summary.json $BIN/blursynth_train fit \
-    data/objects-disk8-tiles --out runs/v-objects-disk8-only $RECIPE $SHORT
-step evals/val-v-objects-disk8-only/results.json $BIN/blursynth_train evaluate \
-    --dataset data/cuhk-tiles --split val \
-    --model v-objects-disk8-only=runs/v-objects-disk8-only/best.pt \
-    --out evals/val-v-objects-disk8-only -q
+variant objects-disk8 --model all --n 500 "${BEST[@]}" --disk-radius 2 8

@@ -7,3 +7,21 @@ BIN=.venv/bin
 # step TARGET COMMAND...: run COMMAND unless TARGET exists, so a finished step is skipped and
 # an interrupted script continues where it stopped
 step() { [ -e "$1" ] && echo "skip $1" || { echo "== $1 ($(date -u +%T))"; shift; "$@"; }; }
+
+# variant NAME GENERATE-OPTIONS...: render ECSSD/DUTS photographs with the options into
+# synth/NAME, tile them (data/NAME-tiles), train a dense U-Net on them alone with
+# $VARIANT_RECIPE (runs/v-NAME-only) and score it on the CUHK validation images
+# (evals/val-v-NAME-only; data/cuhk-tiles from docs/objects_experiments.sh)
+variant() {
+    local name=$1
+    shift
+    step "synth/$name/records.jsonl" $BIN/blursynth generate --objects "$SHARED/ecssd" \
+        --objects "$SHARED/duts-subset" --out "synth/$name" --seed 0 -j 2 -q "$@"
+    step "data/$name-tiles/SHA256SUMS" $BIN/blursynth tiles --source synth \
+        --root "synth/$name" --out "data/$name-tiles" --eval-images 0 --jobs 2 -q
+    step "runs/v-$name-only/summary.json" $BIN/blursynth_train fit "data/$name-tiles" \
+        --out "runs/v-$name-only" $VARIANT_RECIPE
+    step "evals/val-v-$name-only/results.json" $BIN/blursynth_train evaluate \
+        --dataset data/cuhk-tiles --split val --model "v-$name-only=runs/v-$name-only/best.pt" \
+        --out "evals/val-v-$name-only" -q
+}
