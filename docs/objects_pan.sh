@@ -77,3 +77,11 @@ variant objects-strong --model all --n 500 "${BEST[@]}" --motion-length 5 40 --d
 
 # only the defocus wider (disk radius 2-8 px; motion 5-15 px as before)
 variant objects-disk8 --model all --n 500 "${BEST[@]}" --disk-radius 2 8
+
+# the wider-blur model again with another training seed
+step runs/v-objects-strong-only-seed1/summary.json $BIN/blursynth_train fit \
+    data/objects-strong-tiles --out runs/v-objects-strong-only-seed1 $RECIPE $SHORT --seed 1
+step evals/val-v-objects-strong-only-seed1/results.json $BIN/blursynth_train evaluate \
+    --dataset data/cuhk-tiles --split val \
+    --model v-objects-strong-only-seed1=runs/v-objects-strong-only-seed1/best.pt \
+    --out evals/val-v-objects-strong-only-seed1 -q
