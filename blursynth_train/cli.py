@@ -127,6 +127,13 @@ def main():
     help="Validate on the first N rows of the val split (0: all).",
 )
 @click.option(
+    "--val-dataset",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Validate (and pick best.pt) on this dataset's val split instead of the first "
+    "dataset's: e.g. real tiles for a model trained on renderings alone.",
+)
+@click.option(
     "--workers",
     type=click.IntRange(min=0),
     default=2,
@@ -176,7 +183,8 @@ def fit_command(ctx, datasets, out, compile_, **options):
     """Train the CNN on the patch dataset SHARDS (a folder with manifest.json).
 
     Several folders train on all of them (rows interleaved in proportion to their sizes,
-    e.g. CUHK + synthetic); the first one's val split picks the best checkpoint.
+    e.g. CUHK + synthetic); the first one's val split picks the best checkpoint, or that of
+    --val-dataset.
 
     Defaults are the report's recipe: SGD, batch 64, lr 1e-4, momentum 0.9, weight decay
     5e-4, 1,000,000 iterations.

@@ -89,8 +89,11 @@ class TrainingData:
     """The dataset folders of one run, opened and checked.
 
     ``train`` interleaves every dataset's train split (:class:`MixedSplit`) when there are
-    several; ``val`` is the first dataset's val split, of which the first ``n_val`` rows
-    validate. ``sha256`` identifies the data (:func:`training_data_sha256`).
+    several; ``val`` is the val split of ``val_dataset`` when one is given (e.g. real images
+    to choose the checkpoint of a model trained on renderings), else of the first dataset;
+    its first ``n_val`` rows validate. ``sha256`` identifies the training data
+    (:func:`training_data_sha256`), ``val_sha256`` the separate validation dataset (None
+    without one).
     """
 
     datasets: list[ShardedDataset]
@@ -98,6 +101,8 @@ class TrainingData:
     val: object
     n_val: int
     sha256: str
+    val_dataset: ShardedDataset | None = None
+    val_sha256: str | None = None
 
     @property
     def params(self) -> dict:
@@ -116,21 +121,30 @@ class TrainingData:
     def close(self) -> None:
         for d in self.datasets:
             d.close()
+        if self.val_dataset is not None:
+            self.val_dataset.close()
 
 
 def open_training_data(
-    paths: Sequence[str], *, dataset_kind: str, val_rows: int | None
+    paths: Sequence[str],
+    *,
+    dataset_kind: str,
+    val_rows: int | None,
+    val_path: str | None = None,
 ) -> TrainingData:
-    """Open dataset folders for training a model of a family that reads ``dataset_kind``.
+    """Open dataset folders for training a model of a family that reads ``dataset_kind``;
+    validate on ``val_path``'s val split when given, else on the first folder's.
 
     Raises
     ------
     BlursynthError
-        A folder of another kind or format, row shapes that differ, or too few rows.
+        A folder of another kind or format, row shapes or class counts that differ, or too
+        few rows.
     """
     datasets = [open_dataset(p) for p in paths]
     first = datasets[0]
-    for d in datasets:
+    val_dataset = open_dataset(val_path) if val_path is not None else None
+    for d in datasets if val_dataset is None else [*datasets, val_dataset]:
         if d.kind != dataset_kind:
             raise BlursynthError(
                 f"this model trains on {dataset_kind} datasets, not {d.kind}", d.path
@@ -145,14 +159,24 @@ def open_training_data(
                 f"{first.path}",
                 d.path,
             )
+    classes = int(first.params.get("classes", 2))
     for d in datasets:
         for split in ("train", "val"):
             check_labels(d[split], int(d.params.get("classes", 2)))
+    if val_dataset is not None:
+        if int(val_dataset.params.get("classes", 2)) != classes:
+            raise BlursynthError(
+                f"validation dataset has {val_dataset.params.get('classes', 2)} classes, the "
+                f"training data {classes}",
+                val_dataset.path,
+            )
+        check_labels(val_dataset["val"], classes)
     train = first["train"] if len(datasets) == 1 else MixedSplit([d["train"] for d in datasets])
-    val = first["val"]
+    val = (val_dataset or first)["val"]
     n_val = len(val) if val_rows is None else min(val_rows, len(val))
     sha = training_data_sha256([d.manifest_sha256 for d in datasets])
-    return TrainingData(datasets, train, val, n_val, sha)
+    val_sha = None if val_dataset is None else val_dataset.manifest_sha256
+    return TrainingData(datasets, train, val, n_val, sha, val_dataset, val_sha)
 
 
 def _batch_fields(split) -> tuple[str, str]:

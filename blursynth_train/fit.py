@@ -90,7 +90,12 @@ class FitConfig:
     datasets : path or list of paths
         Dataset folder(s) (``manifest.json`` with ``train`` and ``val`` splits). With several,
         training rows come from all of them, interleaved in proportion to their sizes
-        (:class:`blursynth.shards.MixedSplit`); validation uses the first one's ``val`` split.
+        (:class:`blursynth.shards.MixedSplit`); validation uses the first one's ``val`` split
+        unless ``val_dataset`` is given.
+    val_dataset : path, optional
+        Validate on this dataset's ``val`` split instead (same kind, row size and classes):
+        e.g. real images to choose ``best.pt`` of a model trained on renderings alone, where
+        the renderings' own val split keeps improving while real images get worse.
     out : path
         Run folder.
     model : str
@@ -157,6 +162,7 @@ class FitConfig:
     device: str = "auto"
     eval_every: int = 10_000
     val_rows: int = 0
+    val_dataset: str | None = None
     workers: int = 2
     data_on_device: str = "auto"
     augment: bool = False
@@ -193,6 +199,8 @@ class FitConfig:
             )
         if self.init is not None:
             self.init = str(self.init)
+        if self.val_dataset is not None:
+            self.val_dataset = str(self.val_dataset)
         for name, allowed in (
             ("model", MODEL_KINDS),
             ("lr_schedule", LR_SCHEDULES),
@@ -222,6 +230,7 @@ RECIPE_FIELDS = (
     "seed",
     "eval_every",
     "val_rows",
+    "val_dataset",
     "augment",
     "crop",
     "bf16",
@@ -383,6 +392,7 @@ class Run:
             extra={
                 "state": asdict(self.state),
                 "manifest_sha256": self.data.sha256,
+                "val_manifest_sha256": self.data.val_sha256,
                 "rng": _rng_state(),
             },
         )
@@ -423,7 +433,10 @@ def _fit_locked(config: FitConfig) -> FitResult:
     device = _setup_device(cfg)
     family = get_family(cfg.model)
     data = open_training_data(
-        cfg.dataset_paths(), dataset_kind=family.dataset_kind, val_rows=val_rows
+        cfg.dataset_paths(),
+        dataset_kind=family.dataset_kind,
+        val_rows=val_rows,
+        val_path=cfg.val_dataset,
     )
     try:
         if len(data.train) < cfg.batch_size or data.n_val == 0:
@@ -438,7 +451,7 @@ def _fit_locked(config: FitConfig) -> FitResult:
         if cfg.init is not None and not cfg.resume:
             _initialise(model, cfg.init)
         optimizer = make_optimizer(model, cfg)
-        state, rows = start_or_resume(cfg, model, optimizer, data.sha256, say)
+        state, rows = start_or_resume(cfg, model, optimizer, data, say)
         _write_run_config(cfg, model, device, resident, data)
         run = Run(
             cfg,
@@ -499,14 +512,14 @@ def _batch_sources(cfg: FitConfig, data: TrainingData, device, resident: bool, s
     return batches, data.val
 
 
-def start_or_resume(cfg: FitConfig, model, optimizer, data_sha256: str, say):
+def start_or_resume(cfg: FitConfig, model, optimizer, data: TrainingData, say):
     """The loop state and log rows to start from: ``last.pt``'s on resume, else fresh.
 
     A fresh start refuses a run folder that already holds a run unless ``force``.
     """
     out = Path(cfg.out)
     if cfg.resume:
-        state = _restore(out / "last.pt", model, optimizer, data_sha256, cfg.force)
+        state = _restore(out / "last.pt", model, optimizer, data, cfg.force)
         rows = [r for r in _read_rows(out / "log.csv") if r["iteration"] <= state.iteration]
         say(f"resuming {out} at iteration {state.iteration}")
         return state, rows
@@ -540,6 +553,9 @@ def _write_run_config(cfg: FitConfig, model, device, resident: bool, data: Train
                 "train_rows": len(data.train),
                 "val_rows": data.n_val,
                 "datasets": datasets,
+                "val_dataset": None
+                if data.val_dataset is None
+                else {"path": str(data.val_dataset.path), "manifest_sha256": data.val_sha256},
             },
         },
     )
@@ -748,17 +764,23 @@ def _rng_state() -> dict:
     return state
 
 
-def _restore(path: Path, model: nn.Module, optimizer, data_sha256: str, force: bool) -> TrainState:
+def _restore(
+    path: Path, model: nn.Module, optimizer, data: TrainingData, force: bool
+) -> TrainState:
     """Load ``last.pt`` into ``model`` and ``optimizer`` and the RNGs; return the loop state."""
     payload = load_checkpoint(path)
     extra = payload.get("extra", {})
-    saved_sha = extra.get("manifest_sha256")
-    if saved_sha != data_sha256 and not force:
-        raise BlursynthError(
-            f"was trained on dataset {str(saved_sha)[:12]}, not on this one "
-            f"({data_sha256[:12]}); pass --force to resume anyway",
-            path,
-        )
+    for key, now, what in (
+        ("manifest_sha256", data.sha256, "trained"),
+        ("val_manifest_sha256", data.val_sha256, "validated"),
+    ):
+        saved = extra.get(key)
+        if saved != now and not force:
+            raise BlursynthError(
+                f"was {what} on dataset {str(saved)[:12]}, not on this one ({str(now)[:12]}); "
+                "pass --force to resume anyway",
+                path,
+            )
     try:
         model.load_state_dict(payload["model_state"])
         optimizer.load_state_dict(payload["optimizer_state"])

@@ -568,3 +568,35 @@ def test_two_datasets_train_together(shards, tmp_path):
         ],
     )
     assert res.exit_code == 0, res.output
+
+
+def test_val_dataset_picks_the_checkpoint_on_another_datasets_val_split(shards, tmp_path):
+    """fit --val-dataset: validation reads that dataset's val split (its row count, its
+    accuracy), config.json and checkpoints record it, and a resume validated elsewhere is
+    refused unless --force."""
+    from blursynth.shards import open_dataset
+    from blursynth_train.data import eval_batches
+    from blursynth_train.fit import EVAL_BATCH_SIZE, validate
+
+    real = make_patch_dataset(tmp_path / "real", n_train=16, n_val=24, seed=5)
+    out = tmp_path / "run"
+    base = ["fit", str(shards), "--out", str(out), "--batch-size", "4", "--lr", "3e-3",
+            "--eval-every", "2", "--workers", "0", "--quiet"]  # fmt: skip
+    res = CliRunner().invoke(main, [*base, "--iterations", "2", "--val-dataset", str(real)])
+    assert res.exit_code == 0, res.output
+    dataset = json.loads((out / "config.json").read_text())["dataset"]
+    assert dataset["val_rows"] == 24  # real's val split, not the 96 rows of the training data's
+    assert dataset["val_dataset"]["path"] == str(real)
+    summary = json.loads((out / "summary.json").read_text())
+    model = load_model(out / "last.pt")[0].eval()
+    with open_dataset(real) as ds:
+        acc = validate(model, eval_batches(ds["val"], EVAL_BATCH_SIZE, torch.device("cpu"), 24))[1]
+    assert acc == pytest.approx(summary["final_val_acc"], abs=1e-6)
+    assert load_checkpoint(out / "last.pt")["extra"]["val_manifest_sha256"]
+
+    more = [*base, "--iterations", "4", "--resume"]
+    res = CliRunner().invoke(main, [*more, "--val-dataset", str(shards)])
+    assert res.exit_code == 1 and "validated on dataset" in res.output and "--force" in res.output
+    res = CliRunner().invoke(main, more)  # the run's own validation dataset, from last.pt
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "summary.json").read_text())["iteration"] == 4
