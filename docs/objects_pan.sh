@@ -85,3 +85,19 @@ step evals/val-v-objects-strong-only-seed1/results.json $BIN/blursynth_train eva
     --dataset data/cuhk-tiles --split val \
     --model v-objects-strong-only-seed1=runs/v-objects-strong-only-seed1/best.pt \
     --out evals/val-v-objects-strong-only-seed1 -q
+
+# the checkpoint chosen on real images: synthetic-only training (every model) for 4,500
+# iterations, validated every 500 on the CUHK validation tiles (fit --val-dataset) instead
+# of on the renderings' own val split
+step runs/v-objects-every-realval/summary.json $BIN/blursynth_train fit \
+    data/objects-every-tiles --out runs/v-objects-every-realval $RECIPE --iterations 4500 \
+    --eval-every 500 --val-rows 0 --val-dataset data/cuhk-tiles
+step evals/val-v-objects-every-realval/results.json $BIN/blursynth_train evaluate \
+    --dataset data/cuhk-tiles --split val \
+    --model v-objects-every-realval=runs/v-objects-every-realval/best.pt \
+    --out evals/val-v-objects-every-realval -q
+# both synthetic-only every-model checkpoints on the 20 held-out images, beside the shipped
+step evals/heldout-realval/results.json $BIN/blursynth_train evaluate --dataset data/cuhk-tiles \
+    --split eval --model v-objects-every-realval=runs/v-objects-every-realval/best.pt \
+    --model v-objects-every-only=runs/v-objects-every-only/best.pt --model bundled \
+    --out evals/heldout-realval -q
