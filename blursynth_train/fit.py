@@ -392,8 +392,9 @@ class Run:
             extra={
                 "state": asdict(self.state),
                 "manifest_sha256": self.data.sha256,
-                "val_manifest_sha256": self.data.val_sha256,
                 "rng": _rng_state(),
+                # only with --val-dataset, so other checkpoints keep their three keys
+                **({"val_manifest_sha256": self.data.val_sha256} if self.data.val_sha256 else {}),
             },
         )
 

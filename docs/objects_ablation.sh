@@ -47,11 +47,7 @@ done
 
 # how much of a difference is noise: the all-on model again with another training seed
 # (weights, batch order, augmentation)
-step runs/v-objects-only-seed1/summary.json $BIN/blursynth_train fit data/objects-tiles \
-    --out runs/v-objects-only-seed1 $RECIPE --seed 1
-step evals/val-v-objects-only-seed1/results.json $BIN/blursynth_train evaluate \
-    --dataset data/cuhk-tiles --split val --model "v-objects-only-seed1=runs/v-objects-only-seed1/best.pt" \
-    --out evals/val-v-objects-only-seed1 -q
+variant_seed objects 1
 
 # stronger sensor noise (noise is the option that matters most): shot a in [1e-3, 2e-2],
 # read b in [1e-5, 3e-4], ten times the default ranges' floor

@@ -35,12 +35,7 @@ step evals/val-v3-objects-every-only/results.json $BIN/blursynth_train evaluate 
     --out evals/val-v3-objects-every-only -q
 
 # the spread of training alone: the 2-class model again with another training seed
-step runs/v-objects-every-only-seed1/summary.json $BIN/blursynth_train fit \
-    data/objects-every-tiles --out runs/v-objects-every-only-seed1 $RECIPE $SHORT --seed 1
-step evals/val-v-objects-every-only-seed1/results.json $BIN/blursynth_train evaluate \
-    --dataset data/cuhk-tiles --split val \
-    --model v-objects-every-only-seed1=runs/v-objects-every-only-seed1/best.pt \
-    --out evals/val-v-objects-every-only-seed1 -q
+variant_seed objects-every 1
 
 # the shipped recipes started from these synthetic models (docs/objects_pretrain.sh did the
 # same from the motion + defocus (+ mixed) models): types (3,000 iterations on CUHK 3-class
@@ -79,12 +74,7 @@ variant objects-strong --model all --n 500 "${BEST[@]}" --motion-length 5 40 --d
 variant objects-disk8 --model all --n 500 "${BEST[@]}" --disk-radius 2 8
 
 # the wider-blur model again with another training seed
-step runs/v-objects-strong-only-seed1/summary.json $BIN/blursynth_train fit \
-    data/objects-strong-tiles --out runs/v-objects-strong-only-seed1 $RECIPE $SHORT --seed 1
-step evals/val-v-objects-strong-only-seed1/results.json $BIN/blursynth_train evaluate \
-    --dataset data/cuhk-tiles --split val \
-    --model v-objects-strong-only-seed1=runs/v-objects-strong-only-seed1/best.pt \
-    --out evals/val-v-objects-strong-only-seed1 -q
+variant_seed objects-strong 1
 
 # the checkpoint chosen on real images: synthetic-only training (every model) for 4,500
 # iterations, validated every 500 on the CUHK validation tiles (fit --val-dataset) instead

@@ -25,3 +25,15 @@ variant() {
         --dataset data/cuhk-tiles --split val --model "v-$name-only=runs/v-$name-only/best.pt" \
         --out "evals/val-v-$name-only" -q
 }
+
+# variant_seed NAME SEED: the model of `variant NAME` again with another training seed
+# (weights, batch order, augmentation): the spread of training alone
+variant_seed() {
+    local name=$1 seed=$2
+    step "runs/v-$name-only-seed$seed/summary.json" $BIN/blursynth_train fit \
+        "data/$name-tiles" --out "runs/v-$name-only-seed$seed" $VARIANT_RECIPE --seed "$seed"
+    step "evals/val-v-$name-only-seed$seed/results.json" $BIN/blursynth_train evaluate \
+        --dataset data/cuhk-tiles --split val \
+        --model "v-$name-only-seed$seed=runs/v-$name-only-seed$seed/best.pt" \
+        --out "evals/val-v-$name-only-seed$seed" -q
+}

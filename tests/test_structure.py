@@ -107,7 +107,11 @@ def test_checkpoints_carry_the_state_under_one_key(tmp_path):
         )
     )
     extra = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["extra"]
-    assert set(extra) == {"state", "manifest_sha256", "rng"}
+    assert set(extra) == {
+        "state",
+        "manifest_sha256",
+        "rng",
+    }  # + val_manifest_sha256 with --val-dataset
     assert set(extra["state"]) == set(TrainState.__dataclass_fields__)
 
 
