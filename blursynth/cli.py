@@ -226,19 +226,9 @@ def generate(
     objects,
     object_threshold,
     object_polarity,
-    motion_kernel,
-    defocus_kernel,
-    motion_length,
-    defocus_sigma,
-    disk_radius,
-    linear_light,
-    noise,
-    noise_shot,
-    noise_read,
-    uniform_share,
-    jpeg,
     quiet,
     backend,
+    **camera,
 ):
     """Render synthetic motion/defocus images with CUHK-style ground truth into OUT.
 
@@ -247,38 +237,8 @@ def generate(
     cameras, and each record keeps what was drawn (`rerender` gives the same bytes).
     """
     from blursynth.generate import generate as run_generate
-    from blursynth.sampling import SampleParams
 
-    if (noise_shot or noise_read) and not noise:
-        raise click.UsageError("--noise-shot and --noise-read set the ranges of --noise; add it")
-    if disk_radius and defocus_kernel != "disk":
-        raise click.UsageError("--disk-radius sets the range of --defocus-kernel disk; add it")
-    if defocus_sigma and defocus_kernel == "disk":
-        raise click.UsageError("--defocus-sigma is the Gaussian's; the disk takes --disk-radius")
-    ranges = {
-        name: tuple(value)
-        for name, value in (
-            ("noise_a", noise_shot),
-            ("noise_b", noise_read),
-            ("length", motion_length),
-            ("sigma1", defocus_sigma),
-            ("radius", disk_radius),
-        )
-        if value is not None
-    }
-    try:
-        params = SampleParams(
-            motion_kernel=motion_kernel,
-            defocus_kernel=defocus_kernel,
-            linear_light=linear_light,
-            noise=noise,
-            jpeg=jpeg,
-            uniform_share=uniform_share,
-            **ranges,
-        )
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-
+    params = _sample_params(**camera)
     report = run_generate(
         out,
         n=n,
@@ -307,6 +267,54 @@ def generate(
             f"{len(report.failed)} sample(s) failed (first: {first['file']}: {first['reason']});"
             f" the others are written; every failure is in {out}/report.json"
         )
+
+
+def _sample_params(
+    motion_kernel,
+    defocus_kernel,
+    motion_length,
+    defocus_sigma,
+    disk_radius,
+    linear_light,
+    noise,
+    noise_shot,
+    noise_read,
+    uniform_share,
+    jpeg,
+):
+    """``generate``'s kernel and camera options as :class:`SampleParams`; options that need
+    another one, and bad ranges, are usage errors."""
+    from blursynth.sampling import SampleParams
+
+    if (noise_shot or noise_read) and not noise:
+        raise click.UsageError("--noise-shot and --noise-read set the ranges of --noise; add it")
+    if disk_radius and defocus_kernel != "disk":
+        raise click.UsageError("--disk-radius sets the range of --defocus-kernel disk; add it")
+    if defocus_sigma and defocus_kernel == "disk":
+        raise click.UsageError("--defocus-sigma is the Gaussian's; the disk takes --disk-radius")
+    ranges = {
+        name: tuple(value)
+        for name, value in (
+            ("noise_a", noise_shot),
+            ("noise_b", noise_read),
+            ("length", motion_length),
+            ("sigma1", defocus_sigma),
+            ("radius", disk_radius),
+        )
+        if value is not None
+    }
+    try:
+        return SampleParams(
+            motion_kernel=motion_kernel,
+            defocus_kernel=defocus_kernel,
+            linear_light=linear_light,
+            noise=noise,
+            jpeg=jpeg,
+            uniform_share=uniform_share,
+            **ranges,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _echo_build(report, unit: str, extra: str = "") -> None:

@@ -27,6 +27,8 @@ MODELS = (*KNOWN_BLUR_TYPES, "mixed", "pan")
 #: those whose background is defocused (sigma1, or a disk radius).
 MOTION_MODELS = ("motion", "mixed", "pan")
 DEFOCUS_MODELS = ("defocus", "mixed")
+#: The models whose sharp object's edge eq. (2)'s small Gaussian k2 softens (``sigma2``).
+SOFT_EDGE_MODELS = ("defocus", "mixed", "pan")
 #: Motion kernels: the report's straight line, or a random camera-shake trajectory.
 MOTION_KERNELS = ("line", "shake")
 #: Defocus kernels: the report's Gaussian, or an anti-aliased disk (circle of confusion).
@@ -327,7 +329,7 @@ def _blur_draws(rng: np.random.Generator, model: str, params: SampleParams) -> d
         blur["angle"] = float(rng.uniform(*params.angle))
     if model in DEFOCUS_MODELS:
         blur["sigma1"] = float(rng.uniform(*params.sigma1))
-    if model in (*DEFOCUS_MODELS, "pan"):
+    if model in SOFT_EDGE_MODELS:
         blur["sigma2"] = float(params.sigma2)
     return blur
 

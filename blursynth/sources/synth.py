@@ -33,7 +33,7 @@ class SynthSource(ShiSource):
             )
 
     def blur_type_of(self, stem: str) -> str:
-        return "motion" if re.fullmatch(r"pan\d+", stem) else blur_type_from_stem(stem)
+        return _blur_type(stem)
 
     def load_classes(self, item: BlurItem) -> np.ndarray | None:
         """uint8 (H, W): 0 sharp, 1 motion, 2 defocus, for a mixed image; None otherwise
@@ -63,5 +63,10 @@ def generate_sources(root) -> list[dict] | None:
     return entries if isinstance(entries, list) else None
 
 
+def _blur_type(stem: str) -> str:
+    """CUHK's names, and ``pan####`` (motion: its streaked background is all its blur)."""
+    return "motion" if re.fullmatch(r"pan\d+", stem) else blur_type_from_stem(stem)
+
+
 def _is_synth_stem(stem: str) -> bool:
-    return blur_type_from_stem(stem) != "unknown" or bool(re.fullmatch(r"(mixed|pan)\d+", stem))
+    return _blur_type(stem) != "unknown" or re.fullmatch(r"mixed\d+", stem) is not None
