@@ -155,6 +155,11 @@ def main():
     help="Dense models: train on a random CROP x CROP window of each batch (0: off).",
 )
 @click.option("--augment", is_flag=True, help="Random flips and 90-degree rotations.")
+@click.option(
+    "--photometric",
+    is_flag=True,
+    help="Random gamma, gain, contrast and saturation of each row (tone and colour, not blur).",
+)
 @click.option("--bf16", is_flag=True, help="bfloat16 autocast.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
 @click.option(

@@ -452,6 +452,34 @@ def augment(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, t
     return images, labels
 
 
+# photometric(): each factor is drawn log-uniformly in [1 / spread, spread], per row
+PHOTOMETRIC_SPREAD = {"gamma": 1.25, "gain": 1.25, "contrast": 1.25, "saturation": 1.4}
+_LUMA = (0.299, 0.587, 0.114)  # Rec. 601 weights of the grey that saturation pulls towards
+
+
+def photometric(images: torch.Tensor) -> torch.Tensor:
+    """Random tone and colour of each row: gamma, gain, contrast, then saturation.
+
+    ``images`` ``(B, 3, H, W)``, uint8 or float in [0, 255]; returns float32 in [0, 255]
+    (the models read both). Each factor is drawn per row from :data:`PHOTOMETRIC_SPREAD`.
+    Gamma, gain and contrast (about the row's mean) are increasing maps of every value, and
+    saturation mixes each pixel with its own luma, which it keeps: tone and colour change,
+    no edge appears, vanishes or moves, so the labels stay true. Real photos differ from
+    renderings, and from each other, in exposure, tone curve and colour, none of which is
+    blur. The result is clipped to [0, 255]. Draws from the global RNG of the images'
+    device, like :func:`augment`.
+    """
+    spreads = torch.tensor(list(PHOTOMETRIC_SPREAD.values()), device=images.device)
+    u = torch.rand((len(images), len(spreads)), device=images.device) * 2 - 1
+    gamma, gain, contrast, saturation = (spreads**u).T[..., None, None, None]
+    x = (images.float() / 255.0) ** gamma * gain
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = mean + (x - mean) * contrast
+    luma = (x * torch.tensor(_LUMA, device=x.device)[:, None, None]).sum(1, keepdim=True)
+    x = luma + (x - luma) * saturation
+    return x.clamp(0.0, 1.0) * 255.0
+
+
 def _symmetries(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """Row ``i`` of ``x`` under symmetry ``k[i]`` (0-3: rotations; 4-7: flip, then rotate)."""
     flipped = x.flip(-1)

@@ -58,6 +58,7 @@ from blursynth_train.data import (
     load_split,
     memory_budget,
     open_training_data,
+    photometric,
     random_crop,
 )
 from blursynth_train.device import resolve_device
@@ -126,6 +127,9 @@ class FitConfig:
         half of the free memory.
     augment : bool
         Random flips and 90-degree rotations of each row.
+    photometric : bool
+        Random gamma, gain, contrast and saturation of each row
+        (:func:`blursynth_train.data.photometric`).
     crop : int
         Train dense models on a random ``crop`` x ``crop`` window of each batch (0: whole
         tiles); a cheaper step, the same context per pixel up to the crop.
@@ -166,6 +170,7 @@ class FitConfig:
     workers: int = 2
     data_on_device: str = "auto"
     augment: bool = False
+    photometric: bool = False
     crop: int = 0
     bf16: bool = False
     compile: bool = False
@@ -232,6 +237,7 @@ RECIPE_FIELDS = (
     "val_rows",
     "val_dataset",
     "augment",
+    "photometric",
     "crop",
     "bf16",
 )
@@ -615,6 +621,8 @@ def train_loop(run: Run, batches) -> bool:
                 x, y = random_crop(x, y, cfg.crop)
             if cfg.augment:
                 x, y = augment(x, y)
+            if cfg.photometric:
+                x = photometric(x)
             with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                 logits = step_model(x)
             loss = F.cross_entropy(logits.float(), y, ignore_index=IGNORE)

@@ -127,3 +127,46 @@ def test_batch_larger_than_split_is_an_error(shards):
     split = open_dataset(shards)["val"]
     with pytest.raises(ValueError, match="batch_size"):
         StreamedBatches(split, 64, seed=0, device=torch.device("cpu"))
+
+
+def test_photometric_changes_tone_and_colour_but_no_edge():
+    from blursynth_train.data import PHOTOMETRIC_SPREAD, photometric
+
+    torch.manual_seed(0)
+    ramp = torch.linspace(0, 255, P).round().to(torch.uint8)
+    grey = ramp.expand(64, 3, P, P).contiguous()  # a horizontal ramp, grey
+    y = photometric(grey)
+    assert y.dtype == torch.float32 and y.shape == grey.shape
+    assert 0 <= float(y.min()) and float(y.max()) <= 255
+    # every step is increasing: a ramp stays a ramp (non-decreasing), no edge appears
+    assert bool((y[..., 1:] >= y[..., :-1] - 1e-3).all())
+    # a grey image stays grey (saturation mixes a pixel with its own luma)
+    assert torch.allclose(y[:, 0], y[:, 1], atol=1e-3) and torch.allclose(
+        y[:, 1], y[:, 2], atol=1e-3
+    )
+    # rows differ from each other and from the input, within the documented spread
+    assert not torch.allclose(y[0], y[1]) and not torch.allclose(y, grey.float())
+    mid = y[:, 0, 0, P // 2] / float(ramp[P // 2])
+    bound = max(PHOTOMETRIC_SPREAD.values()) ** 3 * 1.3
+    assert bool((mid > 1 / bound).all()) and bool((mid < bound).all())
+    # the same RNG state gives the same rows
+    torch.manual_seed(0)
+    assert torch.equal(photometric(grey), y)
+
+
+def test_photometric_saturation_keeps_luma():
+    from blursynth_train import data as data_module
+
+    torch.manual_seed(1)
+    x = torch.randint(40, 200, (16, 3, P, P), dtype=torch.uint8)
+    spreads = dict(data_module.PHOTOMETRIC_SPREAD)
+    try:  # saturation alone (the other factors fixed at 1): luma unchanged where unclipped
+        data_module.PHOTOMETRIC_SPREAD.update(gamma=1.0, gain=1.0, contrast=1.0)
+        y = data_module.photometric(x)
+    finally:
+        data_module.PHOTOMETRIC_SPREAD.update(spreads)
+    w = torch.tensor([0.299, 0.587, 0.114])[:, None, None]
+    inside = ((y > 0) & (y < 255)).all(1)
+    luma_in, luma_out = (x.float() * w).sum(1), (y * w).sum(1)
+    assert torch.allclose(luma_in[inside], luma_out[inside], atol=1e-2)
+    assert not torch.allclose(y, x.float())  # colour did change

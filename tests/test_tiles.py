@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -209,6 +211,7 @@ def test_fit_segment_and_evaluate_a_unet_end_to_end(tmp_path):
             "--crop",
             "24",
             "--augment",
+            "--photometric",
             "--iterations",
             "4",
             "--eval-every",
@@ -219,6 +222,8 @@ def test_fit_segment_and_evaluate_a_unet_end_to_end(tmp_path):
         ],
     )
     assert res.exit_code == 0, res.output
+    fit_config = json.loads((run / "config.json").read_text())["fit"]
+    assert fit_config["photometric"] is True and fit_config["augment"] is True
     res = CliRunner().invoke(
         train_cli,
         [
@@ -311,7 +316,6 @@ def test_three_class_model_writes_a_class_map_and_scores_blur_types(tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert "blur-type acc." in res.output and "IoU pooled" in res.output
-    import json
 
     summary = json.loads((tmp_path / "ev" / "results.json").read_text())["summary"]["u3"]["all"]
     assert 0 <= summary["type_accuracy"] <= 1 and "iou_motion" in summary
@@ -319,7 +323,8 @@ def test_three_class_model_writes_a_class_map_and_scores_blur_types(tmp_path):
 
 
 def test_unet_resume_equals_an_uninterrupted_run(tmp_path):
-    """Crop, augmentation and BatchNorm all draw or keep state: --resume is still exact."""
+    """Crop, augmentation (geometric and photometric) and BatchNorm all draw or keep state:
+    --resume is still exact."""
     from blursynth_train.checkpoint import load_checkpoint
     from blursynth_train.fit import FitConfig, fit
 
@@ -330,6 +335,7 @@ def test_unet_resume_equals_an_uninterrupted_run(tmp_path):
         batch_size=4,
         crop=24,
         augment=True,
+        photometric=True,
         optimizer="adamw",
         lr=1e-3,
         eval_every=3,
