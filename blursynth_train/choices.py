@@ -10,6 +10,7 @@ LR_SCHEDULES = ("constant", "cosine", "step")
 OPTIMIZERS = ("sgd", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
 ON_DEVICE = ("auto", "yes", "no")
+SELECT_BY = ("accuracy", "miou")
 STRIDES = (1, 2, 4)
 NAMED_WEIGHTS = ("bundled", "report", "types")
 """Names that stand for shipped weights wherever a checkpoint path is taken."""

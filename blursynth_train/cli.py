@@ -17,6 +17,7 @@ from blursynth_train.choices import (
     NAMED_WEIGHTS,
     ON_DEVICE,
     OPTIMIZERS,
+    SELECT_BY,
     STRIDES,
 )
 
@@ -154,6 +155,14 @@ def main():
     show_default=True,
     help="Dense models: train on a random CROP x CROP window of each batch (0: off).",
 )
+@click.option(
+    "--select-by",
+    type=click.Choice(SELECT_BY),
+    default="accuracy",
+    show_default=True,
+    help="What picks best.pt on the val split: pixel (patch) accuracy, or the mean over "
+    "classes of the IoU pooled over its pixels. Both are logged.",
+)
 @click.option("--augment", is_flag=True, help="Random flips and 90-degree rotations.")
 @click.option(
     "--photometric",
@@ -213,7 +222,8 @@ def fit_command(ctx, datasets, out, compile_, **options):
     result = fit(config)
     click.echo(
         f"{result.out}: {result.iteration} iterations, val_acc {result.final_val_acc:.4f} "
-        f"(best {result.best_val_acc:.4f} at {result.best_iteration}), "
+        f"val_miou {result.final_val_miou:.4f} (best.pt at {result.best_iteration} by "
+        f"{result.select_by}: {result.best_val_acc:.4f} / {result.best_val_miou:.4f}), "
         f"{result.samples_per_s:.0f} samples/s on {result.device}"
     )
 

@@ -48,7 +48,14 @@ from blursynth.errors import BlursynthError
 from blursynth.imageio import write_json, write_text
 from blursynth.progress import progressbar
 from blursynth_train.checkpoint import load_checkpoint, save_checkpoint
-from blursynth_train.choices import DEVICES, LR_SCHEDULES, MODEL_KINDS, ON_DEVICE, OPTIMIZERS
+from blursynth_train.choices import (
+    DEVICES,
+    LR_SCHEDULES,
+    MODEL_KINDS,
+    ON_DEVICE,
+    OPTIMIZERS,
+    SELECT_BY,
+)
 from blursynth_train.data import (
     ResidentBatches,
     StreamedBatches,
@@ -76,6 +83,7 @@ LOG_FIELDS = (
     "train_acc",
     "val_loss",
     "val_acc",
+    "val_miou",
     "lr",
     "samples_per_s",
     "elapsed_s",
@@ -120,6 +128,11 @@ class FitConfig:
         Iterations between evaluations (log row, plot, ``last.pt``, maybe ``best.pt``).
     val_rows : int
         Validate on the first ``val_rows`` rows (0: the whole split).
+    select_by : {"accuracy", "miou"}
+        The validation number that picks ``best.pt``: the share of labelled pixels (patches)
+        classified right, or the mean over classes of the IoU pooled over all validation
+        pixels (the segmentation metric, which a large class cannot dominate). Both are
+        logged either way.
     workers : int
         DataLoader processes for the streamed path.
     data_on_device : {"auto", "yes", "no"}
@@ -169,6 +182,7 @@ class FitConfig:
     val_dataset: str | None = None
     workers: int = 2
     data_on_device: str = "auto"
+    select_by: str = "accuracy"
     augment: bool = False
     photometric: bool = False
     crop: int = 0
@@ -212,6 +226,7 @@ class FitConfig:
             ("optimizer", OPTIMIZERS),
             ("device", DEVICES),
             ("data_on_device", ON_DEVICE),
+            ("select_by", SELECT_BY),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -236,6 +251,7 @@ RECIPE_FIELDS = (
     "eval_every",
     "val_rows",
     "val_dataset",
+    "select_by",
     "augment",
     "photometric",
     "crop",
@@ -280,7 +296,9 @@ class TrainState:
     """
 
     iteration: int = 0
+    best_score: float = -1.0
     best_val_acc: float = -1.0
+    best_val_miou: float = math.nan
     best_iteration: int = 0
     elapsed_s: float = 0.0
     train_s: float = 0.0
@@ -290,6 +308,7 @@ class TrainState:
     run_n: int = 0
     val_loss: float = math.nan
     val_acc: float = math.nan
+    val_miou: float = math.nan
 
     @classmethod
     def from_checkpoint(cls, payload: dict) -> TrainState:
@@ -299,6 +318,8 @@ class TrainState:
         names = {f.name for f in fields(cls)}
         state = cls(**{k: v for k, v in saved.items() if k in names})
         state.iteration = int(payload["iteration"])
+        if "best_score" not in saved:  # written before --select-by: chosen by accuracy
+            state.best_score = state.best_val_acc
         return state
 
 
@@ -310,8 +331,11 @@ class FitResult:
     iteration: int
     final_val_acc: float
     final_val_loss: float
+    final_val_miou: float
     best_val_acc: float
+    best_val_miou: float
     best_iteration: int
+    select_by: str
     samples_per_s: float
     wall_s: float
     device: str
@@ -336,29 +360,51 @@ def make_optimizer(model: nn.Module, cfg: FitConfig) -> torch.optim.Optimizer:
     )
 
 
+@dataclass(frozen=True)
+class Validation:
+    """What :func:`validate` measures over the validation rows."""
+
+    loss: float
+    """Mean cross-entropy per labelled pixel (patch)."""
+    accuracy: float
+    """Share of labelled pixels (patches) classified right."""
+    miou: float
+    """Mean over classes of the IoU pooled over all labelled pixels (classes that occur in
+    neither labels nor predictions are left out)."""
+
+
 @torch.no_grad()
-def validate(model: nn.Module, batches, bf16: bool = False) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` (in eval mode) over ``batches``.
+def validate(model: nn.Module, batches, bf16: bool = False) -> Validation:
+    """Loss, accuracy and pooled mean IoU of ``model`` (in eval mode) over ``batches``.
 
     Works for patch labels ``(N,)`` and dense label maps ``(N, H, W)`` alike; labels equal
-    to :data:`IGNORE` count in neither.
+    to :data:`IGNORE` count in none. One confusion matrix is summed on the device, and read
+    back once.
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    n = torch.zeros((), dtype=torch.int64, device=device)
+    confusion = None
     for x, y in batches:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
         loss_sum += F.cross_entropy(logits.float(), y, ignore_index=IGNORE, reduction="sum")
+        k = logits.shape[1]
         valid = y != IGNORE
-        correct += ((logits.argmax(1) == y) & valid).sum()
-        n += valid.sum()
+        pairs = y[valid] * k + logits.argmax(1)[valid]
+        counts = torch.bincount(pairs, minlength=k * k).reshape(k, k)
+        confusion = counts if confusion is None else confusion + counts
     model.train(was_training)
-    count = max(int(n.item()), 1)
-    return loss_sum.item() / count, correct.item() / count
+    if confusion is None:
+        return Validation(math.nan, math.nan, math.nan)
+    confusion = confusion.double().cpu()
+    count = max(float(confusion.sum()), 1.0)
+    hits = confusion.diagonal()
+    union = confusion.sum(0) + confusion.sum(1) - hits
+    present = union > 0
+    miou = float((hits[present] / union[present]).mean()) if bool(present.any()) else math.nan
+    return Validation(loss_sum.item() / count, float(hits.sum()) / count, miou)
 
 
 # ---- the run ---------------------------------------------------------------------------------
@@ -653,7 +699,7 @@ def evaluate_and_log(run: Run, meter: RunningMeter, lr: float) -> None:
     now = time.perf_counter()
     state.train_s += now - run.t_mark
     samples_per_s = (state.samples - run.marked_samples) / max(now - run.t_mark, 1e-9)
-    state.val_loss, state.val_acc = validate(run.model, run.val_batches(), run.cfg.bf16)
+    _record_validation(state, validate(run.model, run.val_batches(), run.cfg.bf16))
     state.elapsed_s = run.elapsed()
     train_loss, train_acc = meter.means()
     row = {
@@ -662,6 +708,7 @@ def evaluate_and_log(run: Run, meter: RunningMeter, lr: float) -> None:
         "train_acc": train_acc,
         "val_loss": state.val_loss,
         "val_acc": state.val_acc,
+        "val_miou": state.val_miou,
         "lr": lr,
         "samples_per_s": samples_per_s,
         "elapsed_s": state.elapsed_s,
@@ -671,13 +718,19 @@ def evaluate_and_log(run: Run, meter: RunningMeter, lr: float) -> None:
     _write_logs(run.out, run.rows, run.tb, title=title)
     meter.reset()
     state.run_loss, state.run_correct, state.run_n = 0.0, 0, 0
-    if state.val_acc > state.best_val_acc:
-        state.best_val_acc, state.best_iteration = state.val_acc, state.iteration
+    score = state.val_miou if run.cfg.select_by == "miou" else state.val_acc
+    if score > state.best_score:
+        state.best_score, state.best_iteration = score, state.iteration
+        state.best_val_acc, state.best_val_miou = state.val_acc, state.val_miou
         run.checkpoint("best.pt")
     run.checkpoint("last.pt")
     run.last_eval = state.iteration
     run.say(_progress_line(row, run.iterations, run.cfg.batch_size))
     run.t_mark, run.marked_samples = time.perf_counter(), state.samples
+
+
+def _record_validation(state: TrainState, v: Validation) -> None:
+    state.val_loss, state.val_acc, state.val_miou = v.loss, v.accuracy, v.miou
 
 
 def _finish(run: Run, stopped: bool) -> FitResult:
@@ -689,14 +742,17 @@ def _finish(run: Run, stopped: bool) -> FitResult:
             "continue with --resume"
         )
     if run.last_eval != state.iteration:
-        state.val_loss, state.val_acc = validate(run.model, run.val_batches(), run.cfg.bf16)
+        _record_validation(state, validate(run.model, run.val_batches(), run.cfg.bf16))
     result = FitResult(
         out=str(out),
         iteration=state.iteration,
         final_val_acc=state.val_acc,
         final_val_loss=state.val_loss,
+        final_val_miou=state.val_miou,
         best_val_acc=state.best_val_acc,
+        best_val_miou=state.best_val_miou,
         best_iteration=state.best_iteration,
+        select_by=run.cfg.select_by,
         samples_per_s=state.samples / max(state.train_s, 1e-9),
         wall_s=run.elapsed(),
         device=str(run.device),
@@ -815,17 +871,25 @@ def _read_rows(path: Path) -> list[dict]:
 def _write_logs(out: Path, rows: list[dict], tb, title: str) -> None:
     """Rewrite ``log.csv`` and ``curves.png`` (one row per evaluation: small); add the last
     row to TensorBoard."""
-    lines = [",".join(LOG_FIELDS)]
-    for r in rows:
-        lines.append(
-            ",".join(str(int(r[k])) if k == "iteration" else f"{r[k]:.6g}" for k in LOG_FIELDS)
-        )
+    lines = [",".join(LOG_FIELDS)] + [",".join(_log_cells(r)) for r in rows]
     write_text(out / "log.csv", "\n".join(lines) + "\n")
     plot_curves(rows, out / "curves.png", title=title)
     if tb is not None:
         for key in LOG_FIELDS[1:]:
-            tb.add_scalar(key, rows[-1][key], rows[-1]["iteration"])
+            if rows[-1].get(key) is not None:
+                tb.add_scalar(key, rows[-1][key], rows[-1]["iteration"])
         tb.flush()
+
+
+def _log_cells(row: dict) -> list[str]:
+    """A log row's cells; a number it lacks (a row logged before the field existed, e.g.
+    ``val_miou`` on resume of an older run) is left empty, which :func:`read_log` reads
+    back as ``None``."""
+    cells = []
+    for k in LOG_FIELDS:
+        v = row.get(k)
+        cells.append("" if v is None else str(int(v)) if k == "iteration" else f"{v:.6g}")
+    return cells
 
 
 def _progress_line(row: dict, iterations: int, batch_size: int) -> str:
@@ -833,7 +897,8 @@ def _progress_line(row: dict, iterations: int, batch_size: int) -> str:
     eta_h = (iterations - it) * batch_size / max(row["samples_per_s"], 1e-9) / 3600
     return (
         f"it {it}/{iterations}  loss {row['train_loss']:.4f}  acc {row['train_acc']:.4f}  "
-        f"val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.4f}  lr {row['lr']:.2e}  "
+        f"val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.4f}  "
+        f"val_miou {row['val_miou']:.4f}  lr {row['lr']:.2e}  "
         f"{row['samples_per_s']:.0f} samples/s  eta {eta_h:.1f} h"
     )
 

@@ -1,4 +1,5 @@
-"""Training curves: training and validation accuracy over iterations (the report's Figure 4).
+"""Training curves: training and validation accuracy (the report's Figure 4) and validation
+mean IoU over iterations.
 
 Drawn with matplotlib's object API on an Agg canvas, so no display and no pyplot state.
 """
@@ -24,20 +25,28 @@ def read_log(path: str | Path) -> list[dict]:
 
 
 def plot_curves(rows: list[dict], path: str | Path, title: str = "") -> Path:
-    """Write a PNG of training (running) and validation accuracy against iteration.
+    """Write a PNG of training (running) and validation accuracy, and validation mean IoU,
+    against iteration.
 
     Parameters
     ----------
     rows : list of dict
-        Log rows with ``iteration``, ``train_acc`` and ``val_acc``.
+        Log rows with ``iteration``, ``train_acc``, ``val_acc`` and (runs logged since it
+        exists) ``val_miou``.
     path : path
         The PNG to write (atomically).
     """
     series = {
         name: _points(rows, key)
-        for key, name in (("train_acc", "training"), ("val_acc", "validation"))
+        for key, name in (
+            ("train_acc", "training accuracy"),
+            ("val_acc", "validation accuracy"),
+            ("val_miou", "validation mean IoU"),
+        )
     }
-    return _plot(series, path, title, "accuracy", ylim=(0.4, 1.01))
+    values = [y for pts in series.values() for _, y in pts if y == y]  # NaN-free
+    low = min([0.4, *(v - 0.05 for v in values)])
+    return _plot(series, path, title, "accuracy / mean IoU", ylim=(max(low, 0.0), 1.01))
 
 
 def plot_runs(

@@ -590,8 +590,9 @@ def test_val_dataset_picks_the_checkpoint_on_another_datasets_val_split(shards, 
     summary = json.loads((out / "summary.json").read_text())
     model = load_model(out / "last.pt")[0].eval()
     with open_dataset(real) as ds:
-        acc = validate(model, eval_batches(ds["val"], EVAL_BATCH_SIZE, torch.device("cpu"), 24))[1]
-    assert acc == pytest.approx(summary["final_val_acc"], abs=1e-6)
+        v = validate(model, eval_batches(ds["val"], EVAL_BATCH_SIZE, torch.device("cpu"), 24))
+    assert v.accuracy == pytest.approx(summary["final_val_acc"], abs=1e-6)
+    assert v.miou == pytest.approx(summary["final_val_miou"], abs=1e-6)
     assert load_checkpoint(out / "last.pt")["extra"]["val_manifest_sha256"]
 
     more = [*base, "--iterations", "4", "--resume"]
@@ -600,3 +601,91 @@ def test_val_dataset_picks_the_checkpoint_on_another_datasets_val_split(shards, 
     res = CliRunner().invoke(main, more)  # the run's own validation dataset, from last.pt
     assert res.exit_code == 0, res.output
     assert json.loads((out / "summary.json").read_text())["iteration"] == 4
+
+
+class _FixedLogits(torch.nn.Module):
+    """A 'model' that returns the logits it is given as its input (for validate())."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return x
+
+
+def test_validate_pools_class_iou_over_all_pixels():
+    from blursynth_train.fit import IGNORE, validate
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, (4, 9, 7))
+    labels[0, :2] = IGNORE
+    predicted = np.where(rng.random(labels.shape) < 0.7, labels, rng.integers(0, 3, labels.shape))
+    predicted[labels == IGNORE] = 0
+    logits = torch.nn.functional.one_hot(torch.from_numpy(predicted), 3).permute(0, 3, 1, 2)
+    batches = [
+        (logits[:3].float(), torch.from_numpy(labels[:3])),
+        (logits[3:].float(), torch.from_numpy(labels[3:])),
+    ]
+    v = validate(_FixedLogits(), batches)
+    valid = labels != IGNORE
+    ious = [
+        ((labels == c) & (predicted == c) & valid).sum()
+        / (((labels == c) | (predicted == c)) & valid).sum()
+        for c in range(3)
+    ]
+    assert v.miou == pytest.approx(np.mean(ious), abs=1e-12)
+    assert v.accuracy == pytest.approx((labels == predicted)[valid].mean(), abs=1e-12)
+    # a class in neither labels nor predictions does not count (4 logits, classes 0-2 used)
+    four = torch.cat([logits.float(), torch.full((4, 1, 9, 7), -1.0)], 1)
+    v4 = validate(_FixedLogits(), [(four, torch.from_numpy(labels))])
+    assert v4.miou == pytest.approx(v.miou, abs=1e-12)
+
+
+@pytest.mark.parametrize("select_by, best", [("miou", 4), ("accuracy", 2)])
+def test_select_by_picks_best_pt_by_that_number(shards, tmp_path, monkeypatch, select_by, best):
+    import blursynth_train.fit as fit_module
+    from blursynth_train.plots import read_log
+
+    # scripted validations where the two numbers disagree: accuracy peaks at 2, mIoU at 4
+    script = iter([(0.9, 0.3), (0.5, 0.7), (0.8, 0.5), (0.6, 0.6)])
+    real = fit_module.validate
+
+    def scripted(*a, **k):
+        measured = real(*a, **k)
+        assert 0 <= measured.miou <= 1 and 0 <= measured.accuracy <= 1
+        acc, miou = next(script)
+        return fit_module.Validation(measured.loss, acc, miou)
+
+    monkeypatch.setattr(fit_module, "validate", scripted)
+    out = tmp_path / "run"
+    args = ["fit", str(shards), "--out", str(out), "--batch-size", "16", "--iterations", "8"]
+    args += ["--eval-every", "2", "--val-rows", "64", "--workers", "0", "--select-by", select_by]
+    res = CliRunner().invoke(main, [*args, "-q"])
+    assert res.exit_code == 0, res.output
+    assert [r["val_miou"] for r in read_log(out / "log.csv")] == [0.3, 0.7, 0.5, 0.6]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["select_by"] == select_by and summary["best_iteration"] == best
+    assert load_checkpoint(out / "best.pt")["iteration"] == best
+    assert json.loads((out / "config.json").read_text())["fit"]["select_by"] == select_by
+
+
+def test_a_checkpoint_from_before_select_by_keeps_choosing_by_accuracy():
+    from blursynth_train.fit import TrainState
+
+    legacy = {"iteration": 40, "extra": {"state": {"best_val_acc": 0.8, "best_iteration": 20}}}
+    state = TrainState.from_checkpoint(legacy)
+    assert state.best_score == 0.8 and state.best_iteration == 20
+
+
+def test_log_rows_of_an_older_run_keep_an_empty_mean_iou(tmp_path):
+    from blursynth_train.fit import _write_logs
+    from blursynth_train.plots import read_log
+
+    old = {"iteration": 2, "train_loss": 0.7, "train_acc": 0.5, "val_loss": 0.69}
+    old |= {"val_acc": 0.55, "lr": 0.01, "samples_per_s": 100.0, "elapsed_s": 1.0}
+    new = {**old, "iteration": 4, "val_miou": 0.4}
+    _write_logs(tmp_path, [old, new], None, title="t")
+    rows = read_log(tmp_path / "log.csv")
+    assert rows[0]["val_miou"] is None and rows[1]["val_miou"] == pytest.approx(0.4)
+    assert (tmp_path / "curves.png").stat().st_size > 0
