@@ -11,6 +11,7 @@ OPTIMIZERS = ("sgd", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
 ON_DEVICE = ("auto", "yes", "no")
 SELECT_BY = ("accuracy", "miou")
+LOSSES = ("ce", "ce+dice")
 STRIDES = (1, 2, 4)
 NAMED_WEIGHTS = ("bundled", "report", "types")
 """Names that stand for shipped weights wherever a checkpoint path is taken."""

@@ -12,6 +12,7 @@ from blursynth.schema import KNOWN_BLUR_TYPES, POLARITIES, SOURCE_KINDS
 from blursynth_train import __version__
 from blursynth_train.choices import (
     DEVICES,
+    LOSSES,
     LR_SCHEDULES,
     MODEL_KINDS,
     NAMED_WEIGHTS,
@@ -39,6 +40,23 @@ class WeightsParam(click.ParamType):
             param,
             ctx,
         )
+
+
+class ClassWeights(click.ParamType):
+    """Positive numbers, comma-separated: one cross-entropy weight per class."""
+
+    name = "W0,W1[,W2]"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            weights = tuple(float(w) for w in str(value).split(","))
+        except ValueError:
+            weights = ()
+        if len(weights) < 2 or not all(w > 0 for w in weights):
+            self.fail(f"{value!r} is not two or more positive numbers, e.g. 1,2,1", param, ctx)
+        return weights
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -162,6 +180,20 @@ def main():
     show_default=True,
     help="What picks best.pt on the val split: pixel (patch) accuracy, or the mean over "
     "classes of the IoU pooled over its pixels. Both are logged.",
+)
+@click.option(
+    "--loss",
+    type=click.Choice(LOSSES),
+    default="ce",
+    show_default=True,
+    help="ce: cross-entropy; ce+dice: plus the soft Dice loss, which weighs every class alike.",
+)
+@click.option(
+    "--class-weights",
+    type=ClassWeights(),
+    default=None,
+    help="Cross-entropy weight of each class, comma-separated (e.g. 1,2,1 for sharp, motion, "
+    "defocus); default: all 1.",
 )
 @click.option("--augment", is_flag=True, help="Random flips and 90-degree rotations.")
 @click.option(

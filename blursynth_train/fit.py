@@ -50,6 +50,7 @@ from blursynth.progress import progressbar
 from blursynth_train.checkpoint import load_checkpoint, save_checkpoint
 from blursynth_train.choices import (
     DEVICES,
+    LOSSES,
     LR_SCHEDULES,
     MODEL_KINDS,
     ON_DEVICE,
@@ -138,6 +139,14 @@ class FitConfig:
     data_on_device : {"auto", "yes", "no"}
         Hold the training split in device memory (RAM on CPU); ``auto`` does when it fits in
         half of the free memory.
+    loss : {"ce", "ce+dice"}
+        The training loss: cross-entropy, or cross-entropy plus the soft Dice loss (one minus
+        the mean over classes of the soft Dice coefficient over the batch's labelled pixels),
+        which weighs each class alike whatever its share of pixels. Validation loss is
+        cross-entropy either way.
+    class_weights : tuple of float, optional
+        One weight per class for the cross-entropy (e.g. more weight to motion, the rare
+        class of 3-class CUHK tiles); none: all 1.
     augment : bool
         Random flips and 90-degree rotations of each row.
     photometric : bool
@@ -183,6 +192,8 @@ class FitConfig:
     workers: int = 2
     data_on_device: str = "auto"
     select_by: str = "accuracy"
+    loss: str = "ce"
+    class_weights: tuple[float, ...] | None = None
     augment: bool = False
     photometric: bool = False
     crop: int = 0
@@ -220,6 +231,10 @@ class FitConfig:
             self.init = str(self.init)
         if self.val_dataset is not None:
             self.val_dataset = str(self.val_dataset)
+        if self.class_weights is not None:
+            self.class_weights = tuple(float(w) for w in self.class_weights) or None
+            if self.class_weights and not all(w > 0 for w in self.class_weights):
+                raise ValueError(f"class weights must be > 0, got {self.class_weights}")
         for name, allowed in (
             ("model", MODEL_KINDS),
             ("lr_schedule", LR_SCHEDULES),
@@ -227,6 +242,7 @@ class FitConfig:
             ("device", DEVICES),
             ("data_on_device", ON_DEVICE),
             ("select_by", SELECT_BY),
+            ("loss", LOSSES),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -252,6 +268,8 @@ RECIPE_FIELDS = (
     "val_rows",
     "val_dataset",
     "select_by",
+    "loss",
+    "class_weights",
     "augment",
     "photometric",
     "crop",
@@ -351,6 +369,32 @@ def lr_at(iteration: int, base: float, iterations: int, schedule: str) -> float:
     return base
 
 
+def training_loss(
+    logits: torch.Tensor, labels: torch.Tensor, kind: str = "ce", weight=None
+) -> torch.Tensor:
+    """The loss ``kind`` (:attr:`FitConfig.loss`) of ``logits`` ``(N, C[, H, W])`` against
+    ``labels`` ``(N[, H, W])``; :data:`IGNORE` labels count in neither term."""
+    logits = logits.float()
+    loss = F.cross_entropy(logits, labels, weight=weight, ignore_index=IGNORE)
+    if kind == "ce+dice":
+        loss = loss + soft_dice_loss(logits, labels)
+    return loss
+
+
+def soft_dice_loss(logits: torch.Tensor, labels: torch.Tensor, smooth: float = 1.0):
+    """One minus the mean over classes of the soft Dice coefficient
+    ``(2 sum(p g) + smooth) / (sum(p) + sum(g) + smooth)`` over all labelled pixels of the
+    batch (Milletari et al. 2016), ``p`` the softmax probability and ``g`` the one-hot label."""
+    valid = labels != IGNORE
+    prob = logits.float().softmax(1)
+    target = F.one_hot(torch.where(valid, labels, 0), logits.shape[1]).movedim(-1, 1)
+    mask = valid.unsqueeze(1)
+    dims = (0, *range(2, logits.ndim))
+    inter = (prob * target * mask).sum(dims)
+    total = ((prob + target) * mask).sum(dims)
+    return 1.0 - ((2.0 * inter + smooth) / (total + smooth)).mean()
+
+
 def make_optimizer(model: nn.Module, cfg: FitConfig) -> torch.optim.Optimizer:
     """The optimizer ``cfg.optimizer`` over all parameters (learning rate set per step)."""
     if cfg.optimizer == "adamw":
@@ -428,6 +472,7 @@ class Run:
     eval_every: int
     say: object
     tb: object = None
+    class_weights: torch.Tensor | None = None
     last_eval: int | None = None
     t_start: float = field(default_factory=time.perf_counter)
     t_mark: float = field(default_factory=time.perf_counter)
@@ -501,6 +546,7 @@ def _fit_locked(config: FitConfig) -> FitResult:
         resident = _hold_on_device(cfg, data, device)
         batches, val = _batch_sources(cfg, data, device, resident, say)
         model = create_model(family.config_for_dataset(data.params)).to(device)
+        class_weights = _class_weights(cfg, model, device)
         if cfg.init is not None and not cfg.resume:
             _initialise(model, cfg.init)
         optimizer = make_optimizer(model, cfg)
@@ -520,12 +566,27 @@ def _fit_locked(config: FitConfig) -> FitResult:
             iterations,
             iterations if cfg.dry_run else cfg.eval_every,
             say,
+            class_weights=class_weights,
         )
         run.tb = _tensorboard(run.out, say) if cfg.tensorboard else None
         stopped = train_loop(run, batches)
         return _finish(run, stopped)
     finally:
         data.close()
+
+
+def _class_weights(cfg: FitConfig, model: nn.Module, device) -> torch.Tensor | None:
+    """``cfg.class_weights`` as a tensor on the device, checked against the model's classes."""
+    if not cfg.class_weights:
+        return None
+    classes = int(getattr(model.config, "classes", 2))
+    if len(cfg.class_weights) != classes:
+        raise BlursynthError(
+            f"--class-weights gives {len(cfg.class_weights)} weights, the model has "
+            f"{classes} classes",
+            cfg.dataset_paths()[0],
+        )
+    return torch.tensor(cfg.class_weights, dtype=torch.float32, device=device)
 
 
 def _setup_device(cfg: FitConfig) -> torch.device:
@@ -671,7 +732,7 @@ def train_loop(run: Run, batches) -> bool:
                 x = photometric(x)
             with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                 logits = step_model(x)
-            loss = F.cross_entropy(logits.float(), y, ignore_index=IGNORE)
+            loss = training_loss(logits, y, cfg.loss, run.class_weights)
             run.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             run.optimizer.step()

@@ -689,3 +689,59 @@ def test_log_rows_of_an_older_run_keep_an_empty_mean_iou(tmp_path):
     rows = read_log(tmp_path / "log.csv")
     assert rows[0]["val_miou"] is None and rows[1]["val_miou"] == pytest.approx(0.4)
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_soft_dice_loss_counts_labelled_pixels_only():
+    from blursynth_train.fit import IGNORE, soft_dice_loss
+
+    labels = torch.tensor([[[0, 1, 1], [2, 2, IGNORE]]])
+    perfect = torch.nn.functional.one_hot(labels.clamp(max=2), 3).movedim(-1, 1).float() * 50
+    assert float(soft_dice_loss(perfect, labels)) == pytest.approx(0.0, abs=1e-6)
+    # whatever the model says at an unlabelled pixel changes nothing
+    other = perfect.clone()
+    other[0, :, 1, 2] = torch.tensor([0.0, 50.0, 0.0])
+    assert float(soft_dice_loss(other, labels)) == pytest.approx(0.0, abs=1e-6)
+    # uniform probabilities: class c has g_c labelled pixels of 5, p = 1/3 at each
+    uniform = torch.zeros(1, 3, 2, 3)
+    g = torch.tensor([1.0, 2.0, 2.0])
+    expected = 1 - ((2 * g / 3 + 1) / (5 / 3 + g + 1)).mean()
+    assert float(soft_dice_loss(uniform, labels)) == pytest.approx(float(expected), rel=1e-6)
+    # patch labels (N,) and logits (N, C) work too
+    assert float(soft_dice_loss(torch.tensor([[9.0, -9.0]]), torch.tensor([0]))) < 1e-3
+
+
+def test_training_loss_is_weighted_cross_entropy_plus_dice():
+    from blursynth_train.fit import IGNORE, soft_dice_loss, training_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 5, 4)
+    labels = torch.randint(0, 3, (2, 5, 4))
+    labels[0, 0] = IGNORE
+    w = torch.tensor([1.0, 3.0, 0.5])
+    ce = torch.nn.functional.cross_entropy(logits, labels, weight=w, ignore_index=IGNORE)
+    assert torch.allclose(training_loss(logits, labels, "ce", w), ce)
+    both = training_loss(logits, labels, "ce+dice", w)
+    assert torch.allclose(both, ce + soft_dice_loss(logits, labels))
+    assert not torch.allclose(training_loss(logits, labels), ce)  # weights do matter
+
+
+def test_cli_loss_and_class_weights_are_recorded_checked_and_kept_on_resume(shards, tmp_path):
+    out = tmp_path / "run"
+    base = ["fit", str(shards), "--out", str(out), "--batch-size", "16", "--eval-every", "2"]
+    base += ["--val-rows", "32", "--workers", "0", "-q"]
+    res = CliRunner().invoke(main, [*base, "--iterations", "2", "--class-weights", "1,2,1"])
+    assert res.exit_code == 1 and "3 weights, the model has 2 classes" in res.output
+    assert str(shards) in res.output
+    res = CliRunner().invoke(main, [*base, "--iterations", "2", "--class-weights", "1,x"])
+    assert res.exit_code == 2 and "positive numbers" in res.output
+    assert not (out / "config.json").exists()  # refused before anything was written
+    given = ["--iterations", "2", "--loss", "ce+dice", "--class-weights", "1,2.5"]
+    res = CliRunner().invoke(main, [*base, *given])
+    assert res.exit_code == 0, res.output
+    fit_config = json.loads((out / "config.json").read_text())["fit"]
+    assert fit_config["loss"] == "ce+dice" and fit_config["class_weights"] == [1.0, 2.5]
+    res = CliRunner().invoke(main, [*base, "--iterations", "4", "--resume"])
+    assert res.exit_code == 0, res.output
+    saved = load_checkpoint(out / "last.pt")["train_config"]
+    assert saved["loss"] == "ce+dice" and tuple(saved["class_weights"]) == (1.0, 2.5)
+    assert saved["iterations"] == 4
