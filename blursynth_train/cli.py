@@ -195,6 +195,14 @@ def main():
     help="Cross-entropy weight of each class, comma-separated (e.g. 1,2,1 for sharp, motion, "
     "defocus); default: all 1.",
 )
+@click.option(
+    "--ema",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Validate and ship an exponential moving average of the weights with this decay "
+    "per step (e.g. 0.999; 0: off).",
+)
 @click.option("--augment", is_flag=True, help="Random flips and 90-degree rotations.")
 @click.option(
     "--photometric",

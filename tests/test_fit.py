@@ -745,3 +745,50 @@ def test_cli_loss_and_class_weights_are_recorded_checked_and_kept_on_resume(shar
     saved = load_checkpoint(out / "last.pt")["train_config"]
     assert saved["loss"] == "ce+dice" and tuple(saved["class_weights"]) == (1.0, 2.5)
     assert saved["iterations"] == 4
+
+
+def test_weight_average_follows_the_decay():
+    from blursynth_train.fit import _weight_average
+    from blursynth_train.models import UNet, UNetConfig
+
+    model = UNet(UNetConfig(width=4, depth=1))
+    ema = _weight_average(model, 0.75)
+    first = {k: v.clone() for k, v in model.state_dict().items()}
+    ema.update_parameters(model)  # the first update copies
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    ema.update_parameters(model)
+    for name, p in ema.module.named_parameters():
+        assert torch.allclose(p, first[name] + 0.25), name  # 0.75 old + 0.25 new
+
+
+def test_ema_run_ships_the_average_and_resumes_exactly(shards, tmp_path):
+    from blursynth.shards import open_dataset
+    from blursynth_train.data import eval_batches
+    from blursynth_train.fit import EVAL_BATCH_SIZE, validate
+
+    kw = dict(batch_size=16, eval_every=3, val_rows=32, workers=0, ema=0.9, augment=True)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        fit(_config(shards, tmp_path / "full", iterations=6, **kw))
+        fit(_config(shards, tmp_path / "half", iterations=3, **kw))
+        fit(_config(shards, tmp_path / "half", iterations=6, resume=True, **kw))
+    finally:
+        torch.set_num_threads(n)
+    a, b = (load_checkpoint(tmp_path / r / "last.pt") for r in ("full", "half"))
+    for key in ("model_state", "train_model_state"):
+        sa = a[key] if key == "model_state" else a["extra"][key]
+        sb = b[key] if key == "model_state" else b["extra"][key]
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa), key
+    assert a["extra"]["ema_n_averaged"] == 6
+    trained = a["extra"]["train_model_state"]
+    assert any(not torch.equal(a["model_state"][k], trained[k]) for k in trained)
+    # what was validated, and what the checkpoint ships as the model, is the average
+    summary = json.loads((tmp_path / "full" / "summary.json").read_text())
+    model = load_model(tmp_path / "full" / "last.pt")[0].eval()
+    with open_dataset(shards) as ds:
+        v = validate(model, eval_batches(ds["val"], EVAL_BATCH_SIZE, torch.device("cpu"), 32))
+    assert v.loss == pytest.approx(summary["final_val_loss"], rel=1e-6)
+    assert v.accuracy == pytest.approx(summary["final_val_acc"], abs=1e-9)
