@@ -3,8 +3,8 @@
 # dense U-Net, each changed alone, scored on the 156 CUHK validation images.
 # - 2-class, the CUHK tiles alone for 1,500 iterations (docs/dense_experiments.sh's v-base):
 #   with photometric jitter (fit --photometric); with the soft Dice loss added
-#   (--loss ce+dice); and unchanged under another training seed (the spread of training
-#   alone, to read the differences against).
+#   (--loss ce+dice); with the weights averaged (--ema 0.999); and unchanged under another
+#   training seed (the spread of training alone, to read the differences against).
 # - 3-class, the shipped `types` recipe (synthetic pre-training of docs/objects_pan.sh, then
 #   3,000 iterations on the CUHK 3-class tiles): with motion weighted twice
 #   (--class-weights 1,2,1), and with the Dice loss, beside the shipped model.
@@ -32,6 +32,7 @@ SHORT="--iterations 1500 --eval-every 1500"
 dense v-base-photo data/cuhk-tiles data/cuhk-tiles $SHORT --photometric
 dense v-base-dice data/cuhk-tiles data/cuhk-tiles $SHORT --loss ce+dice
 dense v-base-seed1 data/cuhk-tiles data/cuhk-tiles $SHORT --seed 1
+dense v-base-ema data/cuhk-tiles data/cuhk-tiles $SHORT --ema 0.999
 
 TYPES="--init runs/v3-objects-every-only/best.pt --iterations 3000 --eval-every 1000"
 dense unet3-every-then-cuhk-w121 data/cuhk-tiles3 data/cuhk-tiles3 $TYPES --class-weights 1,2,1

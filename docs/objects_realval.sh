@@ -3,8 +3,9 @@
 # synthetic-only dense U-Nets validated on the CUHK validation tiles (fit --val-dataset), the
 # checkpoint choice that gave the best synthetic-only model of the third round
 # (docs/objects_pan.sh). Here: the renderings of all three blur-extent variants of that round
-# together (every model; motion 5-15 / 5-40 px; disk 2-4 / 2-8 px: 6,000 renderings), and the
-# same training with photometric jitter (fit --photometric). Run docs/objects_pan.sh first
+# together (every model; motion 5-15 / 5-40 px; disk 2-4 / 2-8 px: 6,000 renderings), with
+# and without an average of the weights (fit --ema), and the every-model data alone with
+# photometric jitter (fit --photometric). Run docs/objects_pan.sh first
 # (it makes the data). Writes runs/ and evals/ (git-ignored); steps already done are skipped.
 source "$(dirname "$0")/steps.sh"
 
@@ -33,12 +34,7 @@ realval v-objects-extents-realval data/objects-every-tiles data/objects-strong-t
 # photometric jitter
 realval v-objects-every-photo-realval data/objects-every-tiles --photometric
 
-# the shipped 2-class recipe (7,000 iterations on the CUHK tiles, docs/objects_pan.sh)
-# started from the synthetic-only checkpoint chosen on real tiles, beside the bundled model
-step runs/unet-realval-then-cuhk/summary.json $BIN/blursynth_train fit data/cuhk-tiles \
-    --out runs/unet-realval-then-cuhk --init runs/v-objects-every-realval/best.pt \
-    $RECIPE --val-rows 240 --iterations 7000 --eval-every 700
-step evals/val-unet-realval-then-cuhk/results.json $BIN/blursynth_train evaluate \
-    --dataset data/cuhk-tiles --split val --postprocess guided \
-    --model unet-realval-then-cuhk=runs/unet-realval-then-cuhk/best.pt --model bundled \
-    --out evals/val-unet-realval-then-cuhk -q
+# the three blur-extent variants together again, validated and chosen with the weights
+# averaged (fit --ema 0.999)
+realval v-objects-extents-ema-realval data/objects-every-tiles data/objects-strong-tiles \
+    data/objects-disk8-tiles --ema 0.999
