@@ -41,7 +41,6 @@ from pathlib import Path
 
 import click
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -72,13 +71,12 @@ from blursynth_train.data import (
 )
 from blursynth_train.device import resolve_device
 from blursynth_train.models import create_model, get_family
+from blursynth_train.objectives import IGNORE, Validation, training_loss, validate
 from blursynth_train.plots import plot_curves, read_log
 
 DRY_RUN_ITERATIONS = 5
 DRY_RUN_VAL_ROWS = 512
 EVAL_BATCH_SIZE = 512
-IGNORE = 255
-"""Label value that no loss or accuracy counts (the padding of dense label maps)."""
 LOG_FIELDS = (
     "iteration",
     "train_loss",
@@ -380,32 +378,6 @@ def lr_at(iteration: int, base: float, iterations: int, schedule: str) -> float:
     return base
 
 
-def training_loss(
-    logits: torch.Tensor, labels: torch.Tensor, kind: str = "ce", weight=None
-) -> torch.Tensor:
-    """The loss ``kind`` (:attr:`FitConfig.loss`) of ``logits`` ``(N, C[, H, W])`` against
-    ``labels`` ``(N[, H, W])``; :data:`IGNORE` labels count in neither term."""
-    logits = logits.float()
-    loss = F.cross_entropy(logits, labels, weight=weight, ignore_index=IGNORE)
-    if kind == "ce+dice":
-        loss = loss + soft_dice_loss(logits, labels)
-    return loss
-
-
-def soft_dice_loss(logits: torch.Tensor, labels: torch.Tensor, smooth: float = 1.0):
-    """One minus the mean over classes of the soft Dice coefficient
-    ``(2 sum(p g) + smooth) / (sum(p) + sum(g) + smooth)`` over all labelled pixels of the
-    batch (Milletari et al. 2016), ``p`` the softmax probability and ``g`` the one-hot label."""
-    valid = labels != IGNORE
-    prob = logits.float().softmax(1)
-    target = F.one_hot(torch.where(valid, labels, 0), logits.shape[1]).movedim(-1, 1)
-    mask = valid.unsqueeze(1)
-    dims = (0, *range(2, logits.ndim))
-    inter = (prob * target * mask).sum(dims)
-    total = ((prob + target) * mask).sum(dims)
-    return 1.0 - ((2.0 * inter + smooth) / (total + smooth)).mean()
-
-
 def make_optimizer(model: nn.Module, cfg: FitConfig) -> torch.optim.Optimizer:
     """The optimizer ``cfg.optimizer`` over all parameters (learning rate set per step)."""
     if cfg.optimizer == "adamw":
@@ -413,53 +385,6 @@ def make_optimizer(model: nn.Module, cfg: FitConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(
         model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
     )
-
-
-@dataclass(frozen=True)
-class Validation:
-    """What :func:`validate` measures over the validation rows."""
-
-    loss: float
-    """Mean cross-entropy per labelled pixel (patch)."""
-    accuracy: float
-    """Share of labelled pixels (patches) classified right."""
-    miou: float
-    """Mean over classes of the IoU pooled over all labelled pixels (classes that occur in
-    neither labels nor predictions are left out)."""
-
-
-@torch.no_grad()
-def validate(model: nn.Module, batches, bf16: bool = False) -> Validation:
-    """Loss, accuracy and pooled mean IoU of ``model`` (in eval mode) over ``batches``.
-
-    Works for patch labels ``(N,)`` and dense label maps ``(N, H, W)`` alike; labels equal
-    to :data:`IGNORE` count in none. One confusion matrix is summed on the device, and read
-    back once.
-    """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    confusion = None
-    for x, y in batches:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(x)
-        loss_sum += F.cross_entropy(logits.float(), y, ignore_index=IGNORE, reduction="sum")
-        k = logits.shape[1]
-        valid = y != IGNORE
-        pairs = y[valid] * k + logits.argmax(1)[valid]
-        counts = torch.bincount(pairs, minlength=k * k).reshape(k, k)
-        confusion = counts if confusion is None else confusion + counts
-    model.train(was_training)
-    if confusion is None:
-        return Validation(math.nan, math.nan, math.nan)
-    confusion = confusion.double().cpu()
-    count = max(float(confusion.sum()), 1.0)
-    hits = confusion.diagonal()
-    union = confusion.sum(0) + confusion.sum(1) - hits
-    present = union > 0
-    miou = float((hits[present] / union[present]).mean()) if bool(present.any()) else math.nan
-    return Validation(loss_sum.item() / count, float(hits.sum()) / count, miou)
 
 
 # ---- the run ---------------------------------------------------------------------------------

@@ -576,7 +576,8 @@ def test_val_dataset_picks_the_checkpoint_on_another_datasets_val_split(shards, 
     refused unless --force."""
     from blursynth.shards import open_dataset
     from blursynth_train.data import eval_batches
-    from blursynth_train.fit import EVAL_BATCH_SIZE, validate
+    from blursynth_train.fit import EVAL_BATCH_SIZE
+    from blursynth_train.objectives import validate
 
     real = make_patch_dataset(tmp_path / "real", n_train=16, n_val=24, seed=5)
     out = tmp_path / "run"
@@ -615,7 +616,7 @@ class _FixedLogits(torch.nn.Module):
 
 
 def test_validate_pools_class_iou_over_all_pixels():
-    from blursynth_train.fit import IGNORE, validate
+    from blursynth_train.objectives import IGNORE, validate
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, (4, 9, 7))
@@ -649,7 +650,7 @@ def test_select_by_picks_best_pt_by_that_number(shards, tmp_path, monkeypatch, s
 
     # scripted validations where the two numbers disagree: accuracy peaks at 2, mIoU at 4
     script = iter([(0.9, 0.3), (0.5, 0.7), (0.8, 0.5), (0.6, 0.6)])
-    real = fit_module.validate
+    real = fit_module.validate  # the name the loop calls
 
     def scripted(*a, **k):
         measured = real(*a, **k)
@@ -692,7 +693,7 @@ def test_log_rows_of_an_older_run_keep_an_empty_mean_iou(tmp_path):
 
 
 def test_soft_dice_loss_counts_labelled_pixels_only():
-    from blursynth_train.fit import IGNORE, soft_dice_loss
+    from blursynth_train.objectives import IGNORE, soft_dice_loss
 
     labels = torch.tensor([[[0, 1, 1], [2, 2, IGNORE]]])
     perfect = torch.nn.functional.one_hot(labels.clamp(max=2), 3).movedim(-1, 1).float() * 50
@@ -711,7 +712,7 @@ def test_soft_dice_loss_counts_labelled_pixels_only():
 
 
 def test_training_loss_is_weighted_cross_entropy_plus_dice():
-    from blursynth_train.fit import IGNORE, soft_dice_loss, training_loss
+    from blursynth_train.objectives import IGNORE, soft_dice_loss, training_loss
 
     torch.manual_seed(0)
     logits = torch.randn(2, 3, 5, 4)
@@ -766,7 +767,8 @@ def test_weight_average_follows_the_decay():
 def test_ema_run_ships_the_average_and_resumes_exactly(shards, tmp_path):
     from blursynth.shards import open_dataset
     from blursynth_train.data import eval_batches
-    from blursynth_train.fit import EVAL_BATCH_SIZE, validate
+    from blursynth_train.fit import EVAL_BATCH_SIZE
+    from blursynth_train.objectives import validate
 
     kw = dict(batch_size=16, eval_every=3, val_rows=32, workers=0, ema=0.9, augment=True)
     n = torch.get_num_threads()
