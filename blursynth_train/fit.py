@@ -42,7 +42,7 @@ from pathlib import Path
 import click
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from blursynth.errors import BlursynthError
 from blursynth.imageio import write_json, write_text
@@ -148,7 +148,8 @@ class FitConfig:
         class of 3-class CUHK tiles); none: all 1.
     ema : float
         Keep an exponential moving average of the weights with this decay per step (e.g.
-        0.999; 0: off) and validate, choose and ship it (``model_state`` of every
+        0.999, reached after a warm-up: :func:`ema_decay`; 0: off) and validate, choose and
+        ship it (``model_state`` of every
         checkpoint); the trained weights ride along for ``--resume``. Averaging weights
         along the trajectory finds flatter minima, which carry better to data unlike the
         training data (Izmailov et al. 2018; Cha et al. 2021).
@@ -527,8 +528,24 @@ def _fit_locked(config: FitConfig) -> FitResult:
 
 def _weight_average(model: nn.Module, decay: float) -> AveragedModel:
     """An exponential moving average of ``model``'s weights and buffers (BatchNorm
-    statistics too), updated after each step (``torch.optim.swa_utils``)."""
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    statistics too), updated after each step (``torch.optim.swa_utils.AveragedModel``).
+
+    The first update copies the weights; the ``n``-th after it uses the decay
+    ``min(decay, (1 + n) / (10 + n))`` (TensorFlow's ``ExponentialMovingAverage`` with
+    ``num_updates``, timm's EMA warm-up). A constant 0.999 would still give the weights of
+    the first step 22 % of the average after 1,500 steps.
+    """
+
+    def average(averaged: torch.Tensor, current: torch.Tensor, n) -> torch.Tensor:
+        d = ema_decay(decay, int(n))
+        return averaged * d + current * (1.0 - d)
+
+    return AveragedModel(model, avg_fn=average, use_buffers=True)
+
+
+def ema_decay(decay: float, n: int) -> float:
+    """The decay of the ``n``-th update after the first (see :func:`_weight_average`)."""
+    return min(decay, (1.0 + n) / (10.0 + n))
 
 
 def _trained_weights(model: nn.Module, ema: AveragedModel) -> dict:

@@ -748,20 +748,28 @@ def test_cli_loss_and_class_weights_are_recorded_checked_and_kept_on_resume(shar
     assert saved["iterations"] == 4
 
 
-def test_weight_average_follows_the_decay():
-    from blursynth_train.fit import _weight_average
+def test_weight_average_follows_the_decay_with_its_warm_up():
+    from blursynth_train.fit import _weight_average, ema_decay
     from blursynth_train.models import UNet, UNetConfig
 
+    assert ema_decay(0.999, 0) == pytest.approx(0.1) and ema_decay(0.999, 10**6) == 0.999
     model = UNet(UNetConfig(width=4, depth=1))
     ema = _weight_average(model, 0.75)
-    first = {k: v.clone() for k, v in model.state_dict().items()}
+    expected = {k: v.clone() for k, v in model.named_parameters()}
     ema.update_parameters(model)  # the first update copies
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(1.0)
-    ema.update_parameters(model)
+    for n in range(1, 40):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1.0)
+        ema.update_parameters(model)
+        d = min(0.75, (1 + n) / (10 + n))
+        current = dict(model.named_parameters())
+        expected = {k: d * v + (1 - d) * current[k].detach() for k, v in expected.items()}
+    assert ema_decay(0.75, 39) == 0.75  # the warm-up is over by then
     for name, p in ema.module.named_parameters():
-        assert torch.allclose(p, first[name] + 0.25), name  # 0.75 old + 0.25 new
+        assert torch.allclose(p, expected[name], atol=1e-5), name
+    # BatchNorm statistics are averaged too
+    assert any("running_mean" in k for k, _ in ema.module.named_buffers())
 
 
 def test_ema_run_ships_the_average_and_resumes_exactly(shards, tmp_path):
