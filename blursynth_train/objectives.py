@@ -73,9 +73,9 @@ def validate(model: nn.Module, batches, bf16: bool = False) -> Validation:
             logits = model(x)
         loss_sum += F.cross_entropy(logits.float(), y, ignore_index=IGNORE, reduction="sum")
         k = logits.shape[1]
-        valid = y != IGNORE
-        pairs = y[valid] * k + logits.argmax(1)[valid]
-        counts = torch.bincount(pairs, minlength=k * k).reshape(k, k)
+        # (label, prediction) as one bin index; unlabelled pixels go to a spare last bin
+        pairs = torch.where(y == IGNORE, k * k, y * k + logits.argmax(1))
+        counts = torch.bincount(pairs.flatten(), minlength=k * k + 1)[: k * k].reshape(k, k)
         confusion = counts if confusion is None else confusion + counts
     model.train(was_training)
     if confusion is None:
