@@ -469,13 +469,16 @@ def photometric(images: torch.Tensor) -> torch.Tensor:
     blur. The result is clipped to [0, 255]. Draws from the global RNG of the images'
     device, like :func:`augment`.
     """
-    spreads = torch.tensor(list(PHOTOMETRIC_SPREAD.values()), device=images.device)
-    u = torch.rand((len(images), len(spreads)), device=images.device) * 2 - 1
-    gamma, gain, contrast, saturation = (spreads**u).T[..., None, None, None]
+    # Python numbers only (no host-to-device copy in the training step)
+    u = torch.rand((len(PHOTOMETRIC_SPREAD), len(images), 1, 1, 1), device=images.device)
+    gamma, gain, contrast, saturation = (
+        spread ** (2 * draw - 1)
+        for spread, draw in zip(PHOTOMETRIC_SPREAD.values(), u, strict=True)
+    )
     x = (images.float() / 255.0) ** gamma * gain
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = mean + (x - mean) * contrast
-    luma = (x * torch.tensor(_LUMA, device=x.device)[:, None, None]).sum(1, keepdim=True)
+    luma = sum(w * x[:, c : c + 1] for c, w in enumerate(_LUMA))
     x = luma + (x - luma) * saturation
     return x.clamp(0.0, 1.0) * 255.0
 
