@@ -536,16 +536,18 @@ def _weight_average(model: nn.Module, decay: float) -> AveragedModel:
     the first step 22 % of the average after 1,500 steps.
     """
 
-    def average(averaged: torch.Tensor, current: torch.Tensor, n) -> torch.Tensor:
-        d = ema_decay(decay, int(n))
+    def average(averaged: torch.Tensor, current: torch.Tensor, n: torch.Tensor):
+        d = ema_decay(decay, n)  # n stays on the device: no host sync per tensor
         return averaged * d + current * (1.0 - d)
 
     return AveragedModel(model, avg_fn=average, use_buffers=True)
 
 
-def ema_decay(decay: float, n: int) -> float:
-    """The decay of the ``n``-th update after the first (see :func:`_weight_average`)."""
-    return min(decay, (1.0 + n) / (10.0 + n))
+def ema_decay(decay: float, n):
+    """The decay of the ``n``-th update after the first (see :func:`_weight_average`);
+    ``n`` an int, or a tensor (the result is then a tensor on its device)."""
+    warm = (1.0 + n) / (10.0 + n)
+    return warm.clamp(max=decay) if isinstance(warm, torch.Tensor) else min(decay, warm)
 
 
 def _trained_weights(model: nn.Module, ema: AveragedModel) -> dict:
