@@ -13,7 +13,7 @@ import click
 from blursynth import __version__
 from blursynth.errors import BlursynthError
 from blursynth.parallel import BACKENDS
-from blursynth.sampling import DEFOCUS_KERNELS, MODELS, MOTION_KERNELS
+from blursynth.sampling import BACKGROUNDS, DEFOCUS_KERNELS, MODELS, MOTION_KERNELS
 from blursynth.schema import FORMATS, KNOWN_BLUR_TYPES, POLARITIES, SOURCE_KINDS
 from blursynth.sources.objects import OBJECT_POLARITIES
 from blursynth.sources.voc import SPLITS as VOC_SPLITS
@@ -205,6 +205,15 @@ def range_option(flag: str, help: str):
     "each), so that a model does not learn to always split an image in two.",
 )
 @click.option(
+    "--background",
+    type=click.Choice(BACKGROUNDS),
+    default="other",
+    show_default=True,
+    help="other: the report's composite (the object pasted over a crop of another "
+    "photograph); own: the object stays in its own photograph, what lies behind it filled "
+    "in from around it (no pasted edge, one light).",
+)
+@click.option(
     "--jpeg",
     type=click.IntRange(1, 100),
     default=None,
@@ -280,6 +289,7 @@ def _sample_params(
     noise_shot,
     noise_read,
     uniform_share,
+    background,
     jpeg,
 ):
     """``generate``'s kernel and camera options as :class:`SampleParams`; options that need
@@ -311,6 +321,7 @@ def _sample_params(
             noise=noise,
             jpeg=jpeg,
             uniform_share=uniform_share,
+            background=background,
             **ranges,
         )
     except ValueError as exc:

@@ -45,8 +45,21 @@ from blursynth.kernels import (
 from blursynth.locking import LOCK_NAME
 from blursynth.parallel import Backend, run_tasks, use_backend
 from blursynth.progress import progressbar
-from blursynth.render import blur_maps, render_defocus, render_mixed, render_motion, render_pan
-from blursynth.sampling import MODELS, SampleParams, SampleRecord, sample_record
+from blursynth.render import (
+    blur_maps,
+    fill_behind,
+    render_defocus,
+    render_mixed,
+    render_motion,
+    render_pan,
+)
+from blursynth.sampling import (
+    CAMERA_DEFAULTS,
+    MODELS,
+    SampleParams,
+    SampleRecord,
+    sample_record,
+)
 from blursynth.schema import KNOWN_BLUR_TYPES
 from blursynth.sources.objects import ObjectFolder, SceneSources
 from blursynth.sources.voc import (
@@ -213,13 +226,14 @@ def rerender(record: SampleRecord, voc) -> dict[str, np.ndarray]:
     """
     bg = _crop(read_image(voc.image_path(record.bg)), record.bg_box, voc.image_path(record.bg))
     light = srgb_to_linear if record.linear_light else (lambda x: x)  # blur light, not codes
-    bg = light(bg)
     extra = {}
     if record.uniform is not None:  # no object: the background, sharp or blurred everywhere
-        image, soft_blur, binary = _uniform(record, bg)
+        image, soft_blur, binary = _uniform(record, light(bg))
     else:
         fg, mask = _object(voc, record.fg, record.fg_box, record.cls)
-        fg = light(fg)
+        if record.background == "own":  # bg is fg's own crop: take the object out of it
+            bg = fill_behind(bg, mask)
+        bg, fg = light(bg), light(fg)
         if record.model == "mixed":
             f2, m2 = _object(voc, record.fg2, record.fg2_box, record.cls2)
             image, classes, soft_blur = render_mixed(
@@ -537,8 +551,14 @@ def _claim_run_folder(out: Path, run: dict, resume: bool) -> None:
     """Check a resume matches the interrupted run, drop its temporaries, write ``run.json``."""
     run_path = out / "run.json"
     if resume and run_path.is_file():
-        previous = json.loads(run_path.read_text())
-        diff = _differences(previous, json.loads(json.dumps(run)))
+        # a camera option missing from either side is at its default: a default run records
+        # none, and a run from before an option existed does not name it
+        defaults = json.loads(json.dumps(CAMERA_DEFAULTS))
+        previous, current = json.loads(run_path.read_text()), json.loads(json.dumps(run))
+        for r in (previous, current):
+            if isinstance(r.get("params"), dict):
+                r["params"] = {**defaults, **r["params"]}
+        diff = _differences(previous, current)
         if diff:
             raise BlursynthError(
                 f"cannot resume: {', '.join(diff)} differ from the interrupted run "

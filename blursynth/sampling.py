@@ -33,6 +33,10 @@ SOFT_EDGE_MODELS = ("defocus", "mixed", "pan")
 MOTION_KERNELS = ("line", "shake")
 #: Defocus kernels: the report's Gaussian, or an anti-aliased disk (circle of confusion).
 DEFOCUS_KERNELS = ("gaussian", "disk")
+#: Where the background comes from: another photograph (the report's composite: the object
+#: pasted over it) or the object's own (the object stays where it was photographed, and what
+#: lies behind it is filled in from its surroundings).
+BACKGROUNDS = ("other", "own")
 #: Steps of a shake trajectory (its shape; its length is drawn from ``length``).
 SHAKE_STEPS = 32
 CAMERA_OPTIONS = (
@@ -45,6 +49,7 @@ CAMERA_OPTIONS = (
     "noise_b",
     "jpeg",
     "uniform_share",
+    "background",
 )
 RECORD_EXTRAS = (
     "trajectory",
@@ -59,6 +64,7 @@ RECORD_EXTRAS = (
     "cls2",
     "class_name2",
     "fg2_box",
+    "background",
 )
 UNIFORM_KINDS = ("sharp", "blurred")
 
@@ -86,6 +92,12 @@ class SampleParams:
     uniform_share : share of images with no object: the background alone, half of them sharp
         everywhere, half blurred everywhere (by the model's kernel: motion and pan k,
         defocus k1). Mixed images always hold their objects.
+    background : ``"other"`` (the report's: the object pasted over a crop of another
+        photograph) or ``"own"``: the object's own photograph, same crop, so the object
+        stays where it was taken, in its own light and surroundings; what lies behind it
+        is filled in from around it (:func:`blursynth.render.fill_behind`) before the
+        background is blurred or the object moved. A uniform image is then the photograph
+        itself, sharp or blurred everywhere.
 
     The defaults are the report's models; the camera options draw after the report's
     parameters, so they never change what a default run draws.
@@ -104,6 +116,7 @@ class SampleParams:
     noise_b: tuple[float, float] = (1e-6, 1e-4)
     jpeg: int | None = None
     uniform_share: float = 0.0
+    background: str = "other"
 
     def __post_init__(self):
         for name in ("length", "angle", "sigma1", "radius", "noise_a", "noise_b"):
@@ -130,6 +143,8 @@ class SampleParams:
             raise ValueError(f"JPEG quality must be in 1..100, got {self.jpeg}")
         if not 0.0 <= self.uniform_share <= 1.0:
             raise ValueError(f"uniform share must be in [0, 1], got {self.uniform_share}")
+        if self.background not in BACKGROUNDS:
+            raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
 
     def run_dict(self) -> dict:
         """The parameters as a run records them: the camera options only when one of them
@@ -155,6 +170,8 @@ class SampleRecord:
     A mixed record says which kernel made which region: ``fg`` is the sharp object (its edge
     softened by ``sigma2``), ``bg`` the defocused background (``sigma1``, or ``radius`` for
     a disk), ``fg2`` the moving object (``length``/``angle``, or ``trajectory`` for shake).
+    ``background`` is ``"own"`` when ``bg`` is ``fg``'s own photograph and crop, with the
+    object filled in behind (None: another photograph, the report's composite).
     """
 
     name: str
@@ -184,6 +201,7 @@ class SampleRecord:
     cls2: int | None = None
     class_name2: str | None = None
     fg2_box: tuple[int, int, int, int] | None = None
+    background: str | None = None
 
     def to_dict(self) -> dict:
         """The record as JSON-ready data; the camera fields only when set, so a record of the
@@ -237,7 +255,8 @@ def sample_record(
 
     Notes
     -----
-    Foreground and background are different images (when there are two). The class is drawn
+    Foreground and background are different images (when there are two), or with
+    ``params.background == "own"`` the same image and crop. The class is drawn
     uniformly among the usable classes of the foreground. The foreground crop is drawn
     uniformly among the offsets that keep the class's bounding box inside the crop (or the
     crop inside the box, along an axis where the box is larger), so the object stays in view;
@@ -257,6 +276,9 @@ def sample_record(
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
     fg, bg, fg2 = _draw_images(rng, items, fg_pool, model)
+    own = params.background == "own"
+    if own:
+        bg = fg
     cls = _draw_class(rng, fg)
     cls2 = _draw_class(rng, fg2) if fg2 is not None else None
     h = min(it.height for it in (fg, bg, fg2) if it is not None)
@@ -273,6 +295,9 @@ def sample_record(
         )
     by = int(rng.integers(bg.height - h + 1))
     bx = int(rng.integers(bg.width - w + 1))
+    bg_box = fg_box if own else (by, bx, by + h, bx + w)
+    if own:
+        blur["background"] = "own"
     blur.update(_blur_draws(rng, model, params))
     blur.update(_camera_draws(rng, model, blur, params))
     return SampleRecord(
@@ -286,7 +311,7 @@ def sample_record(
         cls=cls,
         class_name=name(fg.id, cls),
         fg_box=fg_box,
-        bg_box=(by, bx, by + h, bx + w),
+        bg_box=bg_box,
         **blur,
     )
 

@@ -361,7 +361,23 @@ def test_a_resume_with_other_camera_options_is_refused(voc, tmp_path):
         res.exit_code == 1
         and "cannot resume: params.defocus_kernel, params.linear_light" in res.output
     )
-    assert "params.motion_kernel, params.noise," in res.output
+    assert "params.motion_kernel, params.noise" in res.output
+    assert "params.background" not in res.output  # the same in both: not named
+
+
+def test_a_run_from_before_an_option_existed_resumes(voc, tmp_path):
+    """A camera option missing from an interrupted run's run.json is at its default (the run
+    predates it): the resume goes on, and the finished run is the uninterrupted one."""
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    for out, n in ((full, 3), (cut, 2)):
+        assert cli("generate", "--voc", voc.parent, "--n", n, "--out", out, *CAMERA).exit_code == 0
+    run = json.loads((cut / "run.json").read_text())
+    del run["params"]["background"]
+    (cut / "run.json").write_text(json.dumps(run))
+    res = cli("generate", "--voc", voc.parent, "--n", 3, "--out", cut, *CAMERA, "--resume")
+    assert res.exit_code == 0, res.output
+    for f in sorted(full.rglob("*.png")):
+        assert f.read_bytes() == (cut / f.relative_to(full)).read_bytes()
 
 
 def test_noise_ranges_are_drawn_from_recorded_and_checked(voc, tmp_path):

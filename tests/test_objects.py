@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 
@@ -10,6 +11,7 @@ import pytest
 from _trees import make_objects, make_voc
 from click.testing import CliRunner
 from PIL import Image
+from scipy import ndimage
 
 from blursynth.cli import main
 from blursynth.errors import BlursynthError
@@ -149,3 +151,85 @@ def test_cards_of_synthetic_datasets_name_their_source_photographs(tmp_path):
             card = (ds / "README.md").read_text()
             assert "## Source photographs" in card and licence in card
             assert str(tmp_path) not in card  # no path of the building machine
+
+
+def test_an_object_over_its_own_background(tmp_path):
+    """--background own: the object stays in its own photograph and crop; a moving object
+    smears over what was behind it (filled in), never over a sharp copy of itself, and
+    every pixel the blur does not reach is the photograph's."""
+    from blursynth.render import FILL_MARGIN
+
+    objects = make_objects(tmp_path / "obj")
+    for background in ("other", "own"):
+        _run(
+            "--objects",
+            objects,
+            "--n",
+            3,
+            "--model",
+            "all",
+            "--out",
+            tmp_path / background,
+            "--background",
+            background,
+            "-j",
+            2,
+        )
+    read = lambda bg: [  # noqa: E731
+        json.loads(x) for x in (tmp_path / bg / "records.jsonl").read_text().splitlines()
+    ]
+    other, own = read("other"), read("own")
+    assert all("background" not in d for d in other)  # the report's records, unchanged
+    sources = scene_sources(None, "train", [objects])
+    for a, b in zip(other, own, strict=True):
+        assert b["background"] == "own" and b["bg"] == b["fg"] and b["bg_box"] == b["fg_box"]
+        assert a["fg"] == b["fg"]
+        record = SampleRecord.from_dict(b)
+        arrays = rerender(record, sources)
+        image = read_image_u8(tmp_path / "own" / "image" / f"{record.name}.png")
+        assert np.array_equal(arrays["image"], image)
+        if record.model == "motion":
+            # the same composite over the unfilled photograph differs only where the sharp
+            # background shows through the moving object
+            _, labels = sources.load(record.fg)
+            y0, x0, y1, x1 = record.fg_box
+            hole = ndimage.binary_dilation(
+                labels[y0:y1, x0:x1] == record.cls, iterations=FILL_MARGIN + 1
+            )
+            soft = read_mask_u8(tmp_path / "own" / "soft" / f"{record.name}.png")
+            through = hole & (soft < 255)
+            pasted = rerender(dataclasses.replace(record, background=None), sources)["image"]
+            diff = np.abs(image.astype(int) - pasted).max(axis=2)
+            assert diff[~through].max() <= 1
+            assert diff[through].max() > 10
+    res = CliRunner().invoke(
+        main,
+        [
+            "generate",
+            "--objects",
+            str(objects),
+            "--n",
+            "3",
+            "--model",
+            "all",
+            "--out",
+            str(tmp_path / "own"),
+            "--resume",
+        ],
+    )
+    assert res.exit_code == 1 and "cannot resume" in res.output and "background" in res.output
+    res = CliRunner().invoke(
+        main,
+        [
+            "generate",
+            "--objects",
+            str(objects),
+            "--n",
+            "1",
+            "--out",
+            str(tmp_path / "x"),
+            "--background",
+            "nowhere",
+        ],
+    )
+    assert res.exit_code == 2 and "nowhere" in res.output

@@ -138,3 +138,27 @@ def test_mixed_is_eq2_under_eq1_in_float64():
     assert (classes[(km < 0.5) & (m1 >= 0.5)] == 0).all()
     assert (classes[(km < 0.5) & (m1 < 0.5)] == 2).all()
     assert set(np.unique(classes)) == {0, 1, 2}
+
+
+def test_fill_behind_removes_the_object_and_keeps_every_other_pixel():
+    """A red square on a grey ramp: the hole (the square grown by FILL_MARGIN) is filled with
+    the ramp's colours, no red is left, and every pixel outside it is the input's."""
+    from blursynth.render import FILL_MARGIN, fill_behind
+
+    h, w = 40, 50
+    ramp = np.linspace(0.2, 0.6, w, dtype=np.float32)
+    image = np.repeat(np.repeat(ramp[None, :, None], h, 0), 3, 2).copy()
+    mask = np.zeros((h, w), np.float32)
+    mask[12:26, 15:33] = 1
+    image[mask > 0] = (1.0, 0.0, 0.0)
+    out = fill_behind(image, mask)
+    hole = ndimage.binary_dilation(mask > 0, iterations=FILL_MARGIN + 1)
+    assert np.array_equal(out[~hole], image[~hole])
+    inside = out[mask > 0]
+    assert np.abs(inside[:, 0] - inside[:, 1]).max() < 0.05  # grey again, no red
+    assert 0.2 - 0.01 <= inside.min() and inside.max() <= 0.6 + 0.01
+    assert np.array_equal(fill_behind(image, mask), out)  # deterministic
+    assert np.array_equal(fill_behind(image, np.zeros_like(mask)), image)
+    assert np.array_equal(fill_behind(image, np.ones_like(mask)), image)  # nothing to fill from
+    with pytest.raises(ValueError, match="must match"):
+        fill_behind(image, mask[:-1])

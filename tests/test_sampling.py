@@ -112,3 +112,16 @@ def test_camera_options_are_checked():
         SampleParams(jpeg=101)
     assert "motion_kernel" not in SampleParams().run_dict()  # a default run.json is unchanged
     assert SampleParams(noise=True).run_dict()["noise_a"] == (1e-4, 1e-2)
+    with pytest.raises(ValueError, match="background must be one of"):
+        SampleParams(background="studio")
+    assert SampleParams(background="own").run_dict()["background"] == "own"
+
+
+@pytest.mark.parametrize("model", ["motion", "defocus", "mixed", "pan"])
+def test_own_background_is_the_foregrounds_photograph_and_crop(model):
+    own = sample_record(ITEMS, model, 2, seed=5, params=SampleParams(background="own"))
+    other = sample_record(ITEMS, model, 2, seed=5)
+    assert own.bg == own.fg and own.bg_box == own.fg_box and own.background == "own"
+    assert other.background is None and "background" not in other.to_dict()
+    assert own.fg == other.fg  # drawn first: the same photograph
+    assert SampleRecord.from_dict(json.loads(json.dumps(own.to_dict()))) == own
