@@ -8,7 +8,8 @@ One run measures, on the same 640 x 450 image (random pixels: timings do not dep
 content), with 1 and 2 torch threads on CPU:
 
 * the report's CNN (the shipped ``report`` weights) at stride 4 and exact (stride 1, once);
-* the U-Net, exact (it is dense by construction);
+* the U-Net, exact (it is dense by construction), and with test-time augmentation
+  (``--tta flips`` and ``d4``: 4 and 8 passes, through ``segment.model_maps``);
 * the U-Net's training step (batch 8, 128 x 128 crops, AdamW): tiles per second;
 * on CUDA: batched U-Net inference in images per second (batch 16, bf16 autocast and not).
 
@@ -26,6 +27,7 @@ import torch
 
 from blursynth_train.checkpoint import load_model
 from blursynth_train.models import UNet, UNetConfig
+from blursynth_train.segment import model_maps
 from blursynth_train.weights import resolve_weights
 
 H, W = 450, 640
@@ -140,6 +142,13 @@ def main() -> None:
             f"threads {n}: report CNN stride 4 {t_cnn4:.2f} s, U-Net exact {t_unet:.3f} s "
             f"per 640x450 image: U-Net is {t_cnn4 / t_unet:.1f}x faster"
         )
+        if n == threads[-1]:
+            pixels = image.permute(1, 2, 0).cpu().numpy()
+            for tta in ("flips", "d4"):
+                t = timed(
+                    lambda tta=tta, px=pixels: model_maps(unet, [px], tta=tta), device, args.repeat
+                )
+                print(f"threads {n}: U-Net --tta {tta} {t:.3f} s ({t / t_unet:.1f}x exact)")
         if n == threads[-1] and device.type == "cpu":
             t_cnn1 = timed(lambda: report.dense_probs(image, stride=1), device, 1)
             print(

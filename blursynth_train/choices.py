@@ -13,5 +13,7 @@ ON_DEVICE = ("auto", "yes", "no")
 SELECT_BY = ("accuracy", "miou")
 LOSSES = ("ce", "ce+dice")
 STRIDES = (1, 2, 4)
+TTA = ("none", "flips", "d4")
+"""Test-time augmentation (:func:`blursynth_train.segment.model_maps`)."""
 NAMED_WEIGHTS = ("bundled", "report", "types")
 """Names that stand for shipped weights wherever a checkpoint path is taken."""

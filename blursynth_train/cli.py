@@ -20,6 +20,7 @@ from blursynth_train.choices import (
     OPTIMIZERS,
     SELECT_BY,
     STRIDES,
+    TTA,
 )
 
 EVAL_SPLITS = ("eval", "val", "train")
@@ -285,6 +286,14 @@ _stride_option = click.option(
     show_default=True,
     help="1 = every pixel (exact); 2 or 4 = every 2nd/4th pixel, interpolated (faster).",
 )
+_tta_option = click.option(
+    "--tta",
+    type=click.Choice(TTA),
+    default="none",
+    show_default=True,
+    help="Test-time augmentation: the mean map over flipped (flips: 4) or flipped and turned "
+    "(d4: 8) copies of each image; 4x or 8x the time.",
+)
 _device_option = click.option(
     "--device", type=click.Choice(DEVICES), default="auto", show_default=True
 )
@@ -323,6 +332,7 @@ def _postprocess_option(default: str):
     help="Mask = probability >= threshold.",
 )
 @_postprocess_option("guided")
+@_tta_option
 @click.option(
     "--batch",
     type=click.IntRange(min=1),
@@ -332,7 +342,7 @@ def _postprocess_option(default: str):
 )
 @quiet_option
 @domain_errors
-def segment(images, model_path, out_dir, stride, device, threshold, postprocess, batch, quiet):
+def segment(images, model_path, out_dir, stride, device, threshold, postprocess, tta, batch, quiet):
     """Segment IMAGES (files, folders, globs) into sharp and blurred regions.
 
     Writes STEM_prob.png (16-bit, probability of blurred x 65535), STEM_mask.png (255 =
@@ -351,6 +361,7 @@ def segment(images, model_path, out_dir, stride, device, threshold, postprocess,
         stride=int(stride),
         threshold=threshold,
         postprocess=postprocess,
+        tta=tta,
         batch=batch,
         quiet=quiet,
     )
@@ -462,6 +473,7 @@ def export(checkpoint, out, full, dataset):
     help="Also score every model after this post-processing, as "
     "NAME+PP (repeatable). " + _POSTPROCESS_HELP,
 )
+@_tta_option
 @quiet_option
 @domain_errors
 def evaluate_command(
@@ -478,6 +490,7 @@ def evaluate_command(
     stride,
     device,
     postprocess,
+    tta,
     quiet,
 ):
     """Score models and baselines on whole images: IoU, mean IoU, accuracy, F0.3, MAE.
@@ -513,6 +526,7 @@ def evaluate_command(
         device=device,
         stride=int(stride),
         postprocess=list(postprocess) or ["none"],
+        tta=tta,
         quiet=quiet,
     )
     json_path, md_path = write_report(result, out_dir)

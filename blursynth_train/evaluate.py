@@ -28,6 +28,7 @@ from blursynth.imageio import to_u8, write_json, write_text
 from blursynth.postprocess import POSTPROCESS
 from blursynth.postprocess import postprocess as apply_postprocess
 from blursynth.progress import progressbar
+from blursynth_train.choices import TTA
 
 GROUPS = ("motion", "defocus", "all")
 TRIVIAL = "all-blurred"
@@ -112,6 +113,7 @@ def score_images(
     device: str = "auto",
     stride: int = 1,
     postprocess: str | Sequence[str] = "none",
+    tta: str = "none",
     quiet: bool = False,
 ) -> dict:
     """Score every method on every image; see the module docstring for the result layout.
@@ -129,13 +131,17 @@ def score_images(
         Names from :data:`blursynth.postprocess.POSTPROCESS`. For each one but "none", every
         model is also scored as ``NAME+POSTPROCESS`` on its post-processed map
         (:func:`blursynth.postprocess.postprocess`), computed from the same probability map.
+    tta : str
+        Test-time augmentation of every model (:data:`blursynth_train.segment.TTA`).
     """
     chosen = [postprocess] if isinstance(postprocess, str) else list(postprocess)
     for pp in chosen:
         if pp not in POSTPROCESS:
             raise BlursynthError(f"post-processing must be one of {POSTPROCESS}, got {pp!r}")
     chosen = [pp for pp in dict.fromkeys(chosen) if pp != "none"]
-    predictors = {m.name: _predictor(m, device, stride) for m in methods}
+    if tta not in TTA:
+        raise BlursynthError(f"test-time augmentation must be one of {TTA}, got {tta!r}")
+    predictors = {m.name: _predictor(m, device, stride, tta) for m in methods}
     checkpoints = {m.name: m.spec for m in methods if m.kind == "model"}
     derived = {
         m.name: [(pp, f"{m.name}+{pp}") for pp in chosen] for m in methods if m.kind == "model"
@@ -168,6 +174,7 @@ def score_images(
             "threshold": THRESHOLD,
             "beta2": metrics.BETA2,
             "stride": stride,
+            "tta": tta,
             "postprocess": ",".join(chosen) or "none",
             "images": len(images),
         },
@@ -219,28 +226,30 @@ def _spec(methods: list[Method], name: str) -> str:
     return next(m.spec for m in methods if m.name == name)
 
 
-def _predictor(method: Method, device: str, stride: int):
+def _predictor(method: Method, device: str, stride: int, tta: str):
     if method.kind == "baseline":
         return lambda image: baselines.blur_map(image, method.spec)
     from blursynth_train.device import resolve_device
     from blursynth_train.segment import load_segmenter
 
     model = load_segmenter(method.spec, resolve_device(device))
-    return _ModelPredictor(model, stride)
+    return _ModelPredictor(model, stride, tta)
 
 
 class _ModelPredictor:
     """A model's blur map of an image; a 3-class model's class probabilities of the last
     image stay in :attr:`last_classes` (one forward pass gives both)."""
 
-    def __init__(self, model, stride: int):
-        self.model, self.stride = model, stride
+    def __init__(self, model, stride: int, tta: str = "none"):
+        self.model, self.stride, self.tta = model, stride, tta
         self.last_classes = None
 
     def __call__(self, image):
         from blursynth_train.segment import model_maps
 
-        ((prob, self.last_classes),) = model_maps(self.model, [to_u8(image)], self.stride)
+        ((prob, self.last_classes),) = model_maps(
+            self.model, [to_u8(image)], self.stride, tta=self.tta
+        )
         return prob
 
 
@@ -316,7 +325,7 @@ def report_markdown(result: dict) -> str:
     s = result["settings"]
     parts = [
         f"# Evaluation ({s['images']} images, threshold {s['threshold']}, "
-        f"model stride {s['stride']})",
+        f"model stride {s['stride']}, test-time augmentation {s.get('tta', 'none')})",
         "",
     ]
     t1 = table1(summary)

@@ -15,6 +15,13 @@ Outputs per image ``STEM`` in the output folder, each written atomically:
     the image with blurred regions tinted red and outlined.
 ``STEM_classes.png`` (3-class models)
     the image tinted green where sharp, red where motion-blurred, blue where defocused.
+
+Test-time augmentation (``tta``, :data:`blursynth_train.choices.TTA`): the maps of the
+image as it is (``none``), or the mean of the maps of its transforms, each turned back:
+the four of ``flips`` (identity, left-right and up-down flips, half turn) or the eight of
+``d4`` (those and the quarter turns with their flips). Blur, its direction and its type
+are the same in a flipped or turned image, so the mean only averages out the model's own
+orientation bias, at 4 or 8 times the inference cost.
 """
 
 from __future__ import annotations
@@ -34,9 +41,17 @@ from blursynth.postprocess import POSTPROCESS
 from blursynth.postprocess import postprocess as apply_postprocess
 from blursynth.progress import progressbar
 from blursynth_train.checkpoint import load_model
+from blursynth_train.choices import TTA
 
 DEFAULT_TILE = 256
 TINT = (255, 0, 0)
+# Test-time augmentation (choices.TTA): the quarter turns and left-right flip of each
+# transform. ``flips``: identity, left-right flip, half turn, up-down flip (half turn + flip).
+_TTA_TRANSFORMS = {
+    "none": ((0, False),),
+    "flips": ((0, False), (0, True), (2, False), (2, True)),
+    "d4": tuple((k, f) for k in range(4) for f in (False, True)),
+}
 
 
 def load_segmenter(model_path: str | Path | None, device: torch.device) -> nn.Module:
@@ -148,18 +163,69 @@ def class_map(image: np.ndarray, mask: np.ndarray, probs: np.ndarray, alpha: flo
 
 
 def model_maps(
-    model: nn.Module, images: list[np.ndarray], stride: int = 1, tile: int = DEFAULT_TILE
+    model: nn.Module,
+    images: list[np.ndarray],
+    stride: int = 1,
+    tile: int = DEFAULT_TILE,
+    tta: str = "none",
 ) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """Blur probability map and (3-class models) class probabilities of each image.
 
-    A dense model (one with ``class_probs``) runs images of the same size as one batch
-    (whole images up to 1024 px; larger ones alone, in overlapping tiles); the patch CNN
-    takes them one by one at ``stride``.
+    With ``tta`` other than ``"none"`` (:data:`TTA`), both are the mean over the transforms
+    of the image, each map turned back to the image's frame.
 
     Returns
     -------
     list of (prob, classes)
         ``prob`` float32 ``(H, W)`` in [0, 1]; ``classes`` float32 ``(3, H, W)`` or ``None``.
+    """
+    if tta not in TTA:
+        raise BlursynthError(f"test-time augmentation must be one of {TTA}, got {tta!r}")
+    transforms = _TTA_TRANSFORMS[tta]
+    if len(transforms) == 1:
+        return _maps(model, images, stride, tile)
+    totals: list = []
+    for turns, flip in transforms:
+        maps = _maps(model, [_turn(im, turns, flip, axes=(0, 1)) for im in images], stride, tile)
+        back = [
+            (_unturn(p, turns, flip), None if c is None else _unturn(c, turns, flip))
+            for p, c in maps
+        ]
+        totals = (
+            back
+            if not totals
+            else [
+                (p0 + p, None if c is None else c0 + c)
+                for (p0, c0), (p, c) in zip(totals, back, strict=True)
+            ]
+        )
+    n = np.float32(len(transforms))
+    return [(p / n, None if c is None else c / n) for p, c in totals]
+
+
+def _turn(a: np.ndarray, turns: int, flip: bool, axes=(-2, -1)) -> np.ndarray:
+    """``a`` turned ``turns`` quarter turns, then flipped left-right, in the plane of ``axes``."""
+    a = np.rot90(a, turns, axes=axes)
+    if flip:
+        a = np.flip(a, axis=axes[1])
+    return np.ascontiguousarray(a)
+
+
+def _unturn(a: np.ndarray, turns: int, flip: bool, axes=(-2, -1)) -> np.ndarray:
+    """The inverse of :func:`_turn`."""
+    if flip:
+        a = np.flip(a, axis=axes[1])
+    return np.ascontiguousarray(np.rot90(a, -turns, axes=axes))
+
+
+def _maps(
+    model: nn.Module, images: list[np.ndarray], stride: int, tile: int
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """:func:`model_maps` without test-time augmentation.
+
+    A dense model (one with ``class_probs``) runs images of the same size as one batch
+    (whole images up to 1024 px; larger ones alone, in overlapping tiles); the patch CNN
+    takes them one by one at ``stride``.
     """
     if not hasattr(model, "class_probs"):
         return [(predict(model, im, stride, tile), None) for im in images]
@@ -190,13 +256,15 @@ def segment_images(
     threshold: float = 0.5,
     tile: int = DEFAULT_TILE,
     postprocess: str = "none",
+    tta: str = "none",
     batch: int = 8,
     quiet: bool = False,
 ) -> tuple[list[dict], list[dict]]:
     """Segment images and write their probability map, mask and overlay (see module doc).
 
     ``postprocess`` (one of :data:`blursynth.postprocess.POSTPROCESS`) is applied to the
-    probability map before thresholding (:func:`blursynth.postprocess.postprocess`). A
+    probability map before thresholding (:func:`blursynth.postprocess.postprocess`);
+    ``tta`` (:data:`TTA`) averages the maps of flipped and turned copies first. A
     3-class model also writes ``STEM_classes.png`` (:func:`class_map`). Images are read
     ``batch`` at a time, and a dense model segments those of one size together
     (:func:`model_maps`). An image that cannot be read is skipped and listed; the others
@@ -214,6 +282,8 @@ def segment_images(
         raise BlursynthError(f"threshold must be in [0, 1], got {threshold}")
     if postprocess not in POSTPROCESS:
         raise BlursynthError(f"post-processing must be one of {POSTPROCESS}, got {postprocess!r}")
+    if tta not in TTA:
+        raise BlursynthError(f"test-time augmentation must be one of {TTA}, got {tta!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if batch < 1:
@@ -227,7 +297,7 @@ def segment_images(
                     loaded.append((path, read_image_u8(path)))
                 except BlursynthError as exc:
                     skipped.append({"image": str(path), "reason": exc.reason})
-            maps = model_maps(model, [im for _, im in loaded], stride, tile)
+            maps = model_maps(model, [im for _, im in loaded], stride, tile, tta)
             for (path, image), (prob, classes) in zip(loaded, maps, strict=True):
                 written.append(
                     _write_outputs(path, image, prob, classes, out_dir, threshold, postprocess)
