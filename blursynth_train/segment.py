@@ -184,23 +184,21 @@ def model_maps(
     transforms = _TTA_TRANSFORMS[tta]
     if len(transforms) == 1:
         return _maps(model, images, stride, tile)
-    totals: list = []
+    sums = None
     for turns, flip in transforms:
-        maps = _maps(model, [_turn(im, turns, flip, axes=(0, 1)) for im in images], stride, tile)
+        seen = [_turn(im, turns, flip, axes=(0, 1)) for im in images]
         back = [
-            (_unturn(p, turns, flip), None if c is None else _unturn(c, turns, flip))
-            for p, c in maps
+            tuple(None if m is None else _unturn(m, turns, flip) for m in maps)
+            for maps in _maps(model, seen, stride, tile)
         ]
-        totals = (
-            back
-            if not totals
-            else [
-                (p0 + p, None if c is None else c0 + c)
-                for (p0, c0), (p, c) in zip(totals, back, strict=True)
-            ]
-        )
+        sums = back if sums is None else [_plus(a, b) for a, b in zip(sums, back, strict=True)]
     n = np.float32(len(transforms))
-    return [(p / n, None if c is None else c / n) for p, c in totals]
+    return [tuple(None if m is None else m / n for m in maps) for maps in sums]
+
+
+def _plus(a: tuple, b: tuple) -> tuple:
+    """Slot-wise sum of two (prob, classes) pairs (``classes`` may be None in both)."""
+    return tuple(None if x is None else x + y for x, y in zip(a, b, strict=True))
 
 
 def _turn(a: np.ndarray, turns: int, flip: bool, axes=(-2, -1)) -> np.ndarray:
