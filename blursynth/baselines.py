@@ -116,6 +116,18 @@ def lbp_sharpness(grey: np.ndarray, window: int = 21, threshold: float = 0.016) 
     return cv2.boxFilter(hit, -1, (window, window), borderType=cv2.BORDER_REPLICATE)
 
 
+def background_sharpness(image: np.ndarray, background: np.ndarray) -> float:
+    """How sharp a photograph's background is: the median :func:`lbp_sharpness` (Yi &
+    Eramian 2016, their window and threshold) over the ``background`` pixels, in [0, 1].
+
+    An absolute measure (not normalised per image): the share of a neighbourhood's pixels
+    with a sharp-edge LBP pattern. 0 for a photograph with no background pixel.
+    """
+    if not background.any():
+        return 0.0
+    return float(np.median(lbp_sharpness(to_grey(image))[background]))
+
+
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     """Otsu's threshold of values in [0, 1]: the bin edge maximising between-class variance."""
     hist, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))

@@ -214,6 +214,16 @@ def range_option(flag: str, help: str):
     "in from around it (no pasted edge, one light).",
 )
 @click.option(
+    "--min-background-sharpness",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    metavar="S",
+    help="Only photographs whose background is at least this sharp (the median Yi & Eramian "
+    "LBP sharpness off the object, 0-1) serve as backgrounds: saliency photographs often "
+    "have an out-of-focus background, which a composite would call sharp. 0: all.",
+)
+@click.option(
     "--jpeg",
     type=click.IntRange(1, 100),
     default=None,
@@ -290,6 +300,7 @@ def _sample_params(
     noise_read,
     uniform_share,
     background,
+    min_background_sharpness,
     jpeg,
 ):
     """``generate``'s kernel and camera options as :class:`SampleParams`; options that need
@@ -322,6 +333,7 @@ def _sample_params(
             jpeg=jpeg,
             uniform_share=uniform_share,
             background=background,
+            min_background_sharpness=min_background_sharpness,
             **ranges,
         )
     except ValueError as exc:

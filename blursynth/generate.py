@@ -32,6 +32,7 @@ import numpy as np
 from joblib import delayed
 
 import blursynth
+from blursynth.baselines import background_sharpness
 from blursynth.camera import jpeg_roundtrip, linear_to_srgb, sensor_noise, srgb_to_linear
 from blursynth.errors import BlursynthError
 from blursynth.imageio import read_image, to_u8, write_json, write_png, write_text
@@ -113,6 +114,7 @@ class Report:
     skipped_items: list[dict] = field(default_factory=list)  # VOC items unusable at all
     background_only: list[str] = field(default_factory=list)  # no class >= threshold
     failed: list[dict] = field(default_factory=list)  # samples whose files failed to decode
+    sharp_backgrounds: int | None = None  # --min-background-sharpness: photographs kept
 
     @property
     def complete(self) -> int:
@@ -204,6 +206,31 @@ def scan(
                 bad.append({"id": image_id, **result})
             bar.update(1)
     return items, bad
+
+
+def sharp_backgrounds(
+    voc: SceneSources, items: list[VOCItem], threshold: float, *, jobs: int = 1, quiet=False
+) -> list[int]:
+    """Indices of the ``items`` whose background (the pixels labelled 0: neither object nor
+    class) has :func:`blursynth.baselines.background_sharpness` >= ``threshold``; an item
+    that cannot be decoded is not kept."""
+    tasks = (delayed(_background_sharpness)(voc, it.id) for it in items)
+    with progressbar(length=len(items), label="measure backgrounds", quiet=quiet) as bar:
+        keep = []
+        for k, score in enumerate(run_tasks(tasks, jobs=jobs)):  # in order
+            if score >= threshold:
+                keep.append(k)
+            bar.update(1)
+    return keep
+
+
+def _background_sharpness(voc, image_id) -> float:
+    die_with_parent()
+    try:
+        image, labels = voc.load(image_id)
+    except BlursynthError:
+        return -1.0
+    return background_sharpness(image, labels == 0)
 
 
 def _scan_one(voc, image_id, min_fraction):
@@ -444,8 +471,20 @@ def _generate(
     _claim_run_folder(out, run, resume)
     write_json(out / SOURCES_FILE, source_entries(voc, split, objects))
 
+    backgrounds = None
+    if params.min_background_sharpness > 0:
+        backgrounds = sharp_backgrounds(
+            dataset, items, params.min_background_sharpness, jobs=jobs, quiet=quiet
+        )
+        report.sharp_backgrounds = len(backgrounds)
+        if not backgrounds:
+            raise BlursynthError(
+                f"no photograph has a background of sharpness >= "
+                f"{params.min_background_sharpness} (lower --min-background-sharpness)",
+                dataset.roots[0],
+            )
     records = [
-        sample_record(items, m, i, seed, params, dataset.class_name)
+        sample_record(items, m, i, seed, params, dataset.class_name, backgrounds)
         for m in models
         for i in range(n)
     ]

@@ -50,6 +50,7 @@ CAMERA_OPTIONS = (
     "jpeg",
     "uniform_share",
     "background",
+    "min_background_sharpness",
 )
 RECORD_EXTRAS = (
     "trajectory",
@@ -98,6 +99,12 @@ class SampleParams:
         is filled in from around it (:func:`blursynth.render.fill_behind`) before the
         background is blurred or the object moved. A uniform image is then the photograph
         itself, sharp or blurred everywhere.
+    min_background_sharpness : only photographs whose background is at least this sharp
+        (:func:`blursynth.baselines.background_sharpness`, in [0, 1]) serve as backgrounds
+        (and, with ``background="own"``, as scenes); 0 (the default): every photograph.
+        Saliency photographs often have an out-of-focus background, which a composite
+        would otherwise call sharp. The generator measures it; the sampler takes the
+        resulting ``backgrounds`` pool (:func:`sample_record`).
 
     The defaults are the report's models; the camera options draw after the report's
     parameters, so they never change what a default run draws.
@@ -117,6 +124,7 @@ class SampleParams:
     jpeg: int | None = None
     uniform_share: float = 0.0
     background: str = "other"
+    min_background_sharpness: float = 0.0
 
     def __post_init__(self):
         for name in ("length", "angle", "sigma1", "radius", "noise_a", "noise_b"):
@@ -145,6 +153,10 @@ class SampleParams:
             raise ValueError(f"uniform share must be in [0, 1], got {self.uniform_share}")
         if self.background not in BACKGROUNDS:
             raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
+        if not 0.0 <= self.min_background_sharpness <= 1.0:
+            raise ValueError(
+                f"background sharpness must be in [0, 1], got {self.min_background_sharpness}"
+            )
 
     def run_dict(self) -> dict:
         """The parameters as a run records them: the camera options only when one of them
@@ -236,6 +248,7 @@ def sample_record(
     seed: int,
     params: SampleParams | None = None,
     class_name=None,
+    backgrounds: Sequence[int] | None = None,
 ) -> SampleRecord:
     """Draw one sample.
 
@@ -252,6 +265,10 @@ def sample_record(
         Default :class:`SampleParams()`.
     class_name : callable, optional
         ``class_name(item_id, cls)`` for the record (default: the VOC class names).
+    backgrounds : sequence of int, optional
+        Indices of the items that may serve as backgrounds (with ``params.background ==
+        "own"``, as scenes); default: all (the pool ``params.min_background_sharpness``
+        makes, :func:`blursynth.generate.sharp_backgrounds`).
 
     Notes
     -----
@@ -270,13 +287,17 @@ def sample_record(
     if index < 0:
         raise ValueError(f"index must be >= 0, got {index}")
     fg_pool = [i for i, it in enumerate(items) if it.classes]
+    own = params.background == "own"
+    if own and backgrounds is not None:
+        fg_pool = sorted(set(fg_pool) & set(backgrounds))
     if not fg_pool:
         raise ValueError("no item has a usable class")
+    if backgrounds is not None and not backgrounds:
+        raise ValueError("no item may serve as background")
     key = (MODELS.index(model), int(index))
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
-    fg, bg, fg2 = _draw_images(rng, items, fg_pool, model)
-    own = params.background == "own"
+    fg, bg, fg2 = _draw_images(rng, items, fg_pool, model, backgrounds)
     if own:
         bg = fg
     cls = _draw_class(rng, fg)
@@ -316,11 +337,15 @@ def sample_record(
     )
 
 
-def _draw_images(rng: np.random.Generator, items, fg_pool: list[int], model: str):
-    """The foreground, the background (any other image when there is one) and, for
-    ``mixed``, the moving object (another foreground when there is one)."""
+def _draw_images(rng: np.random.Generator, items, fg_pool: list[int], model: str, backgrounds):
+    """The foreground, the background (any other image of ``backgrounds``, or of all items,
+    when there is one) and, for ``mixed``, the moving object (another foreground when there
+    is one)."""
     fi = fg_pool[int(rng.integers(len(fg_pool)))]
-    if len(items) > 1:
+    if backgrounds is not None:
+        pool = [i for i in backgrounds if i != fi] or list(backgrounds)
+        bi = pool[int(rng.integers(len(pool)))]
+    elif len(items) > 1:
         bi = int(rng.integers(len(items) - 1))
         bi += bi >= fi  # any image but the foreground
     else:

@@ -109,3 +109,21 @@ def test_otsu_normalise_puts_the_split_at_one_half():
     assert (out[:500] < 0.5).mean() > 0.99 and (out[500:] >= 0.5).mean() > 0.99
     assert np.all(np.diff(out[np.argsort(feature)]) >= 0)  # monotone
     np.testing.assert_array_equal(baselines.otsu_normalise(np.ones(7)), 0.5)
+
+
+def test_background_sharpness_tells_a_sharp_background_from_a_blurred_one():
+    """The median LBP sharpness off the object: high for texture, low for the same texture
+    out of focus, whatever the object looks like; 0 with no background pixel."""
+    rng = np.random.default_rng(0)
+    texture = rng.random((60, 80, 3)).astype(np.float32)
+    obj = np.zeros((60, 80), bool)
+    obj[20:40, 25:55] = True
+    background = ~obj
+    blurred = cv2.GaussianBlur(texture, (0, 0), 3)
+    for inside in (0.5, 0.0, 1.0):  # the object's pixels do not count
+        sharp_scene, soft_scene = texture.copy(), blurred.copy()
+        sharp_scene[obj] = soft_scene[obj] = inside
+        sharp = baselines.background_sharpness(sharp_scene, background)
+        soft = baselines.background_sharpness(soft_scene, background)
+        assert sharp > 0.3 and soft < 0.1, (inside, sharp, soft)
+    assert baselines.background_sharpness(texture, np.zeros_like(obj)) == 0.0

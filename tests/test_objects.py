@@ -233,3 +233,37 @@ def test_an_object_over_its_own_background(tmp_path):
         ],
     )
     assert res.exit_code == 2 and "nowhere" in res.output
+
+
+def test_only_photographs_with_a_sharp_background_serve_as_backgrounds(tmp_path):
+    """--min-background-sharpness: the photographs whose background is out of focus (here
+    o1 and o4, blurred on disk) are never a background; the count is in report.json; a
+    threshold no photograph meets is a clear error."""
+    import cv2
+
+    objects = make_objects(tmp_path / "obj")
+    for stem in ("o1", "o4"):
+        path = objects / "image" / f"{stem}.jpg"
+        cv2.imwrite(str(path), cv2.GaussianBlur(cv2.imread(str(path)), (0, 0), 3))
+    out = tmp_path / "out"
+    _run("--objects", objects, "--n", 6, "--out", out, "--min-background-sharpness", 0.3, "-j", 2)
+    records = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
+    assert {r["bg"] for r in records} <= {"o0", "o2", "o3"}
+    assert {r["fg"] for r in records} & {"o1", "o4"}  # they still serve as foregrounds
+    assert json.loads((out / "report.json").read_text())["sharp_backgrounds"] == 3
+    res = CliRunner().invoke(
+        main,
+        [
+            "generate",
+            "--objects",
+            str(objects),
+            "--n",
+            "1",
+            "--out",
+            str(tmp_path / "none"),
+            "--min-background-sharpness",
+            "1",
+        ],
+    )
+    assert res.exit_code == 1 and "no photograph has a background of sharpness" in res.output
+    assert "Traceback" not in res.output

@@ -125,3 +125,20 @@ def test_own_background_is_the_foregrounds_photograph_and_crop(model):
     assert other.background is None and "background" not in other.to_dict()
     assert own.fg == other.fg  # drawn first: the same photograph
     assert SampleRecord.from_dict(json.loads(json.dumps(own.to_dict()))) == own
+
+
+def test_backgrounds_come_from_the_pool_given():
+    """backgrounds=[...]: every background is drawn from it (another image than the
+    foreground when it can be); with the own background, the scene too."""
+    for model in ("motion", "defocus", "mixed", "pan"):
+        for i in range(12):
+            r = sample_record(ITEMS, model, i, seed=3, backgrounds=[1])
+            assert r.bg == ITEMS[1].id
+            own = sample_record(
+                ITEMS, model, i, seed=3, params=SampleParams(background="own"), backgrounds=[1, 2]
+            )
+            assert own.fg in (ITEMS[1].id, ITEMS[2].id) and own.bg == own.fg
+    with pytest.raises(ValueError, match="no item may serve as background"):
+        sample_record(ITEMS, "motion", 0, seed=3, backgrounds=[])
+    with pytest.raises(ValueError, match="background sharpness must be in"):
+        SampleParams(min_background_sharpness=1.5)
