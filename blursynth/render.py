@@ -11,7 +11,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from blursynth.imageio import to_u8
 from blursynth.kernels import convolve
 
 #: A soft blur map is binarised as ``soft >= BINARY_THRESHOLD`` (blurred).
@@ -53,7 +52,8 @@ def fill_behind(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return out
     if hole.all():  # nothing around to fill from: the object is the whole photograph
         return out
-    filled = cv2.inpaint(to_u8(image), hole, FILL_RADIUS, cv2.INPAINT_TELEA)
+    codes = np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)  # OpenCV inpaints 8 bits
+    filled = cv2.inpaint(codes, hole, FILL_RADIUS, cv2.INPAINT_TELEA)
     inside = hole.astype(bool)
     out[inside] = filled[inside].astype(np.float32) / np.float32(255)
     return out
