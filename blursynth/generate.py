@@ -468,10 +468,7 @@ def _generate(
     if objects:  # a VOC-only run's run.json is what it always was
         run["objects"] = [str(Path(d)) for d in objects]
         run["object_mask"] = {"threshold": object_threshold, "polarity": object_polarity}
-    _claim_run_folder(out, run, resume)
-    write_json(out / SOURCES_FILE, source_entries(voc, split, objects))
-
-    backgrounds = None
+    backgrounds = None  # measured before the folder is claimed: a refusal leaves it as it was
     if params.min_background_sharpness > 0:
         backgrounds = sharp_backgrounds(
             dataset, items, params.min_background_sharpness, jobs=jobs, quiet=quiet
@@ -483,6 +480,9 @@ def _generate(
                 f"{params.min_background_sharpness} (lower --min-background-sharpness)",
                 dataset.roots[0],
             )
+    _claim_run_folder(out, run, resume)
+    write_json(out / SOURCES_FILE, source_entries(voc, split, objects))
+
     records = [
         sample_record(items, m, i, seed, params, dataset.class_name, backgrounds)
         for m in models

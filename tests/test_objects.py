@@ -267,3 +267,5 @@ def test_only_photographs_with_a_sharp_background_serve_as_backgrounds(tmp_path)
     )
     assert res.exit_code == 1 and "no photograph has a background of sharpness" in res.output
     assert "Traceback" not in res.output
+    # refused before the folder was claimed: the same folder takes a new run, no --resume
+    _run("--objects", objects, "--n", 1, "--out", tmp_path / "none")
