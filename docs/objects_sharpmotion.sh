@@ -20,10 +20,14 @@ only_tiles objects-sharpbg motion
 only_tiles objects-every motion
 only_tiles objects-every defocus
 
-for motion in objects-sharpbg objects-every; do
-    name=v-$motion-motion-every-defocus-realval
-    step "runs/$name/summary.json" $BIN/blursynth_train fit "data/$motion-motion-tiles" \
-        data/objects-every-defocus-tiles --out "runs/$name" $RECIPE $REALVAL
-    step "evals/val-$name/results.json" $BIN/blursynth_train evaluate --dataset data/cuhk-tiles \
-        --split val --model "$name=runs/$name/best.pt" --out "evals/val-$name" -q
+# both with training seed 0, then both again with seed 1 (the spread of a seed)
+for seed in 0 1; do
+    for motion in objects-sharpbg objects-every; do
+        name=v-$motion-motion-every-defocus-realval$([ "$seed" = 0 ] || echo "-seed$seed")
+        step "runs/$name/summary.json" $BIN/blursynth_train fit "data/$motion-motion-tiles" \
+            data/objects-every-defocus-tiles --out "runs/$name" $RECIPE $REALVAL --seed "$seed"
+        step "evals/val-$name/results.json" $BIN/blursynth_train evaluate \
+            --dataset data/cuhk-tiles --split val --model "$name=runs/$name/best.pt" \
+            --out "evals/val-$name" -q
+    done
 done
