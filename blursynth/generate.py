@@ -224,6 +224,22 @@ def sharp_backgrounds(
     return keep
 
 
+def _background_pool(voc, items, params: SampleParams, report: Report, *, jobs, quiet):
+    """The items that may serve as backgrounds under ``--min-background-sharpness`` (None:
+    all), their count in ``report``; none left is an error."""
+    if params.min_background_sharpness <= 0:
+        return None
+    pool = sharp_backgrounds(voc, items, params.min_background_sharpness, jobs=jobs, quiet=quiet)
+    report.sharp_backgrounds = len(pool)
+    if not pool:
+        raise BlursynthError(
+            f"no photograph has a background of sharpness >= "
+            f"{params.min_background_sharpness} (lower --min-background-sharpness)",
+            voc.roots[0],
+        )
+    return pool
+
+
 def _background_sharpness(voc, image_id) -> float:
     die_with_parent()
     try:
@@ -468,18 +484,8 @@ def _generate(
     if objects:  # a VOC-only run's run.json is what it always was
         run["objects"] = [str(Path(d)) for d in objects]
         run["object_mask"] = {"threshold": object_threshold, "polarity": object_polarity}
-    backgrounds = None  # measured before the folder is claimed: a refusal leaves it as it was
-    if params.min_background_sharpness > 0:
-        backgrounds = sharp_backgrounds(
-            dataset, items, params.min_background_sharpness, jobs=jobs, quiet=quiet
-        )
-        report.sharp_backgrounds = len(backgrounds)
-        if not backgrounds:
-            raise BlursynthError(
-                f"no photograph has a background of sharpness >= "
-                f"{params.min_background_sharpness} (lower --min-background-sharpness)",
-                dataset.roots[0],
-            )
+    # measured before the folder is claimed: a refusal leaves it as it was
+    backgrounds = _background_pool(dataset, items, params, report, jobs=jobs, quiet=quiet)
     _claim_run_folder(out, run, resume)
     write_json(out / SOURCES_FILE, source_entries(voc, split, objects))
 

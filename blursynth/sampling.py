@@ -286,12 +286,8 @@ def sample_record(
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     if index < 0:
         raise ValueError(f"index must be >= 0, got {index}")
-    fg_pool = [i for i, it in enumerate(items) if it.classes]
     own = params.background == "own"
-    if own and backgrounds is not None:
-        fg_pool = sorted(set(fg_pool) & set(backgrounds))
-    if not fg_pool:
-        raise ValueError("no item has a usable class")
+    fg_pool = _foreground_pool(items, backgrounds if own else None)
     if backgrounds is not None and not backgrounds:
         raise ValueError("no item may serve as background")
     key = (MODELS.index(model), int(index))
@@ -335,6 +331,17 @@ def sample_record(
         bg_box=bg_box,
         **blur,
     )
+
+
+def _foreground_pool(items, scenes: Sequence[int] | None) -> list[int]:
+    """Indices of the items with a usable class (among ``scenes`` when given: an object
+    over its own background needs its photograph to be an allowed background)."""
+    pool = [i for i, it in enumerate(items) if it.classes]
+    if scenes is not None:
+        pool = sorted(set(pool) & set(scenes))
+    if not pool:
+        raise ValueError("no item has a usable class")
+    return pool
 
 
 def _draw_images(rng: np.random.Generator, items, fg_pool: list[int], model: str, backgrounds):

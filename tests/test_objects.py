@@ -21,6 +21,11 @@ from blursynth.sampling import SampleRecord
 from blursynth.sources.objects import ObjectFolder, SceneSources
 
 
+def _invoke(*args):
+    """``blursynth generate ARGS`` through the CLI, its result as it is."""
+    return CliRunner().invoke(main, ["generate", *map(str, args)])
+
+
 def _run(*args):
     res = CliRunner().invoke(main, ["generate", *map(str, args), "-q"])
     assert res.exit_code == 0, res.output
@@ -202,35 +207,12 @@ def test_an_object_over_its_own_background(tmp_path):
             diff = np.abs(image.astype(int) - pasted).max(axis=2)
             assert diff[~through].max() <= 1
             assert diff[through].max() > 10
-    res = CliRunner().invoke(
-        main,
-        [
-            "generate",
-            "--objects",
-            str(objects),
-            "--n",
-            "3",
-            "--model",
-            "all",
-            "--out",
-            str(tmp_path / "own"),
-            "--resume",
-        ],
+    res = _invoke(
+        "--objects", objects, "--n", "3", "--model", "all", "--out", tmp_path / "own", "--resume"
     )
     assert res.exit_code == 1 and "cannot resume" in res.output and "background" in res.output
-    res = CliRunner().invoke(
-        main,
-        [
-            "generate",
-            "--objects",
-            str(objects),
-            "--n",
-            "1",
-            "--out",
-            str(tmp_path / "x"),
-            "--background",
-            "nowhere",
-        ],
+    res = _invoke(
+        "--objects", objects, "--n", "1", "--out", tmp_path / "x", "--background", "nowhere"
     )
     assert res.exit_code == 2 and "nowhere" in res.output
 
@@ -251,19 +233,15 @@ def test_only_photographs_with_a_sharp_background_serve_as_backgrounds(tmp_path)
     assert {r["bg"] for r in records} <= {"o0", "o2", "o3"}
     assert {r["fg"] for r in records} & {"o1", "o4"}  # they still serve as foregrounds
     assert json.loads((out / "report.json").read_text())["sharp_backgrounds"] == 3
-    res = CliRunner().invoke(
-        main,
-        [
-            "generate",
-            "--objects",
-            str(objects),
-            "--n",
-            "1",
-            "--out",
-            str(tmp_path / "none"),
-            "--min-background-sharpness",
-            "1",
-        ],
+    res = _invoke(
+        "--objects",
+        objects,
+        "--n",
+        "1",
+        "--out",
+        tmp_path / "none",
+        "--min-background-sharpness",
+        "1",
     )
     assert res.exit_code == 1 and "no photograph has a background of sharpness" in res.output
     assert "Traceback" not in res.output

@@ -98,41 +98,20 @@ def test_segment_and_evaluate_take_tta_on_the_command_line(tmp_path):
     (image,) = _images((32, 40))
     Image.fromarray(image).save(tmp_path / "a.png")
     runner = CliRunner()
-    for tta in ("none", "d4"):
-        res = runner.invoke(
-            main,
-            [
-                "segment",
-                str(tmp_path / "a.png"),
-                "--model",
-                str(ckpt),
-                "--out",
-                str(tmp_path / tta),
-                "--postprocess",
-                "none",
-                "--tta",
-                tta,
-                "-q",
-            ],
+
+    def segment(*args):
+        return runner.invoke(
+            main, [str(a) for a in ("segment", tmp_path / "a.png", "--model", ckpt, *args)]
         )
+
+    for tta in ("none", "d4"):
+        res = segment("--out", tmp_path / tta, "--postprocess", "none", "--tta", tta, "-q")
         assert res.exit_code == 0, res.output
         ((expected, _),) = model_maps(model, [image], tta=tta)
         got = read_prob_png(tmp_path / tta / "a_prob.png")
         assert np.abs(got - expected).max() <= 1 / 65535
         assert (tmp_path / tta / "a_classes.png").is_file()
-    res = runner.invoke(
-        main,
-        [
-            "segment",
-            str(tmp_path / "a.png"),
-            "--model",
-            str(ckpt),
-            "--out",
-            str(tmp_path / "x"),
-            "--tta",
-            "spin",
-        ],
-    )
+    res = segment("--out", tmp_path / "x", "--tta", "spin")
     assert res.exit_code == 2 and "spin" in res.output and "Traceback" not in res.output
 
     folder = tmp_path / "set"
