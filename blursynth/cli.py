@@ -13,7 +13,13 @@ import click
 from blursynth import __version__
 from blursynth.errors import BlursynthError
 from blursynth.parallel import BACKENDS
-from blursynth.sampling import BACKGROUNDS, DEFOCUS_KERNELS, MODELS, MOTION_KERNELS
+from blursynth.sampling import (
+    BACKGROUNDS,
+    DEFOCUS_KERNELS,
+    MODELS,
+    MOTION_KERNELS,
+    SHARP_BACKGROUND_SCOPES,
+)
 from blursynth.schema import FORMATS, KNOWN_BLUR_TYPES, POLARITIES, SOURCE_KINDS
 from blursynth.sources.objects import OBJECT_POLARITIES
 from blursynth.sources.voc import SPLITS as VOC_SPLITS
@@ -224,6 +230,15 @@ def range_option(flag: str, help: str):
     "have an out-of-focus background, which a composite would call sharp. 0: all.",
 )
 @click.option(
+    "--sharp-background-for",
+    type=click.Choice(SHARP_BACKGROUND_SCOPES),
+    default="every",
+    show_default=True,
+    help="Which renderings --min-background-sharpness filters: every one, or only those "
+    "whose truth calls the background sharp (motion images, sharp uniform images); defocus, "
+    "pan and mixed images blur their background anyway and keep every photograph.",
+)
+@click.option(
     "--jpeg",
     type=click.IntRange(1, 100),
     default=None,
@@ -301,6 +316,7 @@ def _sample_params(
     uniform_share,
     background,
     min_background_sharpness,
+    sharp_background_for,
     jpeg,
 ):
     """``generate``'s kernel and camera options as :class:`SampleParams`; options that need
@@ -313,6 +329,10 @@ def _sample_params(
         raise click.UsageError("--disk-radius sets the range of --defocus-kernel disk; add it")
     if defocus_sigma and defocus_kernel == "disk":
         raise click.UsageError("--defocus-sigma is the Gaussian's; the disk takes --disk-radius")
+    if sharp_background_for != "every" and not min_background_sharpness:
+        raise click.UsageError(
+            "--sharp-background-for says where --min-background-sharpness applies; add it"
+        )
     ranges = {
         name: tuple(value)
         for name, value in (
@@ -334,6 +354,7 @@ def _sample_params(
             uniform_share=uniform_share,
             background=background,
             min_background_sharpness=min_background_sharpness,
+            sharp_background_for=sharp_background_for,
             **ranges,
         )
     except ValueError as exc:

@@ -37,6 +37,9 @@ DEFOCUS_KERNELS = ("gaussian", "disk")
 #: pasted over it) or the object's own (the object stays where it was photographed, and what
 #: lies behind it is filled in from its surroundings).
 BACKGROUNDS = ("other", "own")
+#: Which renderings ``min_background_sharpness`` filters: every one, or only those whose
+#: truth calls the background sharp (the motion model's, and every sharp uniform image).
+SHARP_BACKGROUND_SCOPES = ("every", "sharp-truth")
 #: Steps of a shake trajectory (its shape; its length is drawn from ``length``).
 SHAKE_STEPS = 32
 CAMERA_OPTIONS = (
@@ -51,6 +54,7 @@ CAMERA_OPTIONS = (
     "uniform_share",
     "background",
     "min_background_sharpness",
+    "sharp_background_for",
 )
 RECORD_EXTRAS = (
     "trajectory",
@@ -105,6 +109,12 @@ class SampleParams:
         Saliency photographs often have an out-of-focus background, which a composite
         would otherwise call sharp. The generator measures it; the sampler takes the
         resulting ``backgrounds`` pool (:func:`sample_record`).
+    sharp_background_for : ``"every"`` (the default): the pool serves every rendering;
+        ``"sharp-truth"``: only the renderings whose truth calls the background sharp (the
+        motion model's, and the sharp uniform images of any model), where an out-of-focus
+        background would be a wrong label; the others (defocus, pan, mixed, blurred uniform)
+        draw from every photograph, as their background is blurred anyway. The uniform
+        kind is then drawn before the images (it decides the pool).
 
     The defaults are the report's models; the camera options draw after the report's
     parameters, so they never change what a default run draws.
@@ -125,6 +135,7 @@ class SampleParams:
     uniform_share: float = 0.0
     background: str = "other"
     min_background_sharpness: float = 0.0
+    sharp_background_for: str = "every"
 
     def __post_init__(self):
         for name in ("length", "angle", "sigma1", "radius", "noise_a", "noise_b"):
@@ -156,6 +167,11 @@ class SampleParams:
         if not 0.0 <= self.min_background_sharpness <= 1.0:
             raise ValueError(
                 f"background sharpness must be in [0, 1], got {self.min_background_sharpness}"
+            )
+        if self.sharp_background_for not in SHARP_BACKGROUND_SCOPES:
+            raise ValueError(
+                f"sharp backgrounds must be for one of {SHARP_BACKGROUND_SCOPES}, "
+                f"got {self.sharp_background_for!r}"
             )
 
     def run_dict(self) -> dict:
@@ -286,12 +302,16 @@ def sample_record(
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     if index < 0:
         raise ValueError(f"index must be >= 0, got {index}")
-    own = params.background == "own"
-    fg_pool = _foreground_pool(items, backgrounds if own else None)
     if backgrounds is not None and not backgrounds:
         raise ValueError("no item may serve as background")
     key = (MODELS.index(model), int(index))
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+    early = params.sharp_background_for == "sharp-truth"
+    uniform = _draw_uniform(rng, model, params) if early else None
+    if early and not sharp_truth_background(model, uniform):
+        backgrounds = None  # a blurred background's source need not be sharp
+    own = params.background == "own"
+    fg_pool = _foreground_pool(items, backgrounds if own else None)
 
     fg, bg, fg2 = _draw_images(rng, items, fg_pool, model, backgrounds)
     if own:
@@ -317,6 +337,10 @@ def sample_record(
         blur["background"] = "own"
     blur.update(_blur_draws(rng, model, params))
     blur.update(_camera_draws(rng, model, blur, params))
+    if not early:  # the last draw, so a run without the camera options draws what it did
+        uniform = _draw_uniform(rng, model, params)
+    if uniform is not None:
+        blur["uniform"] = uniform
     return SampleRecord(
         name=sample_name(model, index),
         model=model,
@@ -418,9 +442,21 @@ def _camera_draws(rng: np.random.Generator, model: str, blur: dict, params: Samp
         extra["noise_seed"] = int(rng.integers(2**63))
     if params.jpeg is not None:
         extra["jpeg"] = int(params.jpeg)
-    if model != "mixed" and params.uniform_share > 0 and rng.random() < params.uniform_share:
-        extra["uniform"] = UNIFORM_KINDS[int(rng.integers(2))]
     return extra
+
+
+def _draw_uniform(rng: np.random.Generator, model: str, params: SampleParams) -> str | None:
+    """Whether the image holds no object: ``"sharp"`` or ``"blurred"`` everywhere (a share
+    ``params.uniform_share`` of all but mixed images, half each), else None."""
+    if model != "mixed" and params.uniform_share > 0 and rng.random() < params.uniform_share:
+        return UNIFORM_KINDS[int(rng.integers(2))]
+    return None
+
+
+def sharp_truth_background(model: str, uniform: str | None) -> bool:
+    """Whether the truth of a rendering calls its background photograph's pixels sharp: a
+    motion image's (the object moves over it) and a sharp uniform image's."""
+    return uniform == "sharp" or (model == "motion" and uniform is None)
 
 
 def shake_trajectory(

@@ -17,7 +17,7 @@ from blursynth.cli import main
 from blursynth.errors import BlursynthError
 from blursynth.generate import rerender, scene_sources
 from blursynth.imageio import read_image_u8, read_mask_u8
-from blursynth.sampling import SampleRecord
+from blursynth.sampling import SampleRecord, sharp_truth_background
 from blursynth.sources.objects import ObjectFolder, SceneSources
 
 
@@ -247,3 +247,51 @@ def test_only_photographs_with_a_sharp_background_serve_as_backgrounds(tmp_path)
     assert "Traceback" not in res.output
     # refused before the folder was claimed: the same folder takes a new run, no --resume
     _run("--objects", objects, "--n", 1, "--out", tmp_path / "none")
+
+
+def test_sharp_backgrounds_only_where_the_truth_calls_them_sharp(tmp_path):
+    """--sharp-background-for sharp-truth: the out-of-focus photographs (o1, o4) never lie
+    behind a motion image or a sharp uniform image, and still serve as the blurred
+    background of the others; the option alone is a usage error."""
+    import cv2
+
+    objects = make_objects(tmp_path / "obj")
+    for stem in ("o1", "o4"):
+        path = objects / "image" / f"{stem}.jpg"
+        cv2.imwrite(str(path), cv2.GaussianBlur(cv2.imread(str(path)), (0, 0), 3))
+    out = tmp_path / "out"
+    scope = ("--min-background-sharpness", 0.3, "--sharp-background-for", "sharp-truth")
+    _run(
+        "--objects",
+        objects,
+        "--n",
+        8,
+        "--model",
+        "all",
+        "--uniform-share",
+        0.4,
+        "--out",
+        out,
+        *scope,
+        "-j",
+        2,
+    )
+    records = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
+    sharp = [sharp_truth_background(r["model"], r.get("uniform")) for r in records]
+    assert sum(sharp) >= 8 and not all(sharp)
+    assert {r["bg"] for r, s in zip(records, sharp, strict=True) if s} <= {"o0", "o2", "o3"}
+    assert {r["bg"] for r, s in zip(records, sharp, strict=True) if not s} & {"o1", "o4"}
+    assert json.loads((out / "run.json").read_text())["params"]["sharp_background_for"] == (
+        "sharp-truth"
+    )
+    res = _invoke(
+        "--objects",
+        objects,
+        "--n",
+        1,
+        "--out",
+        tmp_path / "x",
+        "--sharp-background-for",
+        "sharp-truth",
+    )
+    assert res.exit_code == 2 and "add it" in res.output and "Traceback" not in res.output

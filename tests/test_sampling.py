@@ -7,7 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from blursynth.sampling import SampleParams, SampleRecord, _offset_keeping, sample_record
+from blursynth.sampling import (
+    SampleParams,
+    SampleRecord,
+    _offset_keeping,
+    sample_record,
+    sharp_truth_background,
+)
 from blursynth.sources.voc import VOCItem
 
 ITEMS = [
@@ -142,3 +148,31 @@ def test_backgrounds_come_from_the_pool_given():
         sample_record(ITEMS, "motion", 0, seed=3, backgrounds=[])
     with pytest.raises(ValueError, match="background sharpness must be in"):
         SampleParams(min_background_sharpness=1.5)
+
+
+def test_sharp_truth_scope_filters_only_the_backgrounds_called_sharp():
+    """sharp_background_for="sharp-truth": the pool serves the motion images and the sharp
+    uniform images; defocus, pan, mixed and blurred uniform images draw from every image."""
+    params = SampleParams(
+        uniform_share=0.5, min_background_sharpness=0.2, sharp_background_for="sharp-truth"
+    )
+    filtered, free = set(), set()
+    for model in ("motion", "defocus", "mixed", "pan"):
+        for i in range(40):
+            r = sample_record(ITEMS, model, i, seed=3, params=params, backgrounds=[1])
+            sharp = r.uniform == "sharp" or (model == "motion" and r.uniform is None)
+            assert sharp == sharp_truth_background(model, r.uniform)
+            (filtered if sharp else free).add((model, r.uniform, r.bg))
+            if sharp:
+                assert r.bg == ITEMS[1].id
+    assert {m for m, _, _ in filtered} >= {"motion", "defocus", "pan"}  # uniform sharp ones
+    assert {u for _, u, _ in free} >= {None, "blurred"}
+    assert len({bg for _, _, bg in free}) > 1  # not held to the pool
+    with pytest.raises(ValueError, match="sharp backgrounds must be for one of"):
+        SampleParams(sharp_background_for="motion")
+    # the default scope is every rendering: the run draws what it drew before the option
+    every = SampleParams(uniform_share=0.5, min_background_sharpness=0.2)
+    assert every.run_dict()["sharp_background_for"] == "every"
+    for i in range(8):
+        r = sample_record(ITEMS, "defocus", i, seed=3, params=every, backgrounds=[1])
+        assert r.bg == ITEMS[1].id
