@@ -134,13 +134,7 @@ def score_images(
     tta : str
         Test-time augmentation of every model (:data:`blursynth_train.segment.TTA`).
     """
-    chosen = [postprocess] if isinstance(postprocess, str) else list(postprocess)
-    for pp in chosen:
-        if pp not in POSTPROCESS:
-            raise BlursynthError(f"post-processing must be one of {POSTPROCESS}, got {pp!r}")
-    chosen = [pp for pp in dict.fromkeys(chosen) if pp != "none"]
-    if tta not in TTA:
-        raise BlursynthError(f"test-time augmentation must be one of {TTA}, got {tta!r}")
+    chosen = _checked_settings(postprocess, tta)
     predictors = {m.name: _predictor(m, device, stride, tta) for m in methods}
     checkpoints = {m.name: m.spec for m in methods if m.kind == "model"}
     derived = {
@@ -156,16 +150,7 @@ def score_images(
                 skipped.append({"stem": item.stem, "reason": str(exc)})
                 continue
             scores = _score_one(item, image, gt, predictors, derived, checkpoints)
-            images.append(
-                {
-                    "stem": item.stem,
-                    "blur_type": item.blur_type,
-                    "height": int(gt.shape[0]),
-                    "width": int(gt.shape[1]),
-                    "blurred_fraction": float(gt.mean()),
-                    "scores": scores,
-                }
-            )
+            images.append(_image_entry(item, gt, scores))
     if not images:
         first = skipped[0]["reason"] if skipped else "no image given"
         raise BlursynthError(f"no image could be scored; first problem: {first}")
@@ -187,6 +172,30 @@ def score_images(
         ],
         "images": images,
         "summary": summarise(images, names),
+    }
+
+
+def _checked_settings(postprocess: str | Sequence[str], tta: str) -> list[str]:
+    """The post-processing names to score besides the raw maps (each once, "none" dropped);
+    an unknown name or test-time augmentation is an error."""
+    chosen = [postprocess] if isinstance(postprocess, str) else list(postprocess)
+    for pp in chosen:
+        if pp not in POSTPROCESS:
+            raise BlursynthError(f"post-processing must be one of {POSTPROCESS}, got {pp!r}")
+    if tta not in TTA:
+        raise BlursynthError(f"test-time augmentation must be one of {TTA}, got {tta!r}")
+    return [pp for pp in dict.fromkeys(chosen) if pp != "none"]
+
+
+def _image_entry(item, gt: np.ndarray, scores: dict) -> dict:
+    """One image's entry of the results: what it is, its truth's size and share, its scores."""
+    return {
+        "stem": item.stem,
+        "blur_type": item.blur_type,
+        "height": int(gt.shape[0]),
+        "width": int(gt.shape[1]),
+        "blurred_fraction": float(gt.mean()),
+        "scores": scores,
     }
 
 
