@@ -318,25 +318,8 @@ def sample_record(
     fg, bg, fg2 = _draw_images(rng, items, fg_pool, model, backgrounds)
     if own:
         bg = fg
-    cls = _draw_class(rng, fg)
-    cls2 = _draw_class(rng, fg2) if fg2 is not None else None
-    h = min(it.height for it in (fg, bg, fg2) if it is not None)
-    w = min(it.width for it in (fg, bg, fg2) if it is not None)
-    fg_box = _object_crop(rng, fg, cls, h, w)
     name = class_name or (lambda _id, c: CLASSES[c])
-    blur = {}
-    if fg2 is not None:
-        blur.update(
-            fg2=fg2.id,
-            cls2=cls2,
-            fg2_box=_object_crop(rng, fg2, cls2, h, w),
-            class_name2=name(fg2.id, cls2),
-        )
-    by = int(rng.integers(bg.height - h + 1))
-    bx = int(rng.integers(bg.width - w + 1))
-    bg_box = fg_box if own else (by, bx, by + h, bx + w)
-    if own:
-        blur["background"] = "own"
+    cls, fg_box, bg_box, blur = _draw_placement(rng, fg, bg, fg2, own, name)
     blur.update(_blur_draws(rng, model, params))
     blur.update(_camera_draws(rng, model, blur, params))
     if not early:  # the last draw, so a run without the camera options draws what it did
@@ -357,6 +340,30 @@ def sample_record(
         bg_box=bg_box,
         **blur,
     )
+
+
+def _draw_placement(rng: np.random.Generator, fg, bg, fg2, own: bool, name):
+    """The object's class and the crops: ``(cls, fg_box, bg_box, extra)``, ``extra`` the
+    record fields of the moving object (``fg2``, mixed only) and of an own background."""
+    cls = _draw_class(rng, fg)
+    cls2 = _draw_class(rng, fg2) if fg2 is not None else None
+    h = min(it.height for it in (fg, bg, fg2) if it is not None)
+    w = min(it.width for it in (fg, bg, fg2) if it is not None)
+    fg_box = _object_crop(rng, fg, cls, h, w)
+    extra = {}
+    if fg2 is not None:
+        extra.update(
+            fg2=fg2.id,
+            cls2=cls2,
+            fg2_box=_object_crop(rng, fg2, cls2, h, w),
+            class_name2=name(fg2.id, cls2),
+        )
+    by = int(rng.integers(bg.height - h + 1))
+    bx = int(rng.integers(bg.width - w + 1))
+    bg_box = fg_box if own else (by, bx, by + h, bx + w)
+    if own:
+        extra["background"] = "own"
+    return cls, fg_box, bg_box, extra
 
 
 def _foreground_pool(items, scenes: Sequence[int] | None) -> list[int]:

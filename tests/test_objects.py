@@ -32,6 +32,18 @@ def _run(*args):
     return res
 
 
+def _objects_with_blurred_photographs(root, stems):
+    """The object folder of :func:`make_objects` with the photographs ``stems`` blurred on
+    disk (an out-of-focus background)."""
+    import cv2
+
+    objects = make_objects(root)
+    for stem in stems:
+        path = objects / "image" / f"{stem}.jpg"
+        cv2.imwrite(str(path), cv2.GaussianBlur(cv2.imread(str(path)), (0, 0), 3))
+    return objects
+
+
 def test_objects_follow_the_documented_rule(tmp_path):
     """2 % to 80 % of the image: a foreground; outside it: a background only."""
     folder = ObjectFolder(make_objects(tmp_path / "obj"))
@@ -221,12 +233,7 @@ def test_only_photographs_with_a_sharp_background_serve_as_backgrounds(tmp_path)
     """--min-background-sharpness: the photographs whose background is out of focus (here
     o1 and o4, blurred on disk) are never a background; the count is in report.json; a
     threshold no photograph meets is a clear error."""
-    import cv2
-
-    objects = make_objects(tmp_path / "obj")
-    for stem in ("o1", "o4"):
-        path = objects / "image" / f"{stem}.jpg"
-        cv2.imwrite(str(path), cv2.GaussianBlur(cv2.imread(str(path)), (0, 0), 3))
+    objects = _objects_with_blurred_photographs(tmp_path / "obj", ("o1", "o4"))
     out = tmp_path / "out"
     _run("--objects", objects, "--n", 6, "--out", out, "--min-background-sharpness", 0.3, "-j", 2)
     records = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
@@ -253,12 +260,7 @@ def test_sharp_backgrounds_only_where_the_truth_calls_them_sharp(tmp_path):
     """--sharp-background-for sharp-truth: the out-of-focus photographs (o1, o4) never lie
     behind a motion image or a sharp uniform image, and still serve as the blurred
     background of the others; the option alone is a usage error."""
-    import cv2
-
-    objects = make_objects(tmp_path / "obj")
-    for stem in ("o1", "o4"):
-        path = objects / "image" / f"{stem}.jpg"
-        cv2.imwrite(str(path), cv2.GaussianBlur(cv2.imread(str(path)), (0, 0), 3))
+    objects = _objects_with_blurred_photographs(tmp_path / "obj", ("o1", "o4"))
     out = tmp_path / "out"
     scope = ("--min-background-sharpness", 0.3, "--sharp-background-for", "sharp-truth")
     _run(
