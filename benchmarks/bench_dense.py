@@ -9,7 +9,7 @@ content), with 1 and 2 torch threads on CPU:
 
 * the report's CNN (the shipped ``report`` weights) at stride 4 and exact (stride 1, once);
 * the U-Net, exact (it is dense by construction), and with test-time augmentation
-  (``--tta flips`` and ``d4``: 4 and 8 passes, through ``segment.model_maps``);
+  (``--tta flips`` and ``d4``: 4 and 8 passes, through ``predict.model_maps``);
 * the U-Net's training step (batch 8, 128 x 128 crops, AdamW): tiles per second;
 * on CUDA: batched U-Net inference in images per second (batch 16, bf16 autocast and not).
 
@@ -27,7 +27,7 @@ import torch
 
 from blursynth_train.checkpoint import load_model
 from blursynth_train.models import UNet, UNetConfig
-from blursynth_train.segment import model_maps
+from blursynth_train.predict import model_maps
 from blursynth_train.weights import resolve_weights
 
 H, W = 450, 640

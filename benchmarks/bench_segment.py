@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from blursynth import baselines, metrics
 from blursynth_train.checkpoint import load_model
 from blursynth_train.models import BlurNet
-from blursynth_train.segment import predict
+from blursynth_train.predict import predict
 
 SIZE = (450, 640)  # H, W
 

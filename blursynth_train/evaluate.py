@@ -1,10 +1,12 @@
 """Score models and baselines on whole images with blur masks.
 
-Every method produces a blur map in [0, 1] per image (models: :meth:`BlurNet.dense_probs`;
-baselines: :func:`blursynth.baselines.blur_map`); :func:`blursynth.metrics.score_map` scores
-it; scores are averaged over images (each image weighs the same) for the groups ``motion``,
-``defocus`` and ``all`` (images of unknown blur type count in ``all`` only). The trivial
-"everything blurred" map is always scored as ``all-blurred``.
+Every method produces a blur map in [0, 1] per image (models: through the
+:class:`~blursynth_train.predict.Predictor`, which also gives a 3-class model's class
+probabilities; baselines: :func:`blursynth.baselines.blur_map`);
+:func:`blursynth.metrics.score_map` scores it; scores are averaged over images (each image
+weighs the same) for the groups ``motion``, ``defocus`` and ``all`` (images of unknown
+blur type count in ``all`` only). The trivial "everything blurred" map is always scored as
+``all-blurred``.
 
 Result (``results.json``)::
 
@@ -203,16 +205,16 @@ def _score_one(item, image, gt, predictors: dict, derived: dict, checkpoints: di
     """Every method's (and post-processed variant's) scores on one image."""
     scores = {}
     for name, fn in predictors.items():
-        prob = fn(image)
+        pred = fn(image)
+        prob = pred.prob
         if not np.isfinite(prob).all():  # e.g. a diverged checkpoint: name it, no traceback
             raise BlursynthError(
                 f"{name} gives non-finite blur probabilities on {item.image_path.name}",
                 checkpoints.get(name),
             )
         scores[name] = metrics.score_map(prob, gt)
-        classes = getattr(fn, "last_classes", None)
-        if classes is not None and item.blur_type in ("motion", "defocus"):
-            scores[name].update(metrics.score_classes(classes, gt, item.blur_type))
+        if pred.classes is not None and item.blur_type in ("motion", "defocus"):
+            scores[name].update(metrics.score_classes(pred.classes, gt, item.blur_type))
         for pp, derived_name in derived.get(name, []):
             scores[derived_name] = metrics.score_map(apply_postprocess(pp, image, prob), gt)
     return scores
@@ -236,30 +238,18 @@ def _spec(methods: list[Method], name: str) -> str:
 
 
 def _predictor(method: Method, device: str, stride: int, tta: str):
+    """``image (float (H, W, 3) in [0, 1]) -> Prediction`` of a model or a baseline."""
+    from blursynth_train.predict import Prediction, Predictor
+
     if method.kind == "baseline":
-        return lambda image: baselines.blur_map(image, method.spec)
+        return lambda image: Prediction(baselines.blur_map(image, method.spec))
     from blursynth_train.device import resolve_device
     from blursynth_train.segment import load_segmenter
 
-    model = load_segmenter(method.spec, resolve_device(device))
-    return _ModelPredictor(model, stride, tta)
-
-
-class _ModelPredictor:
-    """A model's blur map of an image; a 3-class model's class probabilities of the last
-    image stay in :attr:`last_classes` (one forward pass gives both)."""
-
-    def __init__(self, model, stride: int, tta: str = "none"):
-        self.model, self.stride, self.tta = model, stride, tta
-        self.last_classes = None
-
-    def __call__(self, image):
-        from blursynth_train.segment import model_maps
-
-        ((prob, self.last_classes),) = model_maps(
-            self.model, [to_u8(image)], self.stride, tta=self.tta
-        )
-        return prob
+    predictor = Predictor(
+        load_segmenter(method.spec, resolve_device(device)), stride=stride, tta=tta
+    )
+    return lambda image: predictor([to_u8(image)])[0]
 
 
 # --- reports ----------------------------------------------------------------------------------

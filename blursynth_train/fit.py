@@ -70,7 +70,7 @@ from blursynth_train.data import (
     random_crop,
 )
 from blursynth_train.device import resolve_device
-from blursynth_train.models import create_model, get_family
+from blursynth_train.models import create_model, get_family, parameter_groups
 from blursynth_train.objectives import IGNORE, Validation, training_loss, validate
 from blursynth_train.plots import plot_curves, read_log
 
@@ -158,6 +158,10 @@ class FitConfig:
     photometric : bool
         Random gamma, gain, contrast and saturation of each row
         (:func:`blursynth_train.data.photometric`).
+    encoder, pretrained, freeze_blocks : optional
+        Options of the ``liteunet`` family (its encoder ``lite0|lite1|lite2``, whether it
+        starts from ImageNet weights, how many of its first blocks stay frozen); None: the
+        family's default. Refused for families that do not take them.
     crop : int
         Train dense models on a random ``crop`` x ``crop`` window of each batch (0: whole
         tiles); a cheaper step, the same context per pixel up to the crop.
@@ -204,6 +208,9 @@ class FitConfig:
     augment: bool = False
     photometric: bool = False
     crop: int = 0
+    encoder: str | None = None
+    pretrained: str | None = None
+    freeze_blocks: int | None = None
     bf16: bool = False
     compile: bool = False
     deterministic: bool = False
@@ -255,14 +262,32 @@ class FitConfig:
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.freeze_blocks is not None and self.freeze_blocks < 0:
+            raise ValueError(f"freeze_blocks must be >= 0, got {self.freeze_blocks}")
+        from blursynth_train.models import get_family
+
+        family = get_family(self.model)
+        foreign = [n for n in FAMILY_OPTIONS if getattr(self, n) is not None]
+        foreign = [n for n in foreign if n not in family.options]
+        if foreign:
+            names = ", ".join("--" + n.replace("_", "-") for n in foreign)
+            raise ValueError(f"{names}: not an option of the {self.model} family")
+
+    def family_options(self) -> dict:
+        """The family's own options that were given (the rest take the family's defaults)."""
+        return {n: getattr(self, n) for n in FAMILY_OPTIONS if getattr(self, n) is not None}
 
     def dataset_paths(self) -> list[str]:
         """The dataset folder(s), as a list."""
         return [self.datasets] if isinstance(self.datasets, str) else list(self.datasets)
 
 
+FAMILY_OPTIONS = ("encoder", "pretrained", "freeze_blocks")
+"""FitConfig fields that only some model families take (:attr:`ModelFamily.options`)."""
+
 # Fields that define what is trained; on --resume they default to the saved run's values.
 RECIPE_FIELDS = (
+    *FAMILY_OPTIONS,
     "model",
     "batch_size",
     "lr",
@@ -380,12 +405,13 @@ def lr_at(iteration: int, base: float, iterations: int, schedule: str) -> float:
 
 
 def make_optimizer(model: nn.Module, cfg: FitConfig) -> torch.optim.Optimizer:
-    """The optimizer ``cfg.optimizer`` over all parameters (learning rate set per step)."""
+    """The optimizer ``cfg.optimizer`` over the model's parameter groups
+    (:func:`blursynth_train.models.parameter_groups`); each step sets a group's rate to the
+    scheduled rate times its ``lr_scale``."""
+    groups = parameter_groups(model, cfg.weight_decay)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-    )
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
 
 
 # ---- the run ---------------------------------------------------------------------------------
@@ -494,7 +520,10 @@ def _fit_locked(config: FitConfig) -> FitResult:
             )
         resident = _hold_on_device(cfg, data, device)
         batches, val = _batch_sources(cfg, data, device, resident, say)
-        model = create_model(family.config_for_dataset(data.params)).to(device)
+        config = family.config_for_dataset(data.params, cfg.family_options())
+        # ImageNet weights only for a fresh start: --init and --resume bring their own
+        model = create_model(config, pretrained=cfg.init is None and not cfg.resume)
+        model = model.to(device)
         class_weights = _class_weights(cfg, model, device)
         if cfg.init is not None and not cfg.resume:
             _initialise(model, cfg.init)
@@ -707,7 +736,7 @@ def train_loop(run: Run, batches) -> bool:
         for x, y in islice(batches.iterate(state.iteration), todo):
             lr = lr_at(state.iteration, cfg.lr, run.iterations, cfg.lr_schedule)
             for group in run.optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             if cfg.crop:
                 x, y = random_crop(x, y, cfg.crop)
             if cfg.augment:

@@ -1,8 +1,7 @@
-"""Dense blur segmentation of whole images with a trained :class:`BlurNet`.
+"""Segment image files and write their maps: the I/O around :class:`Predictor`.
 
-Every pixel is classified by its 31 x 31 neighbourhood (reflect padding at the borders) with
-the exact fully-convolutional form :meth:`BlurNet.dense_probs`; ``stride`` 2 or 4 evaluates
-every 2nd or 4th pixel and interpolates (see ``docs/benchmarks.md`` for its accuracy cost).
+The maps come from :mod:`blursynth_train.predict` (any model family, test-time flips and
+turns, large images in windows); this module finds the images, reads them, and writes:
 
 Outputs per image ``STEM`` in the output folder, each written atomically:
 
@@ -14,14 +13,11 @@ Outputs per image ``STEM`` in the output folder, each written atomically:
 ``STEM_overlay.png``
     the image with blurred regions tinted red and outlined.
 ``STEM_classes.png`` (3-class models)
-    the image tinted green where sharp, red where motion-blurred, blue where defocused.
-
-Test-time augmentation (``tta``, :data:`blursynth_train.choices.TTA`): the maps of the
-image as it is (``none``), or the mean of the maps of its transforms, each turned back:
-the four of ``flips`` (identity, left-right and up-down flips, half turn) or the eight of
-``d4`` (those and the quarter turns with their flips). Blur, its direction and its type
-are the same in a flipped or turned image, so the mean only averages out the model's own
-orientation bias, at 4 or 8 times the inference cost.
+    for people: the image tinted green where sharp, red where motion-blurred, blue where
+    defocused.
+``STEM_labels.png`` (3-class models)
+    for programs: a palette PNG the image's size whose pixel values are 0 sharp, 1 motion,
+    2 defocus (the palette shows them in the colours of ``STEM_classes.png``).
 """
 
 from __future__ import annotations
@@ -41,17 +37,9 @@ from blursynth.postprocess import POSTPROCESS
 from blursynth.postprocess import postprocess as apply_postprocess
 from blursynth.progress import progressbar
 from blursynth_train.checkpoint import load_model
-from blursynth_train.choices import TTA
+from blursynth_train.predict import Prediction, Predictor
 
-DEFAULT_TILE = 256
 TINT = (255, 0, 0)
-# Test-time augmentation (choices.TTA): the quarter turns and left-right flip of each
-# transform. ``flips``: identity, left-right flip, half turn, up-down flip (half turn + flip).
-_TTA_TRANSFORMS = {
-    "none": ((0, False),),
-    "flips": ((0, False), (0, True), (2, False), (2, True)),
-    "d4": tuple((k, f) for k in range(4) for f in (False, True)),
-}
 
 
 def load_segmenter(model_path: str | Path | None, device: torch.device) -> nn.Module:
@@ -98,31 +86,6 @@ def expand_inputs(specs: list[str]) -> list[Path]:
     return list(seen.values())
 
 
-def predict(
-    model: nn.Module, image: np.ndarray, stride: int = 1, tile: int = DEFAULT_TILE
-) -> np.ndarray:
-    """Blur probability of every pixel.
-
-    Parameters
-    ----------
-    model : nn.Module
-        A model of any registered family (:mod:`blursynth_train.models`),
-        In eval mode, on the device to use.
-    image : uint8 (H, W, 3)
-    stride : {1, 2, 4}
-
-    Returns
-    -------
-    numpy.ndarray
-        float32 ``(H, W)`` in [0, 1].
-    """
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
-    device = next(model.parameters()).device
-    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).to(device)
-    return model.dense_probs(x, stride=stride, tile=tile).cpu().numpy()
-
-
 def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     """uint8 ``(H, W, 3)``: ``image`` tinted red where ``mask`` and outlined in red."""
     out = image.astype(np.float32)
@@ -154,95 +117,21 @@ CLASS_COLOURS = np.array([(60, 180, 75), (230, 25, 75), (0, 130, 200)], dtype=np
 """Colours of sharp, motion and defocus in ``STEM_classes.png``."""
 
 
+def write_labels_png(path: str | Path, labels: np.ndarray) -> None:
+    """Write uint8 class labels (0 sharp, 1 motion, 2 defocus) as a palette PNG, atomically:
+    the pixel values are the labels, the palette their colours in ``STEM_classes.png``."""
+    im = Image.fromarray(labels.astype(np.uint8), mode="P")
+    im.putpalette(CLASS_COLOURS.astype(np.uint8).ravel().tolist())
+    with atomic_path(path) as tmp:
+        im.save(tmp, format="PNG")
+
+
 def class_map(image: np.ndarray, mask: np.ndarray, probs: np.ndarray, alpha: float = 0.5):
     """uint8 ``(H, W, 3)``: the image tinted by class: sharp where ``mask`` is off, else
     motion or defocus, whichever is more probable."""
     classes = np.where(mask, np.where(probs[1] >= probs[2], 1, 2), 0)
     out = (1 - alpha) * image.astype(np.float32) + alpha * CLASS_COLOURS[classes]
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
-def model_maps(
-    model: nn.Module,
-    images: list[np.ndarray],
-    stride: int = 1,
-    tile: int = DEFAULT_TILE,
-    tta: str = "none",
-) -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """Blur probability map and (3-class models) class probabilities of each image.
-
-    With ``tta`` other than ``"none"`` (:data:`TTA`), both are the mean over the transforms
-    of the image, each map turned back to the image's frame.
-
-    Returns
-    -------
-    list of (prob, classes)
-        ``prob`` float32 ``(H, W)`` in [0, 1]; ``classes`` float32 ``(3, H, W)`` or ``None``.
-    """
-    if tta not in TTA:
-        raise BlursynthError(f"test-time augmentation must be one of {TTA}, got {tta!r}")
-    transforms = _TTA_TRANSFORMS[tta]
-    if len(transforms) == 1:
-        return _maps(model, images, stride, tile)
-    sums = None
-    for turns, flip in transforms:
-        seen = [_turn(im, turns, flip, axes=(0, 1)) for im in images]
-        back = [
-            tuple(None if m is None else _unturn(m, turns, flip) for m in maps)
-            for maps in _maps(model, seen, stride, tile)
-        ]
-        sums = back if sums is None else [_plus(a, b) for a, b in zip(sums, back, strict=True)]
-    n = np.float32(len(transforms))
-    return [tuple(None if m is None else m / n for m in maps) for maps in sums]
-
-
-def _plus(a: tuple, b: tuple) -> tuple:
-    """Slot-wise sum of two (prob, classes) pairs (``classes`` may be None in both)."""
-    return tuple(None if x is None else x + y for x, y in zip(a, b, strict=True))
-
-
-def _turn(a: np.ndarray, turns: int, flip: bool, axes=(-2, -1)) -> np.ndarray:
-    """``a`` turned ``turns`` quarter turns, then flipped left-right, in the plane of ``axes``."""
-    a = np.rot90(a, turns, axes=axes)
-    if flip:
-        a = np.flip(a, axis=axes[1])
-    return np.ascontiguousarray(a)
-
-
-def _unturn(a: np.ndarray, turns: int, flip: bool, axes=(-2, -1)) -> np.ndarray:
-    """The inverse of :func:`_turn`."""
-    if flip:
-        a = np.flip(a, axis=axes[1])
-    return np.ascontiguousarray(np.rot90(a, -turns, axes=axes))
-
-
-def _maps(
-    model: nn.Module, images: list[np.ndarray], stride: int, tile: int
-) -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """:func:`model_maps` without test-time augmentation.
-
-    A dense model (one with ``class_probs``) runs images of the same size as one batch
-    (whole images up to 1024 px; larger ones alone, in overlapping tiles); the patch CNN
-    takes them one by one at ``stride``.
-    """
-    if not hasattr(model, "class_probs"):
-        return [(predict(model, im, stride, tile), None) for im in images]
-    device = next(model.parameters()).device
-    out: list = [None] * len(images)
-    groups: dict = {}
-    for k, im in enumerate(images):
-        groups.setdefault(im.shape, []).append(k)
-    for shape, members in groups.items():
-        x = torch.from_numpy(np.stack([images[k].transpose(2, 0, 1) for k in members]))
-        x = x.to(device)
-        with torch.no_grad():
-            if max(shape[:2]) <= 1024:
-                probs = torch.softmax(model(x).float(), 1).cpu().numpy()
-            else:
-                probs = np.stack([model.class_probs(xi).cpu().numpy() for xi in x])
-        for k, p in zip(members, probs, strict=True):
-            out[k] = (np.clip(1.0 - p[0], 0.0, 1.0), p if len(p) == 3 else None)
-    return out
 
 
 def segment_images(
@@ -252,7 +141,6 @@ def segment_images(
     *,
     stride: int = 1,
     threshold: float = 0.5,
-    tile: int = DEFAULT_TILE,
     postprocess: str = "none",
     tta: str = "none",
     batch: int = 8,
@@ -262,11 +150,11 @@ def segment_images(
 
     ``postprocess`` (one of :data:`blursynth.postprocess.POSTPROCESS`) is applied to the
     probability map before thresholding (:func:`blursynth.postprocess.postprocess`);
-    ``tta`` (:data:`TTA`) averages the maps of flipped and turned copies first. A
-    3-class model also writes ``STEM_classes.png`` (:func:`class_map`). Images are read
-    ``batch`` at a time, and a dense model segments those of one size together
-    (:func:`model_maps`). An image that cannot be read is skipped and listed; the others
-    are still segmented.
+    ``tta`` (:data:`blursynth_train.choices.TTA`) averages the maps of flipped and turned
+    copies first. A 3-class model also writes ``STEM_classes.png`` (:func:`class_map`) and
+    ``STEM_labels.png`` (:func:`write_labels_png`). Images are read ``batch`` at a time, and
+    a dense model segments those of one size together (:class:`Predictor`). An image that
+    cannot be read is skipped and listed; the others are still segmented.
 
     Returns
     -------
@@ -280,8 +168,7 @@ def segment_images(
         raise BlursynthError(f"threshold must be in [0, 1], got {threshold}")
     if postprocess not in POSTPROCESS:
         raise BlursynthError(f"post-processing must be one of {POSTPROCESS}, got {postprocess!r}")
-    if tta not in TTA:
-        raise BlursynthError(f"test-time augmentation must be one of {TTA}, got {tta!r}")
+    predictor = Predictor(model, stride=stride, tta=tta)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if batch < 1:
@@ -295,16 +182,15 @@ def segment_images(
                     loaded.append((path, read_image_u8(path)))
                 except BlursynthError as exc:
                     skipped.append({"image": str(path), "reason": exc.reason})
-            maps = model_maps(model, [im for _, im in loaded], stride, tile, tta)
-            for (path, image), (prob, classes) in zip(loaded, maps, strict=True):
-                written.append(
-                    _write_outputs(path, image, prob, classes, out_dir, threshold, postprocess)
-                )
+            preds = predictor([im for _, im in loaded])
+            for (path, image), pred in zip(loaded, preds, strict=True):
+                written.append(_write_outputs(path, image, pred, out_dir, threshold, postprocess))
             bar.update(len(paths[first : first + batch]))
     return written, skipped
 
 
-def _write_outputs(path: Path, image, prob, classes, out_dir: Path, threshold, postprocess):
+def _write_outputs(path: Path, image, pred: Prediction, out_dir: Path, threshold, postprocess):
+    prob, classes = pred.prob, pred.classes
     if postprocess != "none":
         prob = apply_postprocess(postprocess, image.astype(np.float32) / 255.0, prob)
     mask = prob >= threshold
@@ -315,6 +201,8 @@ def _write_outputs(path: Path, image, prob, classes, out_dir: Path, threshold, p
     if classes is not None:
         files["classes"] = out_dir / f"{path.stem}_classes.png"
         write_png(files["classes"], class_map(image, mask, classes))
+        files["labels"] = out_dir / f"{path.stem}_labels.png"
+        write_labels_png(files["labels"], Prediction(prob, classes).labels(threshold))
     return {
         "image": str(path),
         **{k: str(v) for k, v in files.items()},

@@ -65,7 +65,7 @@ def curves(runs, out, title):
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 def qualitative(kind, root, models, n, stride, out):
     """Image | ground truth | each model's map | Su | Laplacian, one row per image."""
-    from blursynth_train.segment import model_maps
+    from blursynth_train.predict import model_maps
     from blursynth_train.weights import resolve_weights
 
     specs = [m.split("=", 1) for m in (models or ("dense U-Net=bundled", "report CNN=report"))]

@@ -294,7 +294,7 @@ def test_postprocess_scores_each_model_raw_and_smoothed(tmp_path, tree):
     """``--postprocess guided`` adds NAME+guided, scored on the filtered map of the same run."""
     from blursynth.postprocess import guided_filter, postprocess
     from blursynth_train.checkpoint import load_model
-    from blursynth_train.segment import predict
+    from blursynth_train.predict import predict
 
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp_path / "m.pt", BlurNet(NARROW))

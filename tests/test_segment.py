@@ -11,10 +11,10 @@ from PIL import Image
 from blursynth_train.checkpoint import load_model, save_checkpoint
 from blursynth_train.cli import main
 from blursynth_train.models import BlurNet, ModelConfig
+from blursynth_train.predict import predict
 from blursynth_train.segment import (
     expand_inputs,
     overlay,
-    predict,
     read_prob_png,
     write_prob_png,
 )

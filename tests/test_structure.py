@@ -66,7 +66,7 @@ def test_a_run_written_before_train_state_resumes(tmp_path, monkeypatch):
     run.mkdir()
     shutil.copy(LEGACY, run / "last.pt")
     family = models.get_family("blurnet")
-    tiny = lambda params: ModelConfig(conv1_channels=4, conv2_channels=4, fc_units=8)  # noqa: E731
+    tiny = lambda params, options: ModelConfig(conv1_channels=4, conv2_channels=4, fc_units=8)  # noqa: E731
     monkeypatch.setitem(
         models._FAMILIES,
         "blurnet",

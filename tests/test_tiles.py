@@ -365,7 +365,7 @@ def test_preview_of_a_tile_dataset_shows_tiles_beside_their_labels(tmp_path):
 
 
 def test_batched_dense_maps_equal_one_image_at_a_time():
-    from blursynth_train.segment import model_maps
+    from blursynth_train.predict import model_maps
 
     torch.manual_seed(0)
     model = UNet(UNetConfig(classes=3, width=4, depth=2)).eval()

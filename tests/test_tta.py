@@ -14,7 +14,8 @@ from PIL import Image
 from blursynth_train.checkpoint import save_checkpoint
 from blursynth_train.cli import main
 from blursynth_train.models import BlurNet, ModelConfig, UNet, UNetConfig
-from blursynth_train.segment import model_maps, read_prob_png
+from blursynth_train.predict import model_maps
+from blursynth_train.segment import read_prob_png
 
 
 def _unet(classes: int) -> UNet:

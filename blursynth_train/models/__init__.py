@@ -1,14 +1,22 @@
 """Model families by name: one small registry that training, inference, export and checkpoint
 loading ask, never ``if kind == ...``.
 
-A family is a config dataclass (frozen, with a ``kind`` field naming the family and
-``to_dict``/``from_dict``), a :class:`torch.nn.Module` built from it, and the dataset kind it
-trains on. Every model of every family:
+A family is a config dataclass (frozen, with a ``kind`` field naming the family, a
+``classes`` count and ``to_dict``/``from_dict``), a :class:`torch.nn.Module` built from it,
+and the dataset kind it trains on (:class:`ModelFamily`). The contract callers rely on,
+instead of probing the model:
 
-* takes uint8 images ``(N, 3, H, W)`` and returns logits (``(N, C)`` for a patch classifier,
-  ``(N, C, H, W)`` for a dense model), class 0 = sharp;
-* has ``config`` and ``dense_probs(image, stride=1, tile=256)``: the blur probability of
-  every pixel of one image ``(3, H, W)``, float32 ``(H, W)``.
+* ``family.dense``: a dense model takes uint8 images ``(N, 3, H, W)`` of any size and
+  returns logits ``(N, C, H, W)``; a patch classifier takes patches and returns ``(N, C)``,
+  and has ``dense_probs(image, stride, tile)`` for whole images. Class 0 is sharp; 2
+  classes: blurred; 3: motion, defocus.
+* ``family.options``: the ``fit`` options (FitConfig fields and CLI options) that go into
+  its config, e.g. ``encoder``; ``config_for_dataset(params, options)`` builds the config.
+* :func:`create_model` ``(config, pretrained=False)``: only ``fit`` asks for pretrained
+  weights (``model.load_pretrained()``); a checkpoint holds the whole model, so loading one
+  never reads them.
+* :func:`parameter_groups`: what trains, with a learning-rate scale per group (a model's
+  ``parameter_groups()`` when it has one), and no weight decay on norms and biases.
 
 Adding a family: write ``models/NAME.py`` with its config and module, then register it here
 with :func:`register_model` (see ``docs/architecture.md``). Anchor: timm's
@@ -24,6 +32,7 @@ from torch import nn
 
 from blursynth.errors import BlursynthError
 from blursynth_train.models.blurnet import BlurNet, ModelConfig
+from blursynth_train.models.liteunet import LiteUNet, LiteUNetConfig
 from blursynth_train.models.unet import UNet, UNetConfig
 
 
@@ -42,14 +51,22 @@ class ModelFamily:
     dataset_kind : str
         The dataset kind it trains on (:data:`blursynth.schema.DATASET_KINDS`).
     config_for_dataset : callable
-        ``(dataset params dict) -> config``: the config that fits a dataset's rows.
+        ``(dataset params dict, options dict) -> config``: the config that fits a dataset's
+        rows, with the family's ``options`` as given to ``fit`` (absent: the default).
+    dense : bool
+        Whole images in, a logit map out (else a patch classifier).
+    options : tuple of str
+        Names of the ``fit`` options the family takes (FitConfig fields); ``fit`` refuses
+        them for other families.
     """
 
     name: str
     config_cls: type
     model_cls: Callable[..., nn.Module]
     dataset_kind: str
-    config_for_dataset: Callable[[dict], object]
+    config_for_dataset: Callable[[dict, dict], object]
+    dense: bool = True
+    options: tuple[str, ...] = ()
 
 
 _FAMILIES: dict[str, ModelFamily] = {}
@@ -86,9 +103,41 @@ def config_from_dict(d: dict):
     return family.config_cls.from_dict(d)
 
 
-def create_model(config) -> nn.Module:
-    """The model of a config of any registered family."""
-    return get_family(config.kind).model_cls(config)
+def create_model(config, pretrained: bool = False) -> nn.Module:
+    """The model of a config of any registered family; with ``pretrained`` (and a config
+    that asks for them) its pretrained weights are loaded (``model.load_pretrained()``)."""
+    model = get_family(config.kind).model_cls(config)
+    if pretrained and getattr(config, "pretrained", "none") != "none":
+        model.load_pretrained()
+    return model
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Optimizer parameter groups: the model's own (``parameter_groups()``: name, parameters,
+    learning-rate scale), each split into weights with ``weight_decay`` and norms and biases
+    (1-d tensors) without. ``lr_scale`` multiplies the scheduled rate of its group.
+
+    A model without ``parameter_groups`` (the U-Net and the report CNN) keeps one group of
+    every parameter with ``weight_decay``, as its checkpoints were trained (and resume).
+    """
+    if not hasattr(model, "parameter_groups"):
+        return [{"params": list(model.parameters()), "weight_decay": weight_decay, "lr_scale": 1.0}]
+    groups = []
+    for name, params, scale in model.parameter_groups():
+        for suffix, members, wd in (
+            ("", [p for p in params if p.ndim > 1], weight_decay),
+            ("-no-decay", [p for p in params if p.ndim <= 1], 0.0),
+        ):
+            if members:
+                groups.append(
+                    {
+                        "name": name + suffix,
+                        "params": members,
+                        "weight_decay": wd,
+                        "lr_scale": scale,
+                    }
+                )
+    return groups
 
 
 def family_of(config) -> ModelFamily:
@@ -101,7 +150,10 @@ register_model(
         config_cls=ModelConfig,
         model_cls=BlurNet,
         dataset_kind="patches",
-        config_for_dataset=lambda params: ModelConfig(patch_size=int(params["patch_size"])),
+        config_for_dataset=lambda params, options: ModelConfig(
+            patch_size=int(params["patch_size"])
+        ),
+        dense=False,
     )
 )
 register_model(
@@ -110,12 +162,29 @@ register_model(
         config_cls=UNetConfig,
         model_cls=UNet,
         dataset_kind="tiles",
-        config_for_dataset=lambda params: UNetConfig(classes=int(params.get("classes", 2))),
+        config_for_dataset=lambda params, options: UNetConfig(
+            classes=int(params.get("classes", 2))
+        ),
+    )
+)
+register_model(
+    ModelFamily(
+        name="liteunet",
+        config_cls=LiteUNetConfig,
+        model_cls=LiteUNet,
+        dataset_kind="tiles",
+        config_for_dataset=lambda params, options: LiteUNetConfig(
+            classes=int(params.get("classes", 2)),
+            **{k: v for k, v in options.items() if v is not None},
+        ),
+        options=("encoder", "pretrained", "freeze_blocks"),
     )
 )
 
 __all__ = [
     "BlurNet",
+    "LiteUNet",
+    "LiteUNetConfig",
     "ModelConfig",
     "ModelFamily",
     "UNet",
@@ -125,5 +194,6 @@ __all__ = [
     "family_of",
     "get_family",
     "model_kinds",
+    "parameter_groups",
     "register_model",
 ]

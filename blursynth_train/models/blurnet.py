@@ -55,6 +55,11 @@ class ModelConfig:
         if self.pooled_size(2) < 1:
             raise ValueError(f"patch_size {self.patch_size} is too small for the kernels")
 
+    @property
+    def classes(self) -> int:
+        """Sharp and blurred: the report's two classes."""
+        return 2
+
     def pooled_size(self, stage: int) -> int:
         """Spatial size after pooling stage 1 or 2 (ceil mode)."""
         s = -(-(self.patch_size - self.conv1_kernel + 1) // 2)

