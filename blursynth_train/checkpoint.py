@@ -131,7 +131,21 @@ def export_weights(
     stored hash), the stems of their training images are kept as ``extra["train_images"]``
     (comma-separated), so users can tell which images the model has seen.
     """
+    if Path(dst).resolve() == Path(src).resolve():
+        raise BlursynthError(
+            "export would overwrite its own source (a resumable checkpoint); give another --out",
+            dst,
+        )
     model, payload = load_model(src)
+    bad = [
+        k for k, v in model.state_dict().items() if v.is_floating_point() and not v.isfinite().all()
+    ]
+    if bad:
+        raise BlursynthError(
+            f"holds non-finite weights ({len(bad)} tensors, e.g. {bad[0]}): a diverged run; "
+            "nothing exported",
+            src,
+        )
     extra = _plain_scalars(payload.get("extra", {}))
     if isinstance(payload.get("extra", {}).get("state"), dict):  # the loop state, less RNGs
         extra["state"] = _plain_scalars(payload["extra"]["state"])

@@ -17,5 +17,5 @@ LOSSES = ("ce", "ce+dice")
 STRIDES = (1, 2, 4)
 TTA = ("none", "flips", "d4")
 """Test-time augmentation (:func:`blursynth_train.predict.Predictor`)."""
-NAMED_WEIGHTS = ("bundled", "report", "types")
+NAMED_WEIGHTS = ("bundled", "types", "report", "unet", "unet-types")
 """Names that stand for shipped weights wherever a checkpoint path is taken."""

@@ -257,7 +257,9 @@ def main():
 @click.pass_context
 @domain_errors
 def fit_command(ctx, datasets, out, compile_, **options):
-    """Train the CNN on the patch dataset SHARDS (a folder with manifest.json).
+    """Train a model on DATASETS (folders with manifest.json): a tiles dataset for the dense
+    families (liteunet: the shipped models' family; unet), a patches dataset for the report's
+    CNN (blurnet).
 
     Several folders train on all of them (rows interleaved in proportion to their sizes,
     e.g. CUHK + synthetic); the first one's val split picks the best checkpoint, or that of
@@ -279,9 +281,13 @@ def fit_command(ctx, datasets, out, compile_, **options):
             != ParameterSource.DEFAULT
         }
         given["datasets"] = list(datasets)
-        config = resume_config(out, **given)
+        make_config = lambda: resume_config(out, **given)  # noqa: E731
     else:
-        config = FitConfig(datasets=list(datasets), out=out, **options)
+        make_config = lambda: FitConfig(datasets=list(datasets), out=out, **options)  # noqa: E731
+    try:
+        config = make_config()
+    except ValueError as exc:  # options that do not go together: one line, no traceback
+        raise click.UsageError(str(exc)) from None
     result = fit(config)
     click.echo(
         f"{result.out}: {result.iteration} iterations, val_acc {result.final_val_acc:.4f} "

