@@ -12,25 +12,114 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from blursynth.errors import BlursynthError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+MAX_PIXELS_ENV = "BLURSYNTH_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 100_000_000
+"""Images with more pixels are refused (and skipped where a command reads many): a 686 KB
+PNG can declare 15000 x 15000 pixels, 900 MB decoded. Raise the limit with the environment
+variable ``BLURSYNTH_MAX_PIXELS``."""
+
+
+def max_pixels() -> int:
+    """The pixel limit in force (:data:`DEFAULT_MAX_PIXELS` or ``$BLURSYNTH_MAX_PIXELS``)."""
+    value = os.environ.get(MAX_PIXELS_ENV, "")
+    try:
+        limit = int(value) if value else DEFAULT_MAX_PIXELS
+    except ValueError:
+        raise BlursynthError(f"{MAX_PIXELS_ENV} must be a whole number, got {value!r}") from None
+    if limit < 1:
+        raise BlursynthError(f"{MAX_PIXELS_ENV} must be >= 1, got {limit}")
+    return limit
 
 
 def _open(path: Path) -> Image.Image:
+    """Open and decode an image, turned upright as its EXIF orientation says.
+
+    Our pixel limit (:func:`max_pixels`) replaces Pillow's decompression-bomb check, and is
+    applied before anything is decoded.
+    """
     im = None
+    limit = max_pixels()
+    pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
         im = Image.open(path)
+        if im.width * im.height > limit:
+            raise BlursynthError(
+                f"{im.width} x {im.height} pixels, over the limit of {limit:,} (a decompression "
+                f"bomb, or a very large image: raise {MAX_PIXELS_ENV} to read it)",
+                path,
+            )
         im.load()  # force decoding now so truncated files fail here
+        if _orientation(im) not in (None, 1):
+            ImageOps.exif_transpose(im, in_place=True)
+    except FileNotFoundError:
+        raise BlursynthError("file not found", path) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, BlursynthError) as exc:
+        if im is not None:
+            im.close()  # a failed load() leaves the file open
+        if isinstance(exc, BlursynthError):
+            raise
+        raise BlursynthError(f"cannot read image ({exc})", path) from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
+    return im
+
+
+EXIF_IN_HEADER = ("JPEG", "MPO", "TIFF", "WEBP")
+"""Formats whose EXIF orientation is honoured: those that hold it before the pixels (a
+PNG's may follow them, and reading it would decode the image)."""
+
+
+def _orientation(im: Image.Image) -> int | None:
+    return im.getexif().get(0x0112) if im.format in EXIF_IN_HEADER else None
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of an image as :func:`read_image_u8` returns it (upright), from
+    its header alone; refuses what :func:`_open` refuses for its size.
+
+    Raises
+    ------
+    BlursynthError
+        ``file not found``, an unreadable header, or more pixels than :func:`max_pixels`.
+    """
+    path = Path(path)
+    limit = max_pixels()
+    pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            turned = _orientation(im) in (5, 6, 7, 8)  # a quarter turn: swap
     except FileNotFoundError:
         raise BlursynthError("file not found", path) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        if im is not None:
-            im.close()  # a failed load() leaves the file open
         raise BlursynthError(f"cannot read image ({exc})", path) from None
-    return im
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
+    if width * height > limit:
+        raise BlursynthError(
+            f"{width} x {height} pixels, over the limit of {limit:,} (a decompression bomb, or "
+            f"a very large image: raise {MAX_PIXELS_ENV} to read it)",
+            path,
+        )
+    return (height, width) if turned else (width, height)
+
+
+def _scaled_u8(im: Image.Image) -> np.ndarray | None:
+    """uint8 ``(H, W)`` of a 16-bit or float single-channel image, scaled by its type's
+    range (16 bits: / 257; float: [0, 1] to [0, 255]); None for other modes. Pillow reads
+    16-bit PNGs and TIFFs as ``I;16``, float TIFFs as ``F``."""
+    if im.mode.startswith("I;16"):
+        arr = np.asarray(im).astype(np.float64) / 257.0
+    elif im.mode == "F":
+        arr = np.asarray(im, dtype=np.float64) * 255.0
+    else:
+        return None
+    return np.clip(np.rint(np.nan_to_num(arr)), 0, 255).astype(np.uint8)
 
 
 def images_by_stem(folder: Path) -> dict[str, Path]:
@@ -48,8 +137,12 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def read_image_u8(path: str | Path) -> np.ndarray:
-    """Read an image as uint8 RGB ``(H, W, 3)``."""
+    """Read an image as uint8 RGB ``(H, W, 3)``: upright (EXIF orientation applied), grey
+    repeated, 16-bit and float images scaled by their type's range (not clipped)."""
     im = _open(Path(path))
+    grey = _scaled_u8(im)
+    if grey is not None:
+        return np.repeat(grey[:, :, None], 3, axis=2)
     if im.mode != "RGB":  # convert() copies even an RGB image
         im = im.convert("RGB")
     return np.asarray(im, dtype=np.uint8)
@@ -58,9 +151,11 @@ def read_image_u8(path: str | Path) -> np.ndarray:
 def read_mask_u8(path: str | Path) -> np.ndarray:
     """Read a single-channel mask as uint8 ``(H, W)``.
 
-    Mode ``L``/``1``/``I`` masks are read as they are; ``RGB``/``RGBA`` masks take their first
-    channel (CUHK ships a few RGBA masks whose colour channels are equal); palette masks are
-    read as their palette *indices* (see :func:`read_palette_indices`).
+    Mode ``L``/``1``/``I`` masks are read as they are (``I`` clipped to 255), 16-bit and
+    float masks scaled like images (:func:`read_image_u8`); ``RGB``/``RGBA`` masks take their
+    first channel (CUHK ships a few RGBA masks whose colour channels are equal); palette
+    masks are read as their palette *indices* (see :func:`read_palette_indices`). A mask
+    turns upright with its EXIF orientation, as its image does.
     """
     path = Path(path)
     im = _open(path)
@@ -70,9 +165,11 @@ def read_mask_u8(path: str | Path) -> np.ndarray:
         return np.asarray(im, dtype=np.uint8)[..., 0].copy()
     if im.mode == "1":
         return np.asarray(im, dtype=np.uint8) * np.uint8(255)
-    if im.mode in ("I", "I;16", "F"):
-        arr = np.asarray(im)
-        return np.clip(arr, 0, 255).astype(np.uint8)
+    scaled = _scaled_u8(im)
+    if scaled is not None:
+        return scaled
+    if im.mode == "I":
+        return np.clip(np.asarray(im), 0, 255).astype(np.uint8)
     return np.asarray(im.convert("L"), dtype=np.uint8)
 
 

@@ -380,7 +380,7 @@ def segment(images, model_path, out_dir, stride, device, threshold, postprocess,
     from blursynth_train.device import resolve_device
     from blursynth_train.segment import expand_inputs, load_segmenter, segment_images
 
-    paths = expand_inputs(list(images))
+    paths = expand_inputs(list(images), out_dir=out_dir)
     model = load_segmenter(model_path, resolve_device(device))
     written, skipped = segment_images(
         model,

@@ -51,8 +51,24 @@ def load_segmenter(model_path: str | Path | None, device: torch.device) -> nn.Mo
     return model
 
 
-def expand_inputs(specs: list[str]) -> list[Path]:
-    """Image files from files, folders (their images, not recursive) and glob patterns.
+OUTPUT_SUFFIXES = ("_prob", "_mask", "_overlay", "_classes", "_labels")
+"""What ``segment`` appends to an image's stem for its outputs (``STEM_mask.png`` ...)."""
+
+
+def is_output(path: Path, out_dir: str | Path | None) -> bool:
+    """Whether ``path`` is a file ``segment`` writes into ``out_dir``: never an input, so
+    that segmenting a folder into itself does not segment its own masks on the next run."""
+    return (
+        out_dir is not None
+        and path.suffix == ".png"
+        and path.stem.endswith(OUTPUT_SUFFIXES)
+        and path.parent.resolve() == Path(out_dir).resolve()
+    )
+
+
+def expand_inputs(specs: list[str], out_dir: str | Path | None = None) -> list[Path]:
+    """Image files from files, folders (their images, not recursive) and glob patterns,
+    less the outputs of ``segment`` in ``out_dir`` (:func:`is_output`).
 
     Raises
     ------
@@ -75,6 +91,7 @@ def expand_inputs(specs: list[str]) -> list[Path]:
                 for q in glob.glob(spec)
                 if Path(q).is_file() and Path(q).suffix.lower() in IMAGE_EXTENSIONS
             )
+        found = [q for q in found if not is_output(q, out_dir)]
         if not found:
             raise BlursynthError("no image found (not a file, a folder of images or a glob)", spec)
         paths.extend(found)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The dense-segmenter experiments of docs/results.md ("Dense segmenter"), in order, on CPU.
+# The dense-segmenter experiments of experiments/LOG.md ("Dense segmenter"), in order, on CPU.
 # Needs the shared data (BLURSYNTH_SHARED_DATA or ../shared/data) and the venv of README.md.
 # Writes data/, runs/, evals/ (all git-ignored). Steps already done are skipped.
 source "$(dirname "$0")/steps.sh"

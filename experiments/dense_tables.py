@@ -1,6 +1,6 @@
-"""Print the dense-segmenter tables of docs/results.md from the evaluate outputs.
+"""Print the dense-segmenter tables of experiments/LOG.md from the evaluate outputs.
 
-    python docs/dense_tables.py            # after docs/dense_experiments.sh
+    python experiments/dense_tables.py            # after experiments/dense_experiments.sh
 
 Reads ``evals/val-*/results.json`` (models on the 156 validation images) and
 ``evals/heldout/results.json`` (the chosen models, the report CNN and baselines on the 20

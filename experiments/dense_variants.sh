@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Issue 10's variants, third round (docs/results.md, "Variants"): training options of the
+# Issue 10's variants, third round (experiments/LOG.md, "Variants"): training options of the
 # dense U-Net, each changed alone, scored on the 156 CUHK validation images.
-# - 2-class, the CUHK tiles alone for 1,500 iterations (docs/dense_experiments.sh's v-base):
+# - 2-class, the CUHK tiles alone for 1,500 iterations (experiments/dense_experiments.sh's v-base):
 #   with photometric jitter (fit --photometric); with the soft Dice loss added
 #   (--loss ce+dice); with the weights averaged (--ema 0.999); and unchanged under another
 #   training seed (the spread of training alone, to read the differences against).
-# - 3-class, the shipped `types` recipe (synthetic pre-training of docs/objects_pan.sh, then
+# - 3-class, the shipped `types` recipe (synthetic pre-training of experiments/objects_pan.sh, then
 #   3,000 iterations on the CUHK 3-class tiles): with motion weighted twice
 #   (--class-weights 1,2,1), and with the Dice loss, beside the shipped model.
-# Run docs/dense_experiments.sh and docs/objects_pan.sh first (data/cuhk-tiles,
+# Run experiments/dense_experiments.sh and experiments/objects_pan.sh first (data/cuhk-tiles,
 # data/cuhk-tiles3, runs/v3-objects-every-only). Writes runs/ and evals/ (git-ignored); steps
 # already done are skipped.
 source "$(dirname "$0")/steps.sh"

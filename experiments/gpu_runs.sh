@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # The GPU runs of issues 10 and 13, in stages, for a lent GPU machine (what they gave is in
-# docs/results.md and docs/benchmarks.md). The machine has torch and our dependencies, so
+# experiments/LOG.md and docs/benchmarks.md). The machine has torch and our dependencies, so
 # blursynth runs from this checkout (PYTHONPATH), and nothing is installed. CUHK travels in
 # parts (folders .gpu/PART holding image/ and gt/, named in the device call's carry) that
 # `setup` gathers under $GPU_WORK (default /root/work), where all work goes.
 #
-#   bash docs/gpu_runs.sh setup PART       # check the GPU; add one part of CUHK
-#   bash docs/gpu_runs.sh bench            # training step of each family: fp32/bf16/compile
-#   bash docs/gpu_runs.sh build            # cuhk-both patches; cuhk-tiles, 2 and 3 classes
-#   bash docs/gpu_runs.sh train MINUTES    # start the three runs in the background
-#   bash docs/gpu_runs.sh watch SECONDS    # progress, until they end or SECONDS pass
-#   bash docs/gpu_runs.sh finish OUTDIR    # stop what runs; export; segment speed; pack logs
+#   bash experiments/gpu_runs.sh setup PART       # check the GPU; add one part of CUHK
+#   bash experiments/gpu_runs.sh bench            # training step of each family: fp32/bf16/compile
+#   bash experiments/gpu_runs.sh build            # cuhk-both patches; cuhk-tiles, 2 and 3 classes
+#   bash experiments/gpu_runs.sh train MINUTES    # start the three runs in the background
+#   bash experiments/gpu_runs.sh watch SECONDS    # progress, until they end or SECONDS pass
+#   bash experiments/gpu_runs.sh finish OUTDIR    # stop what runs; export; segment speed; pack logs
 #
 # `train` sizes the U-Net runs to end in about MINUTES from the `bench` rates (two U-Nets and
 # the report CNN share the GPU) and turns on --compile / --bf16 where `bench` found them
@@ -21,7 +21,7 @@
 # A CPU rehearsal (with cuhk-mini copied to .gpu/mini as the part), every stage in order:
 #   GPU_DEVICE=cpu GPU_JOBS=2 GPU_EVAL_IMAGES=2 GPU_UNET_ITERS=4 GPU_REPORT_ITERS=4
 #   GPU_BENCH_STEPS=2 GPU_TRAIN_PATCHES=20000 GPU_SEGMENT_IMAGES=4 GPU_WORK=/tmp/w
-#   bash docs/gpu_runs.sh setup mini (then bench, build, train 1, watch 600, finish /tmp/w/out)
+#   bash experiments/gpu_runs.sh setup mini (then bench, build, train 1, watch 600, finish /tmp/w/out)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1

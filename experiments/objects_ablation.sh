@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Issue 11's proof, second round (docs/results.md, "Each realism option on and off"): the
-# synthetic-only dense U-Net of docs/objects_experiments.sh (every camera option on, 2,000
+# Issue 11's proof, second round (experiments/LOG.md, "Each realism option on and off"): the
+# synthetic-only dense U-Net of experiments/objects_experiments.sh (every camera option on, 2,000
 # ECSSD/DUTS renderings, 1,500 iterations, scored on the 156 CUHK validation images), with
 # one option switched off at a time; then with whole-frame blur (--uniform-share), and a
 # 3-class model from --model all (mixed images with sharp/motion/defocus truth).
-# Run docs/objects_experiments.sh first (it makes data/cuhk-tiles and the all-on model).
+# Run experiments/objects_experiments.sh first (it makes data/cuhk-tiles and the all-on model).
 # Needs the shared data and the venv of README.md; writes synth/, data/, runs/, evals/
 # (git-ignored). Steps already done are skipped.
 source "$(dirname "$0")/steps.sh"

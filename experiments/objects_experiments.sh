@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Issue 11's proof, first round (docs/results.md, "Synthetic data from object-mask photo sets"):
+# Issue 11's proof, first round (experiments/LOG.md, "Synthetic data from object-mask photo sets"):
 # the dense U-Net trained on CUHK alone, on CUHK + synthetic renderings of ECSSD/DUTS objects
 # (every camera option on), and on those renderings alone; then, on the same objects, the
 # report's two models without any camera option, alone (is the realism worth it?). All scored
 # on the 156 CUHK validation images; 1,500 iterations each, the variant length of
-# docs/dense_experiments.sh.
+# experiments/dense_experiments.sh.
 # Needs the shared data and the venv of README.md; writes synth/, data/, runs/, evals/
 # (git-ignored). Steps already done are skipped.
 source "$(dirname "$0")/steps.sh"

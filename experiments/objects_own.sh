@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Issue 11's proof, fifth round (docs/results.md, "An object over its own background"): the
-# every-model renderings of the third round (docs/objects_pan.sh: 500 each of motion, pan,
+# Issue 11's proof, fifth round (experiments/LOG.md, "An object over its own background"): the
+# every-model renderings of the third round (experiments/objects_pan.sh: 500 each of motion, pan,
 # defocus and mixed, every camera option but JPEG, a fifth uniform), rendered again with each
 # object in its own photograph (generate --background own) instead of pasted over another;
 # a dense U-Net trained on them alone, its checkpoint chosen on the CUHK validation tiles as
-# in docs/objects_realval.sh (here 3,000 iterations: that run's best was at 2,500), and
+# in experiments/objects_realval.sh (here 3,000 iterations: that run's best was at 2,500), and
 # scored on the 156 CUHK validation images. Writes synth/, data/, runs/, evals/ (ignored).
 source "$(dirname "$0")/steps.sh"
 

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Issue 11's proof, third round (docs/results.md, "Panning shots"): synthetic data with
+# Issue 11's proof, third round (experiments/LOG.md, "Panning shots"): synthetic data with
 # every blur model, pan included (a sharp subject over a background streaked by the motion
 # kernel: the commonest motion photograph, which eq. (1) never makes), against the best
-# motion + defocus data of docs/objects_ablation.sh at the same size (2,000 renderings of
+# motion + defocus data of experiments/objects_ablation.sh at the same size (2,000 renderings of
 # ECSSD/DUTS, the same camera options). Synthetic-only dense U-Nets, 1,500 iterations,
 # scored on the 156 CUHK validation images, 2-class and 3-class (and the 2-class model with
 # a second training seed); then both synthetic models as the start of the shipped recipes:
 # types (3,000 iterations on CUHK 3-class tiles: the types model shipped from 2026-12-02,
 # exported with `blursynth_train export runs/unet3-every-then-cuhk/best.pt --out
 # blursynth_train/weights/unet3-cuhk.pt --dataset data/cuhk-tiles3`) and bundled (7,000).
-# Run docs/objects_experiments.sh and docs/objects_ablation.sh first (they make
+# Run experiments/objects_experiments.sh and experiments/objects_ablation.sh first (they make
 # data/cuhk-tiles, data/cuhk-tiles3 and the models compared against). Writes synth/, data/,
 # runs/, evals/ (git-ignored); steps already done are skipped.
 source "$(dirname "$0")/steps.sh"
@@ -37,7 +37,7 @@ step evals/val-v3-objects-every-only/results.json $BIN/blursynth_train evaluate 
 # the spread of training alone: the 2-class model again with another training seed
 variant_seed objects-every 1
 
-# the shipped recipes started from these synthetic models (docs/objects_pretrain.sh did the
+# the shipped recipes started from these synthetic models (experiments/objects_pretrain.sh did the
 # same from the motion + defocus (+ mixed) models): types (3,000 iterations on CUHK 3-class
 # tiles) and bundled (7,000 on CUHK tiles), scored beside the shipped models
 step runs/unet3-every-then-cuhk/summary.json $BIN/blursynth_train fit data/cuhk-tiles3 \
@@ -55,7 +55,7 @@ step evals/val-unet-every-then-cuhk/results.json $BIN/blursynth_train evaluate \
     --model unet-every-then-cuhk=runs/unet-every-then-cuhk/best.pt --model bundled \
     --out evals/val-unet-every-then-cuhk -q
 
-# how long to train on renderings: the motion + defocus data of docs/objects_ablation.sh
+# how long to train on renderings: the motion + defocus data of experiments/objects_ablation.sh
 # (objects-best) for 6,000 iterations instead of 1,500
 step runs/v-objects-best-only-6000/summary.json $BIN/blursynth_train fit \
     data/objects-best-tiles --out runs/v-objects-best-only-6000 $RECIPE --iterations 6000 \

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Synthetic pre-training for the shipped dense model (docs/results.md, "Synthetic
-# pre-training at the shipped length"): the shipped recipe (docs/dense_experiments.sh,
+# Synthetic pre-training for the shipped dense model (experiments/LOG.md, "Synthetic
+# pre-training at the shipped length"): the shipped recipe (experiments/dense_experiments.sh,
 # 7,000 iterations on CUHK tiles) started from the synthetic-only model of
-# docs/objects_experiments.sh (every camera option, 1,500 iterations) instead of from
+# experiments/objects_experiments.sh (every camera option, 1,500 iterations) instead of from
 # scratch; scored on the 156 CUHK validation images beside the shipped model.
-# Then the same for the 3-class model. Run docs/objects_experiments.sh and
-# docs/objects_ablation.sh first. Writes runs/, evals/ (git-ignored); steps already done
+# Then the same for the 3-class model. Run experiments/objects_experiments.sh and
+# experiments/objects_ablation.sh first. Writes runs/, evals/ (git-ignored); steps already done
 # are skipped.
 source "$(dirname "$0")/steps.sh"
 
@@ -20,7 +20,7 @@ step evals/val-unet-objects-then-cuhk/results.json $BIN/blursynth_train evaluate
     --model bundled --out evals/val-unet-objects-then-cuhk -q
 
 # 3-class: the shipped types recipe (3,000 iterations on CUHK 3-class tiles) started from
-# the synthetic 3-class model of docs/objects_ablation.sh (motion, defocus and mixed
+# the synthetic 3-class model of experiments/objects_ablation.sh (motion, defocus and mixed
 # renderings), scored beside the shipped types model
 step runs/unet3-objects-then-cuhk/summary.json $BIN/blursynth_train fit data/cuhk-tiles3 \
     --out runs/unet3-objects-then-cuhk --init runs/v3-objects-all-only/best.pt \

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Issue 11's proof, fourth round (docs/results.md, "Training options and the checkpoint
+# Issue 11's proof, fourth round (experiments/LOG.md, "Training options and the checkpoint
 # choice"):
 # synthetic-only dense U-Nets validated on the CUHK validation tiles (fit --val-dataset), the
 # checkpoint choice that gave the best synthetic-only model of the third round
-# (docs/objects_pan.sh). Here: the renderings of all three blur-extent variants of that round
+# (experiments/objects_pan.sh). Here: the renderings of all three blur-extent variants of that round
 # together (every model; motion 5-15 / 5-40 px; disk 2-4 / 2-8 px: 6,000 renderings), with
 # and without an average of the weights (fit --ema), and the every-model data alone with
 # photometric jitter (fit --photometric); then the shipped 2-class recipe started from the
-# third round's checkpoint chosen on real tiles. Run docs/objects_pan.sh first (it makes the
+# third round's checkpoint chosen on real tiles. Run experiments/objects_pan.sh first (it makes the
 # data). Writes runs/ and evals/ (git-ignored); steps already done are skipped.
 source "$(dirname "$0")/steps.sh"
 
@@ -41,7 +41,7 @@ realval v-objects-every-photo-realval data/objects-every-tiles --photometric
 realval v-objects-extents-ema-realval data/objects-every-tiles data/objects-strong-tiles \
     data/objects-disk8-tiles --ema 0.999
 
-# the shipped 2-class recipe (7,000 iterations on the CUHK tiles, docs/objects_pan.sh)
+# the shipped 2-class recipe (7,000 iterations on the CUHK tiles, experiments/objects_pan.sh)
 # started from the every-model synthetic checkpoint chosen on real tiles (third round),
 # beside the bundled model
 step runs/unet-realval-then-cuhk/summary.json $BIN/blursynth_train fit data/cuhk-tiles \

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Issue 11's proof, fifth round (docs/results.md, "Sharp backgrounds only"): the every-model
-# renderings of the third round (docs/objects_pan.sh: 500 each of motion, pan, defocus and
+# Issue 11's proof, fifth round (experiments/LOG.md, "Sharp backgrounds only"): the every-model
+# renderings of the third round (experiments/objects_pan.sh: 500 each of motion, pan, defocus and
 # mixed, every camera option but JPEG, a fifth uniform), with only the photographs whose
 # background is sharp (generate --min-background-sharpness 0.2: 534 of the 2,445) as
 # backgrounds; a dense U-Net trained on them alone, chosen on the CUHK validation tiles and
-# scored on the 156 CUHK validation images, as docs/objects_own.sh does.
+# scored on the 156 CUHK validation images, as experiments/objects_own.sh does.
 # Writes synth/, data/, runs/, evals/ (git-ignored); steps already done are skipped.
 source "$(dirname "$0")/steps.sh"
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Issue 11's proof, fifth round (docs/results.md, "Sharp backgrounds for motion only"): the
-# sharp-background renderings of docs/objects_sharpbg.sh for the motion and pan images, the
-# any-background renderings of docs/objects_pan.sh for the defocus images (mixed images
+# Issue 11's proof, fifth round (experiments/LOG.md, "Sharp backgrounds for motion only"): the
+# sharp-background renderings of experiments/objects_sharpbg.sh for the motion and pan images, the
+# any-background renderings of experiments/objects_pan.sh for the defocus images (mixed images
 # left out: `tiles --only` selects by blur type), trained together on synthetic data alone
 # and chosen on the CUHK validation tiles; and, as its reference, the same with the
-# any-background motion and pan images. After docs/objects_pan.sh and docs/objects_sharpbg.sh.
+# any-background motion and pan images. After experiments/objects_pan.sh and experiments/objects_sharpbg.sh.
 source "$(dirname "$0")/steps.sh"
 
 RECIPE="--arch unet --batch-size 8 --crop 128 --augment --optimizer adamw --weight-decay 1e-4 \

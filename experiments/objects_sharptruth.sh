@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issue 11's proof, sixth round (docs/results.md, "Sharp backgrounds where the truth calls
-# them sharp"): the every-model renderings of the third round (docs/objects_pan.sh: 500
+# Issue 11's proof, sixth round (experiments/LOG.md, "Sharp backgrounds where the truth calls
+# them sharp"): the every-model renderings of the third round (experiments/objects_pan.sh: 500
 # each of motion, pan, defocus and mixed, every camera option but JPEG, a fifth uniform),
 # once with any photograph as background and once with `--min-background-sharpness 0.2
 # --sharp-background-for sharp-truth` (only the motion images and the sharp uniform ones

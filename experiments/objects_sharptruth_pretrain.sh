@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Issue 11's proof, sixth round (docs/results.md, "Sharp backgrounds where the truth calls
-# them sharp", pre-training): the seed-0 synthetic-only models of docs/objects_sharptruth.sh
+# Issue 11's proof, sixth round (experiments/LOG.md, "Sharp backgrounds where the truth calls
+# them sharp", pre-training): the seed-0 synthetic-only models of experiments/objects_sharptruth.sh
 # (every photograph as background, or sharp ones where the truth calls them sharp) as the
 # start of 1,500 iterations on the CUHK tiles (the first round's protocol), against CUHK
 # alone for 1,500 and for 3,000; scored on the 156 CUHK validation images. Then the seed-0
 # synthetic-only models of both arms on the 20 held-out CUHK images.
-# Run docs/objects_sharptruth.sh first. Writes runs/, evals/ (git-ignored).
+# Run experiments/objects_sharptruth.sh first. Writes runs/, evals/ (git-ignored).
 source "$(dirname "$0")/steps.sh"
 
 RECIPE="--arch unet --batch-size 8 --crop 128 --augment --optimizer adamw --weight-decay 1e-4 \

@@ -11,7 +11,7 @@ step() { [ -e "$1" ] && echo "skip $1" || { echo "== $1 ($(date -u +%T))"; shift
 # variant NAME GENERATE-OPTIONS...: render ECSSD/DUTS photographs with the options into
 # synth/NAME, tile them (data/NAME-tiles), train a dense U-Net on them alone with
 # $VARIANT_RECIPE (runs/v-NAME-only) and score it on the CUHK validation images
-# (evals/val-v-NAME-only; data/cuhk-tiles from docs/objects_experiments.sh)
+# (evals/val-v-NAME-only; data/cuhk-tiles from experiments/objects_experiments.sh)
 variant() {
     local name=$1
     shift

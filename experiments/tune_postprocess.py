@@ -6,7 +6,7 @@ trained on, never used to report) and writes a Markdown table. The winner become
 setting in :mod:`blursynth.postprocess`; ``blursynth_train evaluate`` then reports it once on
 the held-out images.
 
-    python docs/tune_postprocess.py --dataset data/cuhk-both --model runs/x/best.pt \
+    python experiments/tune_postprocess.py --dataset data/cuhk-both --model runs/x/best.pt \
         --split val --stride 4 --cache evals/maps-val --out docs/postprocess_tuning.md
 
 Probability maps are cached (``--cache``) so a second grid costs no CNN time.

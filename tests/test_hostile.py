@@ -65,3 +65,111 @@ def test_a_file_named_like_shipped_weights_does_not_shadow_them(tmp_path, monkey
     (tmp_path / "report").write_bytes(b"someone's file")
     assert resolve_weights("report") == WEIGHTS_DIR / "blurnet-cuhk.pt"
     assert resolve_weights("./report").resolve() == (tmp_path / "report").resolve()
+
+
+def _png_header_only(path, width: int, height: int) -> None:
+    """A PNG that declares width x height pixels and holds none: a decompression bomb's
+    header (what a reader sees before it decodes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+
+
+def test_a_decompression_bomb_is_skipped_and_listed_by_segment(tmp_path):
+    from PIL import Image
+
+    from blursynth_train.models import UNet, UNetConfig
+
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (40, 30), (90, 120, 30)).save(tmp_path / "in" / "ok.png")
+    _png_header_only(tmp_path / "in" / "bomb.png", 15000, 15000)
+    model = checkpoint.save_checkpoint(tmp_path / "m.pt", UNet(UNetConfig(width=4, depth=2)))
+    res = CliRunner().invoke(
+        train_cli,
+        [
+            "segment",
+            str(tmp_path / "in"),
+            "--model",
+            str(model),
+            "--out",
+            str(tmp_path / "o"),
+            "-q",
+        ],
+    )
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "bomb.png" in res.output and "over the limit" in res.output
+    assert (tmp_path / "o" / "ok_mask.png").is_file()
+
+
+def test_the_pixel_limit_is_documented_and_can_be_raised(tmp_path, monkeypatch):
+    from blursynth.errors import BlursynthError
+    from blursynth.imageio import image_size, read_image_u8
+
+    _png_header_only(tmp_path / "big.png", 15000, 15000)
+    with pytest.raises(BlursynthError, match="BLURSYNTH_MAX_PIXELS"):
+        read_image_u8(tmp_path / "big.png")
+    monkeypatch.setenv("BLURSYNTH_MAX_PIXELS", str(15000 * 15000))
+    assert image_size(tmp_path / "big.png") == (15000, 15000)
+    monkeypatch.setenv("BLURSYNTH_MAX_PIXELS", "lots")
+    with pytest.raises(BlursynthError, match="whole number"):
+        image_size(tmp_path / "big.png")
+
+
+def test_16_bit_and_float_images_are_scaled_by_their_range_not_clipped(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from blursynth.imageio import read_image_u8, read_mask_u8
+
+    ramp = np.linspace(0, 65535, 256 * 64).astype(np.uint16).reshape(64, 256)
+    Image.fromarray(ramp).save(tmp_path / "ramp16.png")
+    got = read_image_u8(tmp_path / "ramp16.png")
+    assert got.shape == (64, 256, 3)
+    want = np.rint(ramp / 257.0).astype(np.uint8)
+    assert np.array_equal(got[:, :, 0], want) and abs(got.mean() - 127.5) < 1
+    floats = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    Image.fromarray(floats).save(tmp_path / "f.tif")
+    assert abs(read_image_u8(tmp_path / "f.tif").mean() - 127.5) < 1
+    assert read_mask_u8(tmp_path / "f.tif").max() == 255
+
+
+def test_exif_orientation_turns_images_and_their_size_upright(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from blursynth.imageio import image_size, read_image_u8
+
+    a = np.zeros((20, 40, 3), np.uint8)
+    a[:, :10] = 255  # a white band on the left of the stored pixels
+    im = Image.fromarray(a)
+    exif = im.getexif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to view"
+    im.save(tmp_path / "turned.jpg", exif=exif, quality=95)
+    got = read_image_u8(tmp_path / "turned.jpg")
+    assert got.shape == (40, 20, 3) and image_size(tmp_path / "turned.jpg") == (20, 40)
+    assert got[:10].mean() > 200 and got[-10:].mean() < 50  # the band is now on top
+
+
+def test_segmenting_a_folder_into_itself_never_reads_its_own_outputs(tmp_path):
+    from PIL import Image
+
+    from blursynth_train.models import UNet, UNetConfig
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.new("RGB", (40, 30), (90, 120, 30)).save(folder / "0001.png")
+    model = checkpoint.save_checkpoint(tmp_path / "m.pt", UNet(UNetConfig(width=4, depth=2)))
+    for _ in range(2):
+        res = CliRunner().invoke(
+            train_cli, ["segment", str(folder), "--model", str(model), "--out", str(folder), "-q"]
+        )
+        assert res.exit_code == 0, res.output
+        assert "segmented 1 image(s)" in res.output
+    assert not list(folder.glob("*_mask_mask.png"))

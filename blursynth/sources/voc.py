@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 from scipy import ndimage
 
 from blursynth.errors import BlursynthError
-from blursynth.imageio import read_image, read_palette_indices
+from blursynth.imageio import image_size, read_image, read_palette_indices
 
 CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
@@ -156,13 +155,9 @@ class VOCSegmentation:
 def header_size(image_path: Path, missing: str = "file not found") -> tuple[int, int]:
     """``(width, height)`` from an image's header (no decoding), refusing a missing or
     unreadable file and a side under :data:`MIN_IMAGE_SIDE`."""
-    try:
-        with Image.open(image_path) as im:  # header only: cheap
-            width, height = im.size
-    except FileNotFoundError:
-        raise BlursynthError(missing, image_path) from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise BlursynthError(f"cannot read image ({exc})", image_path) from None
+    if not Path(image_path).exists():
+        raise BlursynthError(missing, image_path)
+    width, height = image_size(image_path)  # header only: cheap
     if min(width, height) < MIN_IMAGE_SIDE:
         raise BlursynthError(
             f"image is {width}x{height}, under the {MIN_IMAGE_SIDE}-px minimum side", image_path
