@@ -11,7 +11,7 @@ import functools
 import click
 
 from blursynth import __version__
-from blursynth.errors import BlursynthError
+from blursynth.errors import BlursynthError, os_reason
 from blursynth.parallel import BACKENDS
 from blursynth.sampling import (
     BACKGROUNDS,
@@ -42,10 +42,10 @@ def domain_errors(fn):
 
 
 def os_error_message(exc: OSError) -> str:
-    """``PATH: cannot write (No space left on device)`` from an OSError, in one line."""
+    """``PATH: the disk is full: No space left on device`` from an OSError, in one line (a
+    write that names no file is caught where the file is known: ``imageio.atomic_path``)."""
     where = exc.filename if exc.filename is not None else "output"
-    why = exc.strerror or str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"{where}: {why}"
+    return f"{where}: {os_reason(exc)}"
 
 
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -20,3 +21,10 @@ class BlursynthError(Exception):
         self.path = None if path is None else Path(path)
         self.reason = message
         super().__init__(f"{self.path}: {message}" if self.path is not None else message)
+
+
+def os_reason(exc: OSError) -> str:
+    """Why an OSError happened, in words a user acts on (a full disk says so)."""
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full: No space left on device"
+    return exc.strerror or (str(exc).splitlines() or [type(exc).__name__])[0]

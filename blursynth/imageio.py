@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import os
 from contextlib import contextmanager
+from errno import ENOSPC
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from blursynth.errors import BlursynthError
+from blursynth.errors import BlursynthError, os_reason
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 MAX_PIXELS_ENV = "BLURSYNTH_MAX_PIXELS"
@@ -201,6 +202,10 @@ def atomic_path(target: str | Path):
     try:
         yield tmp
         os.replace(tmp, target)
+    except OSError as exc:  # a write into an open file names no file: name the target
+        if exc.filename is None or exc.errno == ENOSPC:
+            raise BlursynthError(f"cannot write ({os_reason(exc)})", target) from None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -217,17 +222,19 @@ def ensure_writable(folder: str | Path) -> Path:
     BlursynthError
         Naming the folder, when it cannot be created or written (read-only, full, a file).
     """
-    from blursynth.errors import BlursynthError
+    from blursynth.errors import BlursynthError, os_reason
 
     folder = Path(folder)
     created = [p for p in (folder, *folder.parents) if not p.exists()]
+    probe = folder / f".write-test-{os.getpid()}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{os.getpid()}"
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as exc:
-        raise BlursynthError(f"cannot write here ({exc.strerror or exc})", folder) from None
+        if probe.is_file():  # a half-written probe would keep its folder
+            probe.unlink()
+        raise BlursynthError(f"cannot write here ({os_reason(exc)})", folder) from None
     finally:
         for p in created:  # innermost first
             if p.is_dir():

@@ -82,9 +82,9 @@ def use_backend(backend: Backend | None, out: str | Path | None = None, sources=
         ) from None
     try:
         client = Client(backend.scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=True)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:  # ValueError: not an address
         raise BlursynthError(
-            f"cannot reach a dask scheduler at {backend.scheduler} ({exc})"
+            f"cannot reach a dask scheduler at {backend.scheduler!r} ({exc})"
         ) from None
     global _on_cluster
     try:

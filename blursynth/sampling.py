@@ -11,6 +11,7 @@ models are generated in the same run.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 
@@ -72,6 +73,12 @@ RECORD_EXTRAS = (
     "background",
 )
 UNIFORM_KINDS = ("sharp", "blurred")
+
+
+MAX_KERNEL_EXTENT = 255
+"""The widest blur kernel a sample may draw, in pixels (a motion length, six sigmas of a
+Gaussian, a disk's diameter): wider ones would blur the image to its mean and cost memory
+without bound (``--motion-length 100000`` asked for a 74 GiB kernel)."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,17 @@ class SampleParams:
                 raise ValueError(f"{name} range must have lo <= hi, got {(lo, hi)}")
         if self.length[0] < 1:
             raise ValueError(f"motion length must be >= 1, got {self.length}")
+        for name, what, top in (
+            ("length", "motion length", MAX_KERNEL_EXTENT),
+            ("sigma1", "defocus sigma", MAX_KERNEL_EXTENT / 6),
+            ("radius", "disk radius", MAX_KERNEL_EXTENT / 2),
+        ):
+            value = getattr(self, name)
+            if not all(math.isfinite(v) for v in value) or value[1] > top:
+                raise ValueError(
+                    f"{what} must be finite and at most {top:g}, got {value} (a kernel wider "
+                    f"than the {MAX_KERNEL_EXTENT}-px cap blurs a crop to its mean)"
+                )
         if self.sigma1[0] < 0 or self.sigma2 < 0:
             raise ValueError(f"sigmas must be >= 0, got {self.sigma1} and {self.sigma2}")
         if self.motion_kernel not in MOTION_KERNELS:

@@ -66,11 +66,25 @@ def save_checkpoint(
     try:
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
-    except RuntimeError as exc:  # torch reports a full disk as "unexpected pos ..."
+    except RuntimeError as exc:  # torch reports a full disk as "unexpected pos" or "enforce fail"
         raise BlursynthError(
-            f"cannot write the checkpoint ({str(exc).splitlines()[0]})", path
+            f"cannot write the checkpoint ({_write_failure(exc, path)})", path
         ) from None
     return Path(path)
+
+
+def _write_failure(exc: RuntimeError, path: str | Path) -> str:
+    """Why torch could not write ``path``: a full disk when it is (nearly) full, else the
+    first line of torch's message."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(Path(path).parent).free
+    except OSError:
+        free = None
+    if free is not None and free < 64 * 2**20:
+        return f"the disk is full: {free / 2**20:.1f} MB free"
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:

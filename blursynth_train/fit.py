@@ -244,6 +244,12 @@ class FitConfig:
             raise ValueError(
                 f"val_rows and workers must be >= 0, got {self.val_rows}, {self.workers}"
             )
+        cpus = os.cpu_count() or 1
+        if self.workers > max(cpus, 2):
+            raise ValueError(
+                f"workers must be at most the {cpus} CPUs of this machine (each is a process "
+                f"with its own memory; more only queue for the CPUs), got {self.workers}"
+            )
         if self.init is not None:
             self.init = str(self.init)
         if self.val_dataset is not None:

@@ -173,3 +173,70 @@ def test_segmenting_a_folder_into_itself_never_reads_its_own_outputs(tmp_path):
         assert res.exit_code == 0, res.output
         assert "segmented 1 image(s)" in res.output
     assert not list(folder.glob("*_mask_mask.png"))
+
+
+def test_a_full_disk_names_the_file_and_says_the_disk_is_full(tmp_path, monkeypatch):
+    """A write into an open file raises ENOSPC without a file name: the message used to
+    say ``output: No space left on device``."""
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    import numpy as np
+
+    from blursynth.errors import BlursynthError
+    from blursynth.imageio import write_png
+
+    def full_disk(self, fp, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("PIL.Image.Image.save", full_disk)
+    with pytest.raises(BlursynthError) as info:
+        write_png(tmp_path / "a" / "x.png", np.zeros((4, 4), np.uint8))
+    assert str(info.value).startswith(str(tmp_path / "a" / "x.png"))
+    assert "the disk is full" in str(info.value)
+    assert not list((tmp_path / "a").iterdir())  # no temporary left behind
+    # torch's own words for a full disk become the same sentence
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10, 10, 0))
+    monkeypatch.setattr(torch, "save", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
+    with pytest.raises(BlursynthError, match=r"m\.pt: cannot write the checkpoint \(the disk is"):
+        checkpoint.save_checkpoint(tmp_path / "m.pt", BlurNet(TINY))
+
+
+@pytest.mark.parametrize(
+    "option",
+    [["--motion-length", "100000", "100001"], ["--defocus-sigma", "1", "inf"]],
+)
+def test_kernel_ranges_that_cannot_fit_an_image_are_refused_at_once(tmp_path, option):
+    from blursynth.cli import main as data_cli
+
+    res = CliRunner().invoke(
+        data_cli, ["generate", "--n", "1", "--out", str(tmp_path / "g"), *option]
+    )
+    assert res.exit_code == 2 and "must be finite and at most" in res.output
+    assert not (tmp_path / "g").exists()
+
+
+def test_a_scheduler_that_is_not_an_address_is_one_line(tmp_path):
+    pytest.importorskip("distributed")
+    from blursynth.cli import main as data_cli
+
+    res = CliRunner().invoke(
+        data_cli,
+        ["generate", "--n", "1", "--out", str(tmp_path / "g"), "--backend", "dask",
+         "--scheduler", "not an address", "-q"],
+    )  # fmt: skip
+    assert res.exit_code == 1 and "cannot reach a dask scheduler at 'not an address'" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_more_dataloader_workers_than_cpus_are_refused(tmp_path):
+    import os
+
+    ds = make_patch_dataset(tmp_path / "ds", n_train=64, n_val=32)
+    res = CliRunner().invoke(
+        train_cli,
+        ["fit", str(ds), "--out", str(tmp_path / "r"), "--workers", "500", "-q"],
+    )
+    assert res.exit_code == 2 and f"at most the {os.cpu_count()} CPUs" in res.output
