@@ -917,18 +917,29 @@ def _previous_data_path(out: Path, default: bool) -> bool:
 
 
 def _initialise(model: nn.Module, path: str) -> None:
-    """Copy the weights of checkpoint ``path`` into ``model`` (same architecture required)."""
+    """Copy the weights of checkpoint ``path`` into ``model``: same family, classes and input
+    normalisation, and weights of the same shapes; training-only settings of the config
+    (e.g. ``freeze_blocks``, ``pretrained``) may differ."""
     from blursynth_train.checkpoint import load_model
     from blursynth_train.weights import resolve_weights
 
     path = resolve_weights(path)
     source, _ = load_model(path)
-    if source.config != model.config:
+    a, b = source.config, model.config
+    for name in ("kind", "classes", "mean", "std"):
+        if getattr(a, name, None) != getattr(b, name, None):
+            raise BlursynthError(
+                f"--init: its {name} ({getattr(a, name, None)}) differs from this run's "
+                f"({getattr(b, name, None)})",
+                path,
+            )
+    try:
+        model.load_state_dict(source.state_dict())
+    except RuntimeError as exc:
+        first = (str(exc).strip().splitlines() or ["differs"])[-1].strip()
         raise BlursynthError(
-            f"--init: its model ({source.config}) differs from this dataset's ({model.config})",
-            path,
-        )
-    model.load_state_dict(source.state_dict())
+            f"--init: its architecture differs from this run's ({first})", path
+        ) from None
 
 
 def _rng_state() -> dict:

@@ -267,3 +267,28 @@ def test_large_images_go_in_windows_that_match_the_whole_image_far_from_seams():
     # a window keeps pixels 64 px inside it; the encoder's context is wider than that, so
     # equality is approximate: the maps agree to within a small tolerance
     assert np.abs(whole - windows).mean() < 0.02
+
+
+def test_init_takes_weights_across_training_settings_but_not_other_classes(tmp_path):
+    _tiles(tmp_path)
+    first = tmp_path / "a"
+    res = _fit(tmp_path, first, "--iterations", "2", "--pretrained", "none", "--freeze-blocks", "3")
+    assert res.exit_code == 0, res.output
+    # another freeze depth is a training setting: --init takes the weights
+    res = _fit(
+        tmp_path, tmp_path / "b", "--iterations", "1", "--init", str(first / "best.pt"),
+        "--pretrained", "none", "--freeze-blocks", "6", "--lr", "1e-12",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    a = checkpoint.load_checkpoint(first / "best.pt")["model_state"]
+    b = checkpoint.load_checkpoint(tmp_path / "b" / "last.pt")["model_state"]
+    # the decoder trained in the first run (lr 1e-3); the second moved it by ~1e-12
+    trained = [k for k in a if k.startswith("decoder.") and "running" not in k]
+    trained = [k for k in trained if a[k].is_floating_point()]  # weights, not BN statistics
+    assert trained and all(torch.allclose(a[k], b[k], atol=1e-8) for k in trained)
+    # a 3-class run cannot start from a 2-class model: one line naming the difference
+    (tmp_path / "ds").rename(tmp_path / "ds2")
+    _tiles(tmp_path / "three", classes=3)
+    (tmp_path / "three" / "ds").rename(tmp_path / "ds")
+    res = _fit(tmp_path, tmp_path / "c", "--iterations", "1", "--init", str(first / "best.pt"))
+    assert res.exit_code == 1 and "--init: its classes (2) differs" in res.output
