@@ -127,6 +127,13 @@ def range_option(flag: str, help: str):
 )
 @click.option("--resume", is_flag=True, help="Complete an interrupted run in --out.")
 @click.option(
+    "--png-level",
+    type=click.IntRange(0, 9),
+    default=None,
+    help="zlib level of the PNGs: the same pixels at every level, smaller and slower as it "
+    "rises [default: 1; on --resume, the run's own].",
+)
+@click.option(
     "--split",
     type=click.Choice(VOC_SPLITS),
     default="train",
@@ -262,6 +269,7 @@ def generate(
     object_polarity,
     quiet,
     backend,
+    png_level,
     **camera,
 ):
     """Render synthetic motion/defocus images with CUHK-style ground truth into OUT.
@@ -288,6 +296,7 @@ def generate(
         objects=objects,
         object_threshold=object_threshold,
         object_polarity=object_polarity,
+        png_level=png_level,
     )
     for line in report.lines():
         click.echo(line, err=True)

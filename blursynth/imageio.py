@@ -242,17 +242,17 @@ def ensure_writable(folder: str | Path) -> Path:
     return folder
 
 
-def write_png(path: str | Path, array: np.ndarray) -> None:
+def write_png(path: str | Path, array: np.ndarray, level: int = 6) -> None:
     """Write a uint8 ``(H, W)`` or ``(H, W, 3)`` array as a lossless PNG, atomically.
 
-    The PNG is encoded with fixed settings and no timestamp, so the same array gives the
-    same bytes.
+    The PNG is encoded with fixed settings (zlib ``level`` 0-9: the same pixels at any level,
+    smaller and slower as it rises) and no timestamp, so the same array gives the same bytes.
     """
     array = np.asarray(array)
     if array.dtype != np.uint8:
         raise TypeError(f"write_png expects uint8, got {array.dtype}")
     with atomic_path(path) as tmp:
-        Image.fromarray(array).save(tmp, format="PNG", compress_level=6)
+        Image.fromarray(array).save(tmp, format="PNG", compress_level=level)
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -84,7 +84,7 @@ def use_backend(backend: Backend | None, out: str | Path | None = None, sources=
         client = Client(backend.scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=True)
     except (OSError, TimeoutError, ValueError, TypeError) as exc:  # ValueError: not an address
         raise BlursynthError(
-            f"cannot reach a dask scheduler at {backend.scheduler!r} ({exc})"
+            f"cannot reach a dask scheduler at {backend.scheduler} ({exc})"
         ) from None
     global _on_cluster
     try:

@@ -107,11 +107,12 @@ def test_layout_is_read_by_synth_source(reference):
 
 def test_rerender_reproduces_bytes(voc, reference, tmp_path):
     ds = VOCSegmentation(voc)
+    level = json.loads((reference / "run.json").read_text())["png_level"]  # the run's zlib level
     for line in (reference / "records.jsonl").read_text().splitlines():
         record = SampleRecord.from_dict(json.loads(line))
         arrays = rerender(record, ds)
         for sub in ("image", "gt", "soft"):
-            write_png(tmp_path / "x.png", arrays[sub])
+            write_png(tmp_path / "x.png", arrays[sub], level=level)
             assert (tmp_path / "x.png").read_bytes() == (
                 reference / sub / f"{record.name}.png"
             ).read_bytes()
@@ -605,3 +606,42 @@ def test_pan_draws_leave_the_other_models_unchanged(voc, tmp_path):
     ]
     for name in ("motion0001.png", "motion0002.png"):
         assert (a / "image" / name).read_bytes() == (b / "image" / name).read_bytes()
+
+
+def test_png_level_changes_bytes_never_pixels_and_a_resume_keeps_the_runs_level(voc, tmp_path):
+    """The default level (1) writes the pixels of level 6; a run made before the option
+    (run.json without png_level) resumes at level 6, byte-identical to its uninterrupted
+    self; asking another level on a resume is refused."""
+    import numpy as np
+    from PIL import Image
+
+    fast, slow, cut = tmp_path / "fast", tmp_path / "slow", tmp_path / "cut"
+    assert cli("generate", "--voc", voc.parent, "--n", 3, "--out", fast).exit_code == 0
+    res = cli("generate", "--voc", voc.parent, "--n", 3, "--out", slow, "--png-level", 6)
+    assert res.exit_code == 0, res.output
+    assert json.loads((fast / "run.json").read_text())["png_level"] == 1
+    pngs = sorted(slow.rglob("*.png"))
+    assert len(pngs) == 3 * 2 * 3  # image, gt, soft of 3 images per model
+    for f in pngs:
+        other = fast / f.relative_to(slow)
+        assert np.array_equal(np.asarray(Image.open(f)), np.asarray(Image.open(other)))
+    assert sum(f.stat().st_size for f in pngs) < sum(
+        (fast / f.relative_to(slow)).stat().st_size for f in pngs
+    )
+    # a legacy run: made at level 6, its run.json without the key, interrupted at --n 2
+    assert (
+        cli("generate", "--voc", voc.parent, "--n", 2, "--out", cut, "--png-level", 6).exit_code
+        == 0
+    )
+    run = json.loads((cut / "run.json").read_text())
+    del run["png_level"]
+    (cut / "run.json").write_text(json.dumps(run))
+    res = CliRunner().invoke(
+        main, ["generate", "--voc", str(voc.parent), "--n", "3", "--out", str(cut), "--resume",
+               "--png-level", "1"],
+    )  # fmt: skip
+    assert res.exit_code == 1 and "png_level differ" in res.output
+    res = cli("generate", "--voc", voc.parent, "--n", 3, "--out", cut, "--resume")
+    assert res.exit_code == 0, res.output
+    for f in pngs:
+        assert f.read_bytes() == (cut / f.relative_to(slow)).read_bytes()
