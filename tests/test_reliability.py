@@ -120,7 +120,7 @@ def test_a_full_disk_while_writing_is_one_line(tmp_path, monkeypatch):
     tree = make_tree(tmp_path / "src", motion=3, defocus=3)
     import blursynth.imageio as imageio
 
-    def no_space(path, array):
+    def no_space(path, array, level=6):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr("blursynth_train.segment.write_png", no_space)
