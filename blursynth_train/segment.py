@@ -171,9 +171,10 @@ def segment_images(
     probability map before thresholding (:func:`blursynth.postprocess.postprocess`);
     ``tta`` (:data:`blursynth_train.choices.TTA`) averages the maps of flipped and turned
     copies first. A 3-class model also writes ``STEM_classes.png`` (:func:`class_map`) and
-    ``STEM_labels.png`` (:func:`write_labels_png`). Images are read ``batch`` at a time, and
-    a dense model segments those of one size together (:class:`Predictor`); reading the next
-    batch and writing the last ones' outputs run in :data:`IO_THREADS` threads meanwhile. An image that
+    ``STEM_labels.png`` (:func:`write_labels_png`). Images are read ``batch`` at a time,
+    and a dense model segments those of one size together (:class:`Predictor`); reading
+    the next batch and writing the last ones' outputs run in :data:`IO_THREADS` threads
+    meanwhile. An image that
     cannot be read is skipped and listed; the others are still segmented.
 
     Returns
