@@ -241,6 +241,14 @@ def main():
 )
 @click.option("--tensorboard", is_flag=True, help="Also log to RUN/tb (if installed).")
 @click.option(
+    "--no-verify",
+    "verify",
+    is_flag=True,
+    flag_value=False,
+    default=True,
+    help="Skip hashing the shards against their manifest before training.",
+)
+@click.option(
     "--resume", is_flag=True, help="Continue RUN/last.pt; options not given keep the run's values."
 )
 @click.option(

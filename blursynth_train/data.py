@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from blursynth.errors import BlursynthError
 from blursynth.progress import progressbar
 from blursynth.shards import MixedSplit, ShardedDataset, field_specs, open_dataset
+from blursynth.shards.format import sha256_file
 
 BATCH_FIELDS = {"patches": ("patches", "label"), "tiles": ("image", "label")}
 """The fields a batch is made of, by dataset kind: the rows' image and their label(s)."""
@@ -131,17 +132,23 @@ def open_training_data(
     dataset_kind: str,
     val_rows: int | None,
     val_path: str | None = None,
+    verify: bool = True,
+    quiet: bool = True,
 ) -> TrainingData:
     """Open dataset folders for training a model of a family that reads ``dataset_kind``;
-    validate on ``val_path``'s val split when given, else on the first folder's.
+    validate on ``val_path``'s val split when given, else on the first folder's. With
+    ``verify``, every shard read must hash to the sha256 its manifest records
+    (:func:`check_digests`).
 
     Raises
     ------
     BlursynthError
-        A folder of another kind or format, row shapes or class counts that differ, or too
-        few rows.
+        A folder of another kind or format, row shapes or class counts that differ, too
+        few rows, or a damaged shard.
     """
     datasets = [open_dataset(p) for p in paths]
+    if verify:
+        check_digests(datasets + ([open_dataset(val_path)] if val_path else []), quiet=quiet)
     first = datasets[0]
     val_dataset = open_dataset(val_path) if val_path is not None else None
     for d in datasets if val_dataset is None else [*datasets, val_dataset]:
@@ -177,6 +184,33 @@ def open_training_data(
     sha = training_data_sha256([d.manifest_sha256 for d in datasets])
     val_sha = None if val_dataset is None else val_dataset.manifest_sha256
     return TrainingData(datasets, train, val, n_val, sha, val_dataset, val_sha)
+
+
+def check_digests(datasets: Sequence[ShardedDataset], quiet: bool = True) -> None:
+    """Hash every train and val shard once and compare with the manifest's sha256: a flipped
+    byte in a shard's data passes every schema check, and would train silently.
+
+    Raises
+    ------
+    BlursynthError
+        Naming the first shard whose bytes differ.
+    """
+    shards = [
+        (d.path / s.file, s.sha256)
+        for d in datasets
+        for split in ("train", "val")
+        if split in d.manifest.splits
+        for s in d.manifest.splits[split].shards
+    ]
+    with progressbar(shards, label="checking shards", quiet=quiet) as bar:
+        for path, digest in bar:
+            if digest and sha256_file(path) != digest:
+                raise BlursynthError(
+                    "sha256 differs from the manifest: the shard is damaged (`blursynth "
+                    "verify` lists every problem; rebuild it, or pass --no-verify to train "
+                    "anyway)",
+                    path,
+                )
 
 
 def _batch_fields(split) -> tuple[str, str]:

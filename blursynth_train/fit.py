@@ -173,6 +173,9 @@ class FitConfig:
         Deterministic CUDA kernels (see module docstring).
     tensorboard : bool
         Also write TensorBoard scalars to ``out/tb`` (skipped when not installed).
+    verify : bool
+        Hash every shard before training and refuse one whose bytes differ from its
+        manifest's sha256 (:func:`blursynth_train.data.check_digests`).
     resume : bool
         Continue from ``out/last.pt``.
     force : bool
@@ -215,6 +218,7 @@ class FitConfig:
     compile: bool = False
     deterministic: bool = False
     tensorboard: bool = False
+    verify: bool = True
     resume: bool = False
     force: bool = False
     dry_run: bool = False
@@ -521,6 +525,8 @@ def _fit_locked(config: FitConfig) -> FitResult:
         dataset_kind=family.dataset_kind,
         val_rows=val_rows,
         val_path=cfg.val_dataset,
+        verify=cfg.verify,
+        quiet=cfg.quiet,
     )
     try:
         if len(data.train) < cfg.batch_size or data.n_val == 0:

@@ -240,3 +240,21 @@ def test_more_dataloader_workers_than_cpus_are_refused(tmp_path):
         ["fit", str(ds), "--out", str(tmp_path / "r"), "--workers", "500", "-q"],
     )
     assert res.exit_code == 2 and f"at most the {os.cpu_count()} CPUs" in res.output
+
+
+def test_fit_refuses_a_shard_whose_bytes_differ_from_its_manifest(tmp_path):
+    import h5py
+
+    ds = make_patch_dataset(tmp_path / "ds", n_train=64, n_val=32)
+    shard = sorted(ds.glob("train-*.h5"))[0]
+    with h5py.File(shard, "r") as f:
+        offset = f["patches"].id.get_offset()  # a byte of pixel data: every schema check passes
+    raw = bytearray(shard.read_bytes())
+    raw[offset + 100] ^= 0x01
+    shard.write_bytes(bytes(raw))
+    args = ("--iterations", "2", "--eval-every", "2")
+    res = _fit(ds, tmp_path / "run", *args)
+    assert res.exit_code == 1 and shard.name in res.output and "sha256 differs" in res.output
+    assert "--no-verify" in res.output and not (tmp_path / "run" / "last.pt").exists()
+    res = _fit(ds, tmp_path / "run", *args, "--no-verify")
+    assert res.exit_code == 0, res.output
