@@ -37,8 +37,21 @@ def domain_errors(fn):
             raise click.ClickException(str(exc)) from None
         except OSError as exc:  # unwritable, full or missing output: name the path, one line
             raise click.ClickException(os_error_message(exc)) from None
+        except KeyboardInterrupt:  # Ctrl-C: say how to finish, not only "Aborted!"
+            ctx = click.get_current_context(silent=True)
+            how = RESUME_HINTS.get(ctx.info_name if ctx else "", "run the same command again")
+            click.echo(f"\nInterrupted: {how} to finish; nothing written is lost.", err=True)
+            raise SystemExit(130) from None
 
     return wrapper
+
+
+RESUME_HINTS = {
+    "generate": "run the same command with --resume",
+    "patches": "run the same command again (finished shards are reused)",
+    "tiles": "run the same command again",
+}
+"""What finishes an interrupted command (``domain_errors``' Ctrl-C message)."""
 
 
 def os_error_message(exc: OSError) -> str:
@@ -104,7 +117,13 @@ def range_option(flag: str, help: str):
     type=click.Path(exists=True, file_okay=False),
     help="VOCdevkit, VOC2012 or a folder holding VOCdevkit [default: embedded sample].",
 )
-@click.option("--n", "n", type=click.IntRange(min=1), required=True, help="Images per model.")
+@click.option(
+    "--n",
+    "n",
+    type=click.IntRange(min=1),
+    required=True,
+    help=f"Images per model: --model both writes 2 x N images, all {len(MODELS)} x N.",
+)
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @click.option(
     "--model",
@@ -301,7 +320,8 @@ def generate(
     for line in report.lines():
         click.echo(line, err=True)
     click.echo(
-        f"{report.complete} of {report.requested} images in {out} ({report.written} new, "
+        f"{report.complete} of {report.requested} images ({n} per model) in {out} "
+        f"({report.written} new, "
         f"{len(report.skipped_items)} source items skipped, {len(report.failed)} failed)"
     )
     if report.failed:  # --n is not met: say so with the exit status, not only in a file
@@ -648,7 +668,9 @@ def verify(dataset, quiet):
 
 @main.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="PNG to write.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False), required=True, help="PNG to write (NAME.png)."
+)
 @click.option(
     "--rows",
     type=click.IntRange(min=1),
@@ -662,6 +684,8 @@ def preview(folder, out, rows):
     beside their label overlays of a tile dataset."""
     from pathlib import Path
 
+    if Path(out).suffix.lower() != ".png":
+        raise click.UsageError(f"--out {out}: the sheet is a PNG; name it NAME.png")
     if (Path(folder) / "manifest.json").is_file():
         from blursynth import patch_preview
         from blursynth.schema import dataset_kind
@@ -671,7 +695,10 @@ def preview(folder, out, rows):
     else:
         from blursynth.preview import contact_sheet
 
-        contact_sheet(folder, out, rows=rows)
+        skipped = []
+        contact_sheet(folder, out, rows=rows, skipped=skipped)
+        for exc in skipped:
+            click.echo(f"left out of the sheet: {exc}", err=True)
     click.echo(f"wrote {out}")
 
 

@@ -18,7 +18,9 @@ ALPHA = 0.45
 CLASS_COLOURS = np.array([[170, 170, 170], [230, 40, 40], [40, 90, 230], [0, 0, 0]], np.uint8)
 
 
-def contact_sheet(folder, out_path, *, rows: int = 6, tile_height: int = 192) -> Path:
+def contact_sheet(
+    folder, out_path, *, rows: int = 6, tile_height: int = 192, skipped: list | None = None
+) -> Path:
     """Draw ``rows`` samples of a ``generate`` folder as ``image | overlay`` rows.
 
     Samples are spread evenly over the sorted names (so both models show up). Blurred pixels
@@ -33,6 +35,9 @@ def contact_sheet(folder, out_path, *, rows: int = 6, tile_height: int = 192) ->
     rows : int
     tile_height : int
         Height of each tile in pixels; widths keep the aspect ratio.
+    skipped : list, optional
+        Receives the :class:`BlursynthError` of each sample that could not be read (its row
+        is left out; the sheet is drawn from the others).
 
     Returns
     -------
@@ -55,7 +60,14 @@ def contact_sheet(folder, out_path, *, rows: int = 6, tile_height: int = 192) ->
             np.linspace(0, len(names) - 1, min(rows, len(names))).round().astype(int)
         )
     ]
-    strips = [_row(folder, name, tile_height) for name in picks]
+    strips, skipped = [], [] if skipped is None else skipped
+    for name in picks:  # an unreadable sample leaves its row out, not the sheet
+        try:
+            strips.append(_row(folder, name, tile_height))
+        except BlursynthError as exc:
+            skipped.append(exc)
+    if not strips:
+        raise BlursynthError(f"no sample could be read; first problem: {skipped[0]}", folder)
     width = max(s.shape[1] for s in strips)
     sheet = np.full((sum(s.shape[0] for s in strips), width, 3), 255, np.uint8)
     y = 0

@@ -258,3 +258,37 @@ def test_fit_refuses_a_shard_whose_bytes_differ_from_its_manifest(tmp_path):
     assert "--no-verify" in res.output and not (tmp_path / "run" / "last.pt").exists()
     res = _fit(ds, tmp_path / "run", *args, "--no-verify")
     assert res.exit_code == 0, res.output
+
+
+def test_preview_leaves_out_an_unreadable_sample_and_refuses_a_jpeg_name(tmp_path):
+    from PIL import Image
+
+    from blursynth.cli import main as data_cli
+
+    out = tmp_path / "g"
+    res = CliRunner().invoke(data_cli, ["generate", "--n", "2", "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "(2 per model)" in res.output
+    victim = sorted((out / "image").glob("*.png"))[0]
+    victim.write_bytes(victim.read_bytes()[:200])  # truncated
+    res = CliRunner().invoke(data_cli, ["preview", str(out), "--out", str(tmp_path / "s.png")])
+    assert res.exit_code == 0, res.output
+    assert "left out of the sheet" in res.output and victim.name in res.output
+    with Image.open(tmp_path / "s.png") as sheet:
+        assert sheet.format == "PNG"
+    res = CliRunner().invoke(data_cli, ["preview", str(out), "--out", str(tmp_path / "s.jpg")])
+    assert res.exit_code == 2 and "name it NAME.png" in res.output
+    assert not (tmp_path / "s.jpg").exists()
+
+
+def test_ctrl_c_says_how_to_finish(tmp_path, monkeypatch):
+    from blursynth import generate as gen
+    from blursynth.cli import main as data_cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gen, "_render_all", interrupted)
+    res = CliRunner().invoke(data_cli, ["generate", "--n", "2", "--out", str(tmp_path / "g")])
+    assert res.exit_code == 130
+    assert "Interrupted: run the same command with --resume to finish" in res.output
