@@ -382,7 +382,9 @@ def segment(images, model_path, out_dir, stride, device, threshold, postprocess,
     """Segment IMAGES (files, folders, globs) into sharp and blurred regions.
 
     Writes STEM_prob.png (16-bit, probability of blurred x 65535), STEM_mask.png (255 =
-    blurred) and STEM_overlay.png per image into --out. The map is smoothed by the guided
+    blurred) and STEM_overlay.png per image into --out; a 3-class model (--model types) also
+    STEM_classes.png (the image tinted green sharp, red motion, blue defocus) and
+    STEM_labels.png (pixel values 0 sharp, 1 motion, 2 defocus). The map is smoothed by the guided
     filter unless --postprocess none (it was chosen on validation images; docs/results.md).
     """
     from blursynth_train.device import resolve_device
@@ -409,7 +411,7 @@ def segment(images, model_path, out_dir, stride, device, threshold, postprocess,
 
 
 @main.command()
-@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
+@click.argument("checkpoint", type=WeightsParam())
 @click.option(
     "--out",
     "-o",
@@ -429,8 +431,11 @@ def segment(images, model_path, out_dir, stride, device, threshold, postprocess,
 def export(checkpoint, out, full, dataset):
     """Strip a training CHECKPOINT to a small inference file (no optimizer state)."""
     from blursynth_train.checkpoint import export_weights
+    from blursynth_train.weights import resolve_weights
 
-    path = export_weights(checkpoint, out, half=not full, dataset=list(dataset) or None)
+    path = export_weights(
+        resolve_weights(checkpoint), out, half=not full, dataset=list(dataset) or None
+    )
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

@@ -292,3 +292,10 @@ def test_ctrl_c_says_how_to_finish(tmp_path, monkeypatch):
     res = CliRunner().invoke(data_cli, ["generate", "--n", "2", "--out", str(tmp_path / "g")])
     assert res.exit_code == 130
     assert "Interrupted: run the same command with --resume to finish" in res.output
+
+
+def test_export_takes_the_name_of_shipped_weights(tmp_path):
+    res = CliRunner().invoke(train_cli, ["export", "report", "--out", str(tmp_path / "r.pt")])
+    assert res.exit_code == 0, res.output
+    model, _ = checkpoint.load_model(tmp_path / "r.pt")
+    assert model.count_parameters() == 7_185_538
