@@ -14,6 +14,7 @@ and the shard-writing step.
 
 from __future__ import annotations
 
+import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -109,17 +110,76 @@ def write_shards(shard_jobs: list, jobs: int, quiet: bool) -> list[ShardRecord]:
 
 
 @contextmanager
-def dataset_build(out, kind: str, backend: Backend | None, root):
-    """The frame of a dataset build (``patches``, ``tiles``): the output folder's lock, the
+def dataset_build(
+    out, kind: str, backend: Backend | None, root, params: dict | None = None, force=False
+):
+    """The frame of a dataset build (``patches``, ``tiles``): the output folder's claim
+    (:func:`claim_folder`, with the ``params`` the manifest will record), its lock, the
     workers' backend, and the decode cache, which it yields and removes at the end."""
     from blursynth.locking import folder_lock
 
+    if params is not None and not force:
+        claim_folder(out, kind, params)
     with folder_lock(out, kind), use_backend(backend, out, [root]):
         cache = decoded_cache(out)
         try:
             yield cache
         finally:
             remove_cache(cache)
+
+
+OUR_NAMES = re.compile(
+    r"^((train|val)-\d{5}-of-\d{5}\.h5.*|\.decoded|\.buckets-.*|eval\.json.*|"
+    r"\.blursynth\.lock|.*\.tmp-\d+)$"
+)
+"""What an unfinished build leaves in its folder (a finished one also has the manifest)."""
+
+
+def claim_folder(out, kind: str, params: dict) -> None:
+    """Refuse to build over what is not this build's to replace (``--force`` skips this).
+
+    A build may finish or redo a dataset of its own kind and settings; it refuses a
+    finished dataset of another kind, or built with other settings (e.g. ``--seed``), and a
+    folder holding files no build writes (a user's ``README.md``, say).
+
+    Raises
+    ------
+    BlursynthError
+        Naming the folder and what it holds.
+    """
+    import json
+
+    out = Path(out)
+    if not out.is_dir():
+        return
+    manifest = out / MANIFEST
+    if manifest.is_file():
+        try:
+            recorded = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            return  # a damaged manifest: the rebuild replaces it
+        old_kind, old = recorded.get("kind", "patches"), recorded.get("params", {})
+        if old_kind != kind:
+            raise BlursynthError(
+                f"holds a finished {old_kind} dataset; choose another --out, or pass --force "
+                f"to replace it with {kind}",
+                out,
+            )
+        diff = sorted(k for k in set(old) & set(params) if old[k] != params[k])
+        if diff:
+            raise BlursynthError(
+                f"holds a {kind} dataset built with other settings ({', '.join(diff)}); choose "
+                "another --out, or pass --force to replace it",
+                out,
+            )
+        return
+    foreign = sorted(p.name for p in out.iterdir() if not OUR_NAMES.match(p.name))
+    if foreign:
+        raise BlursynthError(
+            f"holds files that no build wrote ({', '.join(foreign[:3])}"
+            f"{', ...' if len(foreign) > 3 else ''}); choose an empty folder, or pass --force",
+            out,
+        )
 
 
 def start_unfinished(out: Path) -> None:

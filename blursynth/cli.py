@@ -62,6 +62,12 @@ def os_error_message(exc: OSError) -> str:
 
 
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+force_option = click.option(
+    "--force",
+    is_flag=True,
+    help="Replace a finished dataset of another kind or other settings in --out, or build "
+    "into a folder holding other files.",
+)
 
 
 def backend_options(fn):
@@ -505,6 +511,7 @@ _only_option = click.option(
     help="caffe: float32 data/label for Caffe/Mocha HDF5 layers.",
 )
 @backend_options
+@force_option
 @quiet_option
 @domain_errors
 def patches(
@@ -526,6 +533,7 @@ def patches(
     only,
     quiet,
     backend,
+    force,
 ):
     """Sample balanced PATCH-SIZE patches into sharded HDF5 (train/val + eval list)."""
     from pathlib import Path
@@ -549,7 +557,7 @@ def patches(
         rows_per_shard=rows_per_shard,
         format=fmt,
     )
-    report = build_patch_dataset(params, out, jobs=jobs, quiet=quiet, backend=backend)
+    report = build_patch_dataset(params, out, jobs=jobs, quiet=quiet, backend=backend, force=force)
     reused = f", {report.reused_shards} shard(s) reused" if report.reused_shards else ""
     _echo_build(report, "patches", reused)
 
@@ -595,6 +603,7 @@ def patches(
 )
 @click.option("--rows-per-shard", type=click.IntRange(min=1), default=1000, show_default=True)
 @backend_options
+@force_option
 @quiet_option
 @domain_errors
 def tiles(
@@ -615,6 +624,7 @@ def tiles(
     only,
     quiet,
     backend,
+    force,
 ):
     """Cut whole images into TILE-SIZE tiles with label maps, in sharded HDF5."""
     from pathlib import Path
@@ -637,7 +647,7 @@ def tiles(
         only=only,
         rows_per_shard=rows_per_shard,
     )
-    report = build_tile_dataset(params, out, jobs=jobs, quiet=quiet, backend=backend)
+    report = build_tile_dataset(params, out, jobs=jobs, quiet=quiet, backend=backend, force=force)
     _echo_build(report, "tiles")
 
 

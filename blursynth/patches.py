@@ -363,6 +363,7 @@ def build_patch_dataset(
     jobs: int = 1,
     quiet: bool = True,
     backend: Backend | None = None,
+    force: bool = False,
 ) -> BuildReport:
     """Build (or finish building) a patch dataset in ``out``.
 
@@ -381,8 +382,12 @@ def build_patch_dataset(
         No progress bars.
     backend : Backend, optional
         Where the workers run (:mod:`blursynth.parallel`); default local processes.
+    force : bool
+        Build even over a finished dataset of another kind or other settings, or a folder
+        holding other files (:func:`blursynth.build.claim_folder`).
     """
-    with dataset_build(out, "patches", backend, params.root) as cache:
+    recorded = replace(params, root=published_root(params.root, out)).to_dict()
+    with dataset_build(out, "patches", backend, params.root, recorded, force) as cache:
         return _build_locked(params, Path(out), jobs=jobs, quiet=quiet, cache=cache)
 
 

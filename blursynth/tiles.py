@@ -251,6 +251,7 @@ def build_tile_dataset(
     jobs: int = 1,
     quiet: bool = True,
     backend: Backend | None = None,
+    force: bool = False,
 ) -> TileReport:
     """Build a tile dataset in ``out`` (see the module docstring).
 
@@ -259,7 +260,8 @@ def build_tile_dataset(
     BlursynthError
         As for patches (bad source, too few images), or a folder holding another dataset.
     """
-    with dataset_build(out, "tiles", backend, params.root) as cache:
+    recorded = replace(params, root=published_root(params.root, out)).to_dict()
+    with dataset_build(out, "tiles", backend, params.root, recorded, force) as cache:
         return _build_locked(params, Path(out), jobs=jobs, quiet=quiet, cache=cache)
 
 

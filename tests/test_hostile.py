@@ -299,3 +299,38 @@ def test_export_takes_the_name_of_shipped_weights(tmp_path):
     assert res.exit_code == 0, res.output
     model, _ = checkpoint.load_model(tmp_path / "r.pt")
     assert model.count_parameters() == 7_185_538
+
+
+def _build(kind, root, out, *extra):
+    from blursynth.cli import main as data_cli
+
+    args = [kind, "--source", "shi", "--root", str(root), "--out", str(out), "--eval-images", "2"]
+    if kind == "patches":
+        args += ["--train-patches", "40", "--val-patches", "20"]
+    else:
+        args += ["--tile-size", "32"]
+    return CliRunner().invoke(data_cli, [*args, "-q", *extra])
+
+
+def test_a_build_never_replaces_another_dataset_or_a_users_files_without_force(tmp_path):
+    from _trees import make_tree
+
+    root = make_tree(tmp_path / "src", motion=3, defocus=3)
+    out = tmp_path / "ds"
+    assert _build("patches", root, out).exit_code == 0
+    manifest = (out / "manifest.json").read_bytes()
+    res = _build("tiles", root, out)  # another kind over a finished dataset
+    assert res.exit_code == 1 and "holds a finished patches dataset" in res.output
+    res = _build("patches", root, out, "--seed", "1")  # other settings
+    assert res.exit_code == 1 and "other settings (seed)" in res.output
+    assert (out / "manifest.json").read_bytes() == manifest  # untouched
+    assert _build("patches", root, out).exit_code == 0  # the same build may redo itself
+    assert _build("patches", root, out, "--seed", "1", "--force").exit_code == 0
+    # a folder of someone's files
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "README.md").write_text("my notes")
+    (mine / "train-00000-of-00001.h5").write_text("my file that looks like a shard")
+    res = _build("tiles", root, mine)
+    assert res.exit_code == 1 and "holds files that no build wrote (README.md)" in res.output
+    assert (mine / "README.md").read_text() == "my notes"
