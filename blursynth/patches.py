@@ -481,19 +481,20 @@ def _write_metadata(
         counts=tuple(plan.counts()),
         blursynth_version=__version__,
     )
+    lists = []
     if params.format == "caffe":
-        # Caffe/Mocha HDF5 layers read a list of shard paths; absolute, since Caffe resolves
-        # them from its working directory (so these lists are not checksummed).
+        # Caffe/Mocha HDF5 layers read a list of shard paths, resolved from Caffe's working
+        # directory: the names alone (run Caffe in the dataset folder), so that a published
+        # dataset holds no path of the builder's machine and its lists are checksummed
         for name in SPLITS:
-            write_text(
-                out / f"{name}.txt", "".join(f"{(out / r.file).resolve()}\n" for r in records[name])
-            )
+            write_text(out / f"{name}.txt", "".join(f"{r.file}\n" for r in records[name]))
+            lists.append(f"{name}.txt")
     write_json(out / MANIFEST, manifest.to_dict())
     synth = params.source == "synth"
     sources = generate_sources(resolve_root(params.root, out)) if synth else None
     write_text(out / CARD, dataset_card(manifest, sources))
     known = {r.file: r.sha256 for name in SPLITS for r in records[name]}
-    write_checksums(out, [*known, EVAL_LIST, MANIFEST, CARD], known)
+    write_checksums(out, [*known, EVAL_LIST, MANIFEST, CARD, *lists], known)
     remove_sidecars(out)  # the manifest records the digests from now on
 
 

@@ -48,13 +48,15 @@ def test_hugging_face_hdf5_loader_reads_the_shards(tmp_path):
 def test_caffe_layout(tmp_path):
     out = _build(tmp_path, "caffe")
     lines = (out / "train.txt").read_text().splitlines()
-    assert [p.split("/")[-1] for p in lines] == [
+    assert lines == [  # names only: no path of the builder's machine
         "train-00000-of-00003.h5",
         "train-00001-of-00003.h5",
         "train-00002-of-00003.h5",
     ]
-    assert (out / "val.txt").read_text().strip().endswith("val-00000-of-00001.h5")
-    with h5py.File(lines[0], "r") as f:
+    assert (out / "val.txt").read_text() == "val-00000-of-00001.h5\n"
+    sums = (out / "SHA256SUMS").read_text()
+    assert "  train.txt\n" in sums and "  val.txt\n" in sums
+    with h5py.File(out / lines[0], "r") as f:
         data, label = f["data"], f["label"]
         assert data.dtype == np.float32 and data.shape == (200, 3, 9, 9)
         assert label.dtype == np.float32 and label.shape == (200,)
