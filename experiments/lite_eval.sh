@@ -21,3 +21,8 @@ step evals/dut-lite/results.json $BIN/blursynth_train evaluate --source folder \
     --root "$SHARED/dut-sample" --polarity sharp-white --mask-threshold 128 \
     --model lite=runs/lite-cuhk/best.pt --model lite3=runs/lite3-cuhk/best.pt --model unet \
     --postprocess guided --out evals/dut-lite -q
+# ship: best.pt of each run, float16, with the names of its training images
+step blursynth_train/weights/liteunet-cuhk.pt $BIN/blursynth_train export runs/lite-cuhk/best.pt \
+    --out blursynth_train/weights/liteunet-cuhk.pt --dataset data/cuhk-tiles
+step blursynth_train/weights/liteunet3-cuhk.pt $BIN/blursynth_train export \
+    runs/lite3-cuhk/best.pt --out blursynth_train/weights/liteunet3-cuhk.pt --dataset data/cuhk-tiles3

@@ -32,3 +32,19 @@ def cuhk_mini() -> Path:
 @pytest.fixture
 def dut_sample() -> Path:
     return shared_data("dut-sample")
+
+
+def pytest_collection_modifyitems(config, items):
+    """``gpu`` tests skip where torch sees no CUDA device (CI, and most machines)."""
+    gpu = [item for item in items if "gpu" in item.keywords]
+    if not gpu:
+        return
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if not has_cuda:
+        for item in gpu:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))

@@ -30,18 +30,23 @@ def test_report_weights_load_as_the_reports_network():
     assert resolve_weights("report").stat().st_size < 16e6
 
 
-def test_bundled_weights_are_the_dense_unet_fp16_under_10_mb():
-    from blursynth_train.models import UNet
+@pytest.mark.parametrize(
+    "name,family,classes",
+    [("bundled", "liteunet", 2), ("types", "liteunet", 3), ("unet", "unet", 2)],
+)
+def test_shipped_dense_weights_are_fp16_under_15_mb(name, family, classes):
+    from blursynth_train.weights import resolve_weights
 
-    model, payload = load_model(default_model_path())
-    assert isinstance(model, UNet) and model.config.classes == 2 and not model.training
+    model, payload = load_model(resolve_weights(name))
+    assert model.config.kind == family and model.config.classes == classes
+    assert not model.training
     assert all(
         str(v.dtype) == "torch.float16"
         for v in payload["model_state"].values()
         if v.is_floating_point()
     )
     assert "optimizer_state" not in payload and payload["extra"]["train_images"]
-    assert default_model_path().stat().st_size < 10e6
+    assert resolve_weights(name).stat().st_size < 15e6
 
 
 def _unseen_picks(cuhk_mini, per_type: int) -> tuple:
