@@ -388,7 +388,8 @@ def segment(images, model_path, out_dir, stride, device, threshold, postprocess,
     filter unless --postprocess none (it was chosen on validation images; docs/results.md).
     """
     from blursynth_train.device import resolve_device
-    from blursynth_train.segment import expand_inputs, load_segmenter, segment_images
+    from blursynth_train.predict import load_segmenter
+    from blursynth_train.segment import expand_inputs, segment_images
 
     paths = expand_inputs(list(images), out_dir=out_dir)
     model = load_segmenter(model_path, resolve_device(device))

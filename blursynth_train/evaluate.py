@@ -239,13 +239,11 @@ def _spec(methods: list[Method], name: str) -> str:
 
 def _predictor(method: Method, device: str, stride: int, tta: str):
     """``image (float (H, W, 3) in [0, 1]) -> Prediction`` of a model or a baseline."""
-    from blursynth_train.predict import Prediction, Predictor
+    from blursynth_train.device import resolve_device
+    from blursynth_train.predict import Prediction, Predictor, load_segmenter
 
     if method.kind == "baseline":
         return lambda image: Prediction(baselines.blur_map(image, method.spec))
-    from blursynth_train.device import resolve_device
-    from blursynth_train.segment import load_segmenter
-
     predictor = Predictor(
         load_segmenter(method.spec, resolve_device(device)), stride=stride, tta=tta
     )

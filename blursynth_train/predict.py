@@ -35,6 +35,7 @@ from blursynth.errors import BlursynthError
 from blursynth.imageio import to_u8
 from blursynth.postprocess import POSTPROCESS
 from blursynth.postprocess import postprocess as apply_postprocess
+from blursynth_train.checkpoint import load_model
 from blursynth_train.choices import STRIDES, TTA
 from blursynth_train.models import family_of
 
@@ -161,6 +162,15 @@ class Predictor:
         return out
 
 
+def load_segmenter(model_path: str | Path | None, device: torch.device) -> nn.Module:
+    """The model of a checkpoint, or of shipped weights: ``None`` or ``"bundled"`` (the
+    default segmenter), ``"report"`` (the report's CNN)."""
+    from blursynth_train.weights import resolve_weights
+
+    model, _ = load_model(resolve_weights(model_path), device)
+    return model
+
+
 def model_maps(
     model: nn.Module,
     images: list[np.ndarray],
@@ -217,7 +227,6 @@ class Segmenter:
         stride: int = 1,
     ):
         from blursynth_train.device import resolve_device
-        from blursynth_train.segment import load_segmenter
 
         if postprocess not in POSTPROCESS:
             raise BlursynthError(

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image
 from torch import nn
 
@@ -38,19 +37,9 @@ from blursynth.imageio import IMAGE_EXTENSIONS, atomic_path, read_image_u8, writ
 from blursynth.postprocess import POSTPROCESS
 from blursynth.postprocess import postprocess as apply_postprocess
 from blursynth.progress import progressbar
-from blursynth_train.checkpoint import load_model
 from blursynth_train.predict import Prediction, Predictor
 
 TINT = (255, 0, 0)
-
-
-def load_segmenter(model_path: str | Path | None, device: torch.device) -> nn.Module:
-    """The model of a checkpoint, or of shipped weights: ``None`` or ``"bundled"`` (the
-    default segmenter), ``"report"`` (the report's CNN)."""
-    from blursynth_train.weights import resolve_weights
-
-    model, _ = load_model(resolve_weights(model_path), device)
-    return model
 
 
 OUTPUT_SUFFIXES = ("_prob", "_mask", "_overlay", "_classes", "_labels")

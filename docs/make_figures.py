@@ -27,7 +27,7 @@ from blursynth.imageio import atomic_path, to_u8
 from blursynth.sources import open_source
 from blursynth_train.device import resolve_device
 from blursynth_train.plots import plot_runs, read_log
-from blursynth_train.segment import load_segmenter
+from blursynth_train.predict import load_segmenter
 
 
 @click.group()
