@@ -234,6 +234,14 @@ class FitConfig:
         else:
             self.datasets = str(self.datasets)
         self.out = str(self.out)
+        if self.init is not None:
+            self.init = str(self.init)
+        if self.val_dataset is not None:
+            self.val_dataset = str(self.val_dataset)
+        self._check_numbers()
+        self._check_choices()
+
+    def _check_numbers(self) -> None:
         for name in ("batch_size", "iterations", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -254,10 +262,6 @@ class FitConfig:
                 f"workers must be at most the {cpus} CPUs of this machine (each is a process "
                 f"with its own memory; more only queue for the CPUs), got {self.workers}"
             )
-        if self.init is not None:
-            self.init = str(self.init)
-        if self.val_dataset is not None:
-            self.val_dataset = str(self.val_dataset)
         if self.class_weights is not None:
             self.class_weights = tuple(float(w) for w in self.class_weights) or None
             if self.class_weights and not all(
@@ -266,6 +270,11 @@ class FitConfig:
                 raise ValueError(f"class weights must be > 0, got {self.class_weights}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+        if self.freeze_blocks is not None and self.freeze_blocks < 0:
+            raise ValueError(f"freeze_blocks must be >= 0, got {self.freeze_blocks}")
+
+    def _check_choices(self) -> None:
+        """Names from the choice lists, and family options only for families that take them."""
         for name, allowed in (
             ("model", MODEL_KINDS),
             ("lr_schedule", LR_SCHEDULES),
@@ -277,8 +286,6 @@ class FitConfig:
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if self.freeze_blocks is not None and self.freeze_blocks < 0:
-            raise ValueError(f"freeze_blocks must be >= 0, got {self.freeze_blocks}")
         from blursynth_train.models import get_family
 
         family = get_family(self.model)
