@@ -163,7 +163,7 @@ def test_named_weights_resolve_for_every_command(tmp_path):
     assert parse_model_spec("report").spec == str(WEIGHTS_DIR / REPORT_WEIGHTS)
     image = tmp_path / "in.png"
     Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(image)
-    for name in ("bundled", "report", "types"):
+    for name in ("bundled", "report", "types", "unet", "unet-types"):
         res = CliRunner().invoke(
             main, ["segment", str(image), "--model", name, "--out", str(tmp_path / name), "-q"]
         )
@@ -173,7 +173,7 @@ def test_named_weights_resolve_for_every_command(tmp_path):
     assert res.exit_code == 2 and "nope" in res.output and "Traceback" not in res.output
 
 
-def test_types_weights_are_the_three_class_unet(tmp_path):
+def test_types_weights_are_the_three_class_model(tmp_path):
     """``--model types`` segments into sharp / motion / defocus and writes the class map."""
     from blursynth_train.weights import resolve_weights
 
@@ -187,3 +187,5 @@ def test_types_weights_are_the_three_class_unet(tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert np.asarray(Image.open(tmp_path / "o" / "in_classes.png")).shape == (48, 64, 3)
+    with Image.open(tmp_path / "o" / "in_labels.png") as labels:
+        assert labels.mode == "P" and set(np.unique(np.asarray(labels))) <= {0, 1, 2}
