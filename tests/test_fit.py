@@ -680,8 +680,8 @@ def test_a_checkpoint_from_before_select_by_keeps_choosing_by_accuracy():
 
 
 def test_log_rows_of_an_older_run_keep_an_empty_mean_iou(tmp_path):
-    from blursynth_train.fit import _write_logs
     from blursynth_train.plots import read_log
+    from blursynth_train.runlog import write_logs as _write_logs
 
     old = {"iteration": 2, "train_loss": 0.7, "train_acc": 0.5, "val_loss": 0.69}
     old |= {"val_acc": 0.55, "lr": 0.01, "samples_per_s": 100.0, "elapsed_s": 1.0}
@@ -749,8 +749,9 @@ def test_cli_loss_and_class_weights_are_recorded_checked_and_kept_on_resume(shar
 
 
 def test_weight_average_follows_the_decay_with_its_warm_up():
-    from blursynth_train.fit import _weight_average, ema_decay
     from blursynth_train.models import UNet, UNetConfig
+    from blursynth_train.runstate import ema_decay
+    from blursynth_train.runstate import weight_average as _weight_average
 
     assert ema_decay(0.999, 0) == pytest.approx(0.1) and ema_decay(0.999, 10**6) == 0.999
     model = UNet(UNetConfig(width=4, depth=1))
