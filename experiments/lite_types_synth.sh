@@ -3,9 +3,9 @@
 # synthetic stage is the one that taught the from-scratch U-Net its motion class
 # (experiments/objects_pan.sh): 2,000 ECSSD/DUTS renderings, 500 each of motion, pan,
 # defocus and mixed, every camera option but JPEG, a fifth uniform. The liteunet recipe
-# of lite_cuhk.sh for 750 iterations on their 3-class tiles (validated on the CUHK
-# validation tiles), then 2,000 on CUHK's 3-class tiles from there (fit --init), against
-# runs/lite3-cuhk (CUHK alone, 2,000 iterations).
+# of lite_cuhk.sh for 500 iterations on their 3-class tiles (validated on the CUHK
+# validation tiles), then 1,500 on CUHK's 3-class tiles from there (fit --init): 2,000 in
+# all, against runs/lite3-cuhk (CUHK alone, 2,000 iterations).
 source "$(dirname "$0")/steps.sh"
 
 LITE="--arch liteunet --encoder lite0 --pretrained imagenet --freeze-blocks 11 --batch-size 8 \
@@ -17,9 +17,9 @@ step synth/objects-every/records.jsonl $BIN/blursynth generate --objects "$SHARE
 step data/objects-every-tiles3/SHA256SUMS $BIN/blursynth tiles --source synth --classes 3 \
     --root synth/objects-every --out data/objects-every-tiles3 --eval-images 0 --jobs 2 -q
 step runs/lite3-synth/summary.json $BIN/blursynth_train fit data/objects-every-tiles3 \
-    --val-dataset data/cuhk-tiles3 --out runs/lite3-synth $LITE --iterations 750 --eval-every 250
+    --val-dataset data/cuhk-tiles3 --out runs/lite3-synth $LITE --iterations 500 --eval-every 250
 step runs/lite3-synth-cuhk/summary.json $BIN/blursynth_train fit data/cuhk-tiles3 \
-    --out runs/lite3-synth-cuhk $LITE --init runs/lite3-synth/best.pt --iterations 2000 \
+    --out runs/lite3-synth-cuhk $LITE --init runs/lite3-synth/best.pt --iterations 1500 \
     --eval-every 250
 step evals/val-lite3-synth-cuhk/results.json $BIN/blursynth_train evaluate \
     --dataset data/cuhk-tiles3 --split val --model lite3-synth=runs/lite3-synth-cuhk/best.pt \
