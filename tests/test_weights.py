@@ -189,3 +189,24 @@ def test_types_weights_are_the_three_class_model(tmp_path):
     assert np.asarray(Image.open(tmp_path / "o" / "in_classes.png")).shape == (48, 64, 3)
     with Image.open(tmp_path / "o" / "in_labels.png") as labels:
         assert labels.mode == "P" and set(np.unique(np.asarray(labels))) <= {0, 1, 2}
+
+
+@pytest.mark.realdata
+def test_types_weights_name_the_blur_type_of_unseen_cuhk_images(cuhk_mini):
+    """The Python API on real photographs the ``types`` model never trained on: over each
+    image's truly blurred pixels, the label of its blur type is the commonest blurred one."""
+    from blursynth_train.predict import Segmenter
+    from blursynth_train.weights import resolve_weights
+
+    _, payload = load_model(resolve_weights("types"))
+    seen = set(payload["extra"]["train_images"].split(","))
+    source = open_source("shi", cuhk_mini)
+    unseen = [it for it in source.items if it.stem not in seen]
+    picks = [next(it for it in unseen if it.blur_type == t) for t in ("motion", "defocus")]
+    seg = Segmenter("types", device="cpu")
+    for it in picks:
+        image, gt = source.load(it)
+        prob, labels = seg.predict(image)
+        assert prob.shape == gt.shape and labels.dtype == np.uint8
+        motion, defocus = (int(np.count_nonzero(labels[gt] == k)) for k in (1, 2))
+        assert (motion > defocus) == (it.blur_type == "motion"), (it.stem, motion, defocus)
