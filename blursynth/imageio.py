@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from contextlib import contextmanager
 from errno import ENOSPC
 from pathlib import Path
@@ -37,6 +38,21 @@ def max_pixels() -> int:
     return limit
 
 
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+def _open_header(path: Path) -> Image.Image:
+    """``Image.open`` (the header only) without Pillow's decompression-bomb check, which our
+    own limit replaces. Pillow's limit is a module global: it is lifted and restored under a
+    lock, so that reader threads (``segment``'s) never leave it lifted for good."""
+    with _PILLOW_LIMIT_LOCK:
+        pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = pillow_limit
+
+
 def _open(path: Path) -> Image.Image:
     """Open and decode an image, turned upright as its EXIF orientation says.
 
@@ -45,9 +61,8 @@ def _open(path: Path) -> Image.Image:
     """
     im = None
     limit = max_pixels()
-    pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
-        im = Image.open(path)
+        im = _open_header(path)
         if im.width * im.height > limit:
             raise BlursynthError(
                 f"{im.width} x {im.height} pixels, over the limit of {limit:,} (a decompression "
@@ -65,8 +80,6 @@ def _open(path: Path) -> Image.Image:
         if isinstance(exc, BlursynthError):
             raise
         raise BlursynthError(f"cannot read image ({exc})", path) from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = pillow_limit
     return im
 
 
@@ -90,17 +103,14 @@ def image_size(path: str | Path) -> tuple[int, int]:
     """
     path = Path(path)
     limit = max_pixels()
-    pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
-        with Image.open(path) as im:
+        with _open_header(path) as im:
             width, height = im.size
             turned = _orientation(im) in (5, 6, 7, 8)  # a quarter turn: swap
     except FileNotFoundError:
         raise BlursynthError("file not found", path) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise BlursynthError(f"cannot read image ({exc})", path) from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = pillow_limit
     if width * height > limit:
         raise BlursynthError(
             f"{width} x {height} pixels, over the limit of {limit:,} (a decompression bomb, or "
