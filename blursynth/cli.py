@@ -328,7 +328,8 @@ def generate(
     click.echo(
         f"{report.complete} of {report.requested} images ({n} per model) in {out} "
         f"({report.written} new, "
-        f"{len(report.skipped_items)} source items skipped, {len(report.failed)} failed)"
+        f"{len(report.skipped_items)} source items skipped, {len(report.redrawn)} redrawn, "
+        f"{len(report.failed)} failed)"
     )
     if report.failed:  # --n is not met: say so with the exit status, not only in a file
         first = report.failed[0]

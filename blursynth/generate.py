@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
+from itertools import islice
 from pathlib import Path
 
 import cv2
@@ -35,7 +38,7 @@ import blursynth
 from blursynth.baselines import background_sharpness
 from blursynth.camera import jpeg_roundtrip, linear_to_srgb, sensor_noise, srgb_to_linear
 from blursynth.errors import BlursynthError
-from blursynth.imageio import read_image, to_u8, write_json, write_png, write_text
+from blursynth.imageio import atomic_path, read_image, to_u8, write_json, write_png
 from blursynth.kernels import (
     convolve,
     disk_kernel,
@@ -59,6 +62,7 @@ from blursynth.sampling import (
     MODELS,
     SampleParams,
     SampleRecord,
+    sample_name,
     sample_record,
 )
 from blursynth.schema import KNOWN_BLUR_TYPES
@@ -77,6 +81,11 @@ PNG_LEVEL = 1
 against 23 ms for a 500x375 RGB image) for files 15 % smaller; the pixels are the same."""
 LEGACY_PNG_LEVEL = 6
 """The level of runs made before ``--png-level`` (their run.json records none)."""
+
+PLAN_CHUNK = 1024
+"""Samples planned, rendered and written at a time: memory does not grow with ``--n``."""
+MAX_REDRAWS = 4
+"""Times a sample whose sources fail to load is drawn again before it counts as failed."""
 
 OUTPUT_DIRS = ("image", "gt", "soft")
 CLASSES_DIR = "classes"  # mixed images: 0 sharp, 1 motion, 2 defocus
@@ -120,6 +129,7 @@ class Report:
     skipped_items: list[dict] = field(default_factory=list)  # VOC items unusable at all
     background_only: list[str] = field(default_factory=list)  # no class >= threshold
     failed: list[dict] = field(default_factory=list)  # samples whose files failed to decode
+    redrawn: list[dict] = field(default_factory=list)  # draws replaced: a source failed
     sharp_backgrounds: int | None = None  # --min-background-sharpness: photographs kept
 
     @property
@@ -129,7 +139,8 @@ class Report:
     def lines(self, limit: int = 10) -> list[str]:
         """Human-readable problems, at most ``limit`` of each kind."""
         out = []
-        for kind, rows in (("skipped", self.skipped_items), ("failed", self.failed)):
+        kinds = (("skipped", self.skipped_items), ("redrawn", self.redrawn), ("failed", self.failed))
+        for kind, rows in kinds:
             for row in rows[:limit]:
                 out.append(f"{kind}: {row['file']}: {row['reason']}")
             if len(rows) > limit:
@@ -241,6 +252,13 @@ def _background_pool(voc, items, params: SampleParams, report: Report, *, jobs, 
         raise BlursynthError(
             f"no photograph has a background of sharpness >= "
             f"{params.min_background_sharpness} (lower --min-background-sharpness)",
+            voc.roots[0],
+        )
+    if params.background == "own" and not any(items[k].classes for k in pool):
+        raise BlursynthError(
+            f"--background own: no photograph with a usable object has a background of "
+            f"sharpness >= {params.min_background_sharpness} (lower "
+            "--min-background-sharpness)",
             voc.roots[0],
         )
     return pool
@@ -490,6 +508,37 @@ def _generate(
             dataset.roots[0],
         )
 
+    run = _run_dict(seed, models, split, params, items, png_level, objects, object_threshold,
+                    object_polarity)
+    # measured before the folder is claimed: a refusal leaves it as it was
+    backgrounds = _background_pool(dataset, items, params, report, jobs=jobs, quiet=quiet)
+    _claim_run_folder(out, run, resume)
+    write_json(out / SOURCES_FILE, source_entries(voc, split, objects))
+    _check_beyond(out, models, n)
+
+    draw = partial(
+        sample_record,
+        items,
+        seed=seed,
+        params=params,
+        class_name=dataset.class_name,
+        backgrounds=backgrounds,
+    )
+    renderer = partial(_render_and_write, voc=dataset, out=out, single_thread=jobs > 1,
+                       png_level=png_level)
+    _render_all(draw, renderer, models, n, out, report, jobs=jobs, quiet=quiet)
+
+    _write_records(out, models, n)
+    write_json(out / "report.json", asdict(report))
+    if report.complete == 0:
+        first = (report.failed or report.skipped_items or [None])[0]
+        why = f" (first problem: {first['file']}: {first['reason']})" if first else ""
+        raise BlursynthError(f"nothing could be generated{why}; see report.json", out)
+    return report
+
+
+def _run_dict(seed, models, split, params, items, png_level, objects, threshold, polarity):
+    """What ``run.json`` records: what a ``--resume`` must match."""
     run = {
         "seed": int(seed),
         "models": list(models),
@@ -501,36 +550,27 @@ def _generate(
     }
     if objects:  # a VOC-only run's run.json is what it always was
         run["objects"] = [str(Path(d)) for d in objects]
-        run["object_mask"] = {"threshold": object_threshold, "polarity": object_polarity}
-    # measured before the folder is claimed: a refusal leaves it as it was
-    backgrounds = _background_pool(dataset, items, params, report, jobs=jobs, quiet=quiet)
-    _claim_run_folder(out, run, resume)
-    write_json(out / SOURCES_FILE, source_entries(voc, split, objects))
+        run["object_mask"] = {"threshold": threshold, "polarity": polarity}
+    return run
 
-    records = [
-        sample_record(items, m, i, seed, params, dataset.class_name, backgrounds)
-        for m in models
-        for i in range(n)
-    ]
-    wanted = {r.name for r in records}
-    beyond = sorted(p.stem for p in (out / RECORD_DIR).glob("*.json") if p.stem not in wanted)
-    if beyond:  # a smaller --n would leave images that records.jsonl no longer lists
+
+def _check_beyond(out: Path, models: tuple, n: int) -> None:
+    """Refuse a resume with a smaller ``--n``: it would leave images that records.jsonl no
+    longer lists."""
+    beyond, last = 0, None
+    for path in (out / RECORD_DIR).glob("*.json"):
+        match = _NAME.fullmatch(path.stem)
+        if match is None or match[1] not in models or int(match[2]) > n:
+            beyond, last = beyond + 1, path.stem
+    if beyond:
         raise BlursynthError(
-            f"cannot resume with --n {n}: the run already holds {len(beyond)} image(s) beyond "
-            f"it (e.g. {beyond[-1]}); use at least the interrupted run's --n",
+            f"cannot resume with --n {n}: the run already holds {beyond} image(s) beyond "
+            f"it (e.g. {last}); use at least the interrupted run's --n",
             out,
         )
-    todo = [r for r in records if not _is_complete(out, r.name)]
-    report.already_done = len(records) - len(todo)
-    _render_all(todo, dataset, out, report, jobs=jobs, quiet=quiet, png_level=png_level)
 
-    _write_records(out, records)
-    write_json(out / "report.json", asdict(report))
-    if report.complete == 0:
-        first = (report.failed or report.skipped_items or [None])[0]
-        why = f" (first problem: {first['file']}: {first['reason']})" if first else ""
-        raise BlursynthError(f"nothing could be generated{why}; see report.json", out)
-    return report
+
+_NAME = re.compile(r"([a-z]+)(\d{4,})")
 
 
 def _check_numbers(n: int, model: str, seed: int, jobs: int) -> None:
@@ -561,24 +601,49 @@ def _check_arguments(out, n: int, model: str, seed: int, jobs: int, resume: bool
     return models
 
 
-def _render_all(
-    todo: list, dataset, out: Path, report: Report, *, jobs: int, quiet: bool, png_level: int
-):
-    """Render and write every record of ``todo`` in parallel; count successes and failures."""
-    single_thread = jobs > 1  # workers share the cores; one OpenCV thread each
-    tasks = (delayed(_render_and_write)(r, dataset, out, single_thread, png_level) for r in todo)
-    with progressbar(length=len(todo), label="generate", quiet=quiet) as bar:
-        for name, failure in run_tasks(tasks, jobs=jobs, ordered=False, batch_size=1):
-            if failure is None:
-                report.written += 1
-            else:
-                report.failed.append({"name": name, **failure})
+def _render_all(draw, renderer, models, n: int, out: Path, report: Report, *, jobs, quiet):
+    """Plan, render and write every sample not yet complete, :data:`PLAN_CHUNK` at a time
+    (memory flat in ``n``); count successes and failures.
+
+    A sample whose sources fail to load is drawn again from another stream
+    (``spawn_key + (attempt,)``), up to :data:`MAX_REDRAWS` times, so one damaged photograph
+    costs a redraw, not a sample on every ``--resume``; the draws do not depend on ``jobs``.
+    """
+    planned = ((m, i) for m in models for i in range(n))
+    with progressbar(length=n * len(models), label="generate", quiet=quiet) as bar:
+        for chunk in iter(lambda: list(islice(planned, PLAN_CHUNK)), []):
+            todo = [draw(m, i) for m, i in chunk if not _is_complete(out, sample_name(m, i))]
+            report.already_done += len(chunk) - len(todo)
+            bar.update(len(chunk) - len(todo))
+            for attempt in range(1, MAX_REDRAWS + 2):
+                failures = _render_chunk(todo, renderer, report, bar, jobs)
+                if attempt > MAX_REDRAWS:
+                    report.failed += [{"name": r.name, **why} for r, why in failures]
+                    bar.update(len(failures))
+                    break
+                report.redrawn += [{"name": r.name, **why} for r, why in failures]
+                todo = [draw(r.model, r.index, attempt=attempt) for r, _ in failures]
+    for rows in (report.failed, report.redrawn):
+        rows.sort(key=lambda row: row["name"])
+
+
+def _render_chunk(records: list, renderer, report: Report, bar, jobs: int) -> list[tuple]:
+    """Render ``records`` in parallel: ``(record, failure)`` of those that failed."""
+    by_name = {r.name: r for r in records}
+    failures = []
+    tasks = (delayed(renderer)(r) for r in records)
+    for name, failure in run_tasks(tasks, jobs=jobs, ordered=False, batch_size=1):
+        if failure is None:
+            report.written += 1
             bar.update(1)
-    report.failed.sort(key=lambda row: row["name"])
+        else:
+            failures.append((by_name[name], failure))
+    failures.sort(key=lambda f: f[0].name)  # the next attempt's order: not the workers'
+    return failures
 
 
 def _render_and_write(
-    record: SampleRecord, voc: SceneSources, out: Path, single_thread: bool, png_level: int
+    record: SampleRecord, *, voc: SceneSources, out: Path, single_thread: bool, png_level: int
 ):
     die_with_parent()
     if single_thread:
@@ -650,13 +715,38 @@ def _claim_run_folder(out: Path, run: dict, resume: bool) -> None:
     write_json(run_path, run)
 
 
-def _write_records(out: Path, records: list[SampleRecord]) -> None:
-    """Assemble ``records.jsonl`` from the sidecars of complete samples, sorted by name."""
-    lines = []
-    for record in sorted(records, key=lambda r: r.name):
-        if _is_complete(out, record.name):
-            lines.append(json.dumps(record.to_dict(), sort_keys=True))
-    write_text(out / "records.jsonl", "".join(line + "\n" for line in lines))
+def _write_records(out: Path, models: tuple, n: int) -> None:
+    """Assemble ``records.jsonl`` from the sidecars of complete samples (a redrawn sample's
+    is its last draw), sorted by name, streamed: memory flat in ``n``."""
+    with atomic_path(out / "records.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for name in names_in_order(models, n):
+            if _is_complete(out, name):
+                record = json.loads((out / RECORD_DIR / f"{name}.json").read_text())
+                f.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def names_in_order(models, n: int):
+    """The names of indices ``0..n-1`` of each model, in sorted (string) order, generated
+    without holding them: ``motion1000`` < ``motion10000`` < ``motion1001``."""
+    assert not any(a != b and b.startswith(a) for a in models for b in models)
+    for model in sorted(models):
+        for number in _numbers_in_string_order(n):
+            yield f"{model}{number:04d}"
+
+
+def _numbers_in_string_order(n: int):
+    """``1..n`` in the order of their ``%04d`` strings (a depth-first walk of the digits)."""
+
+    def extend(v):  # v, then every number written with v's digits as a prefix
+        yield v
+        for w in range(v * 10, min(v * 10 + 9, n) + 1):
+            yield from extend(w)
+
+    for v in range(1, min(n, 9999) + 1):
+        if v >= 1000:  # numbers of five digits and more start with one of these
+            yield from extend(v)
+        else:
+            yield v
 
 
 def _digest(items: list[VOCItem]) -> str:

@@ -224,7 +224,7 @@ class SampleRecord:
     model: str
     index: int
     seed: int
-    spawn_key: tuple[int, int]
+    spawn_key: tuple[int, ...]  # (model, index), and the attempt of a redraw
     fg: str
     bg: str
     cls: int
@@ -283,6 +283,7 @@ def sample_record(
     params: SampleParams | None = None,
     class_name=None,
     backgrounds: Sequence[int] | None = None,
+    attempt: int = 0,
 ) -> SampleRecord:
     """Draw one sample.
 
@@ -305,6 +306,9 @@ def sample_record(
         makes, :func:`blursynth.generate.sharp_backgrounds`). With
         ``params.sharp_background_for == "sharp-truth"`` it serves only the samples whose
         truth calls the background sharp (:func:`sharp_truth_background`).
+    attempt : int
+        0 for the sample's own stream; ``k > 0`` draws the same sample again from the stream
+        ``spawn_key + (k,)`` (a redraw, when a source of the first draw fails to load).
 
     Notes
     -----
@@ -324,7 +328,7 @@ def sample_record(
         raise ValueError(f"index must be >= 0, got {index}")
     if backgrounds is not None and not backgrounds:
         raise ValueError("no item may serve as background")
-    key = (MODELS.index(model), int(index))
+    key = (MODELS.index(model), int(index)) + ((int(attempt),) if attempt else ())
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
     early = params.sharp_background_for == "sharp-truth"
     uniform = _draw_uniform(rng, model, params) if early else None

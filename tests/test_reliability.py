@@ -376,10 +376,14 @@ def test_a_tile_label_out_of_range_stops_fit(tmp_path):
     assert res.exit_code == 1 and f"{shard.name}: row 0: label 7" in res.output
 
 
-def test_generate_exits_non_zero_when_any_sample_fails(tmp_path):
+def test_generate_exits_non_zero_when_any_sample_fails(tmp_path, monkeypatch):
     import json
 
     from _trees import make_voc
+
+    from blursynth import generate as gen
+
+    monkeypatch.setattr(gen, "MAX_REDRAWS", 0)  # no redraw: the failures stay failures
 
     voc = make_voc(tmp_path / "v", sizes=[(48, 64)] * 3)
     jpeg = voc / "JPEGImages/img1.jpg"

@@ -1,0 +1,66 @@
+"""Every byte ``generate`` writes, pinned: the digests of every file of a few small runs on the
+embedded sample (every blur model, every camera option), recorded in
+``tests/data/generate-digests.json`` from the code before the blur models became a registry
+(issue 23). A change that moves one pixel or one record field fails here.
+
+Regenerate (only when a change of output is intended, and say so in the commit)::
+
+    python tests/test_generate_golden.py --write
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+DIGESTS = Path(__file__).parent / "data" / "generate-digests.json"
+RUNS = {
+    "default": ["--model", "all", "--n", "4"],
+    "camera": [
+        "--model", "all", "--n", "4", "--seed", "3", "--motion-kernel", "shake",
+        "--defocus-kernel", "disk", "--linear-light", "--noise", "--uniform-share", "0.3",
+        "--jpeg", "90",
+    ],
+    "own-background": [
+        "--model", "all", "--n", "3", "--seed", "5", "--background", "own",
+        "--min-background-sharpness", "0.001", "--sharp-background-for", "sharp-truth",
+        "--motion-length", "7", "21",
+        "--defocus-sigma", "1.5", "3",
+    ],
+}  # fmt: skip
+SKIP = {"report.json", ".lock"}  # report.json holds no pixel; .lock is the run's lock
+
+
+def run_digests(name: str, out: Path) -> dict[str, str]:
+    from blursynth.cli import main as data_cli
+
+    res = CliRunner().invoke(data_cli, ["generate", "--out", str(out), "-q", *RUNS[name]])
+    assert res.exit_code == 0, res.output
+    return {
+        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name not in SKIP
+    }
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_generate_writes_the_recorded_bytes(tmp_path, name):
+    expected = json.loads(DIGESTS.read_text())[name]
+    got = run_digests(name, tmp_path / name)
+    assert sorted(got) == sorted(expected)
+    changed = sorted(f for f in got if got[f] != expected[f])
+    assert not changed, f"{len(changed)} file(s) changed, e.g. {changed[:5]}"
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        digests = {name: run_digests(name, Path(tmp) / name) for name in sorted(RUNS)}
+    DIGESTS.write_text(json.dumps(digests, indent=1, sort_keys=True) + "\n")
+    print(f"{DIGESTS}: {sum(map(len, digests.values()))} files")
