@@ -31,6 +31,8 @@ The recipe (Section 4 of the report), exact and reproducible:
 
 from __future__ import annotations
 
+import click
+
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -396,6 +398,9 @@ def _build_locked(
 ) -> BuildReport:
     source, items = open_items(params.source, params.root, **params.source_options())
     plan = make_plan(params, source, items, jobs=jobs, quiet=quiet, cache=cache)
+    crowded = _crowding_warning(plan)
+    if crowded:  # said before the gigabytes are written
+        click.echo(f"warning: {crowded}", err=True)
     out.mkdir(parents=True, exist_ok=True)
     published = replace(params, root=published_root(params.root, out))
     recorded = _recorded_digests(out)
@@ -445,6 +450,26 @@ def _build_locked(
         [(e["stem"], e["reason"]) for e in plan.skipped_entries()],
         reused,
         warnings,
+    )
+
+
+CROWDED_PATCHES = 10_000
+"""Training patches per training image above which ``patches`` warns: the report's million
+from CUHK's ~620 training images is ~1,600 each; a million from a dozen images is
+near-duplicates (3.6 GB from cuhk-mini)."""
+
+
+def _crowding_warning(plan: Plan) -> str | None:
+    """A warning when the training split draws more than :data:`CROWDED_PATCHES` patches
+    per image (the default ``--train-patches`` on a small source), else None."""
+    train = plan.splits["train"]
+    per_image = train.rows / max(1, len(train.images))
+    if per_image <= CROWDED_PATCHES:
+        return None
+    return (
+        f"{train.rows:,} training patches from {len(train.images)} training image(s) is "
+        f"{per_image:,.0f} per image, mostly near-duplicates; lower --train-patches or use "
+        "--per-image N"
     )
 
 

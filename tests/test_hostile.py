@@ -458,3 +458,19 @@ def test_fit_reads_and_validates_large_rows_in_bounded_pieces(tmp_path):
     assert eval_batch_size(Tiles(), EVAL_PIXELS, EVAL_BATCH_SIZE) * 256 * 256 <= EVAL_PIXELS
     patches = (torch.zeros((10, 3, 31, 31), dtype=torch.uint8), torch.zeros(10))
     assert eval_batch_size(patches, EVAL_PIXELS, EVAL_BATCH_SIZE) == EVAL_BATCH_SIZE
+
+
+def test_patches_warns_before_writing_near_duplicates():
+    """Newcomer friction of issue 25: the default million training patches from cuhk-mini's
+    dozen training images wrote 3.6 GB of near-duplicates without a word."""
+    from types import SimpleNamespace
+
+    from blursynth.patches import CROWDED_PATCHES, _crowding_warning
+
+    def plan(rows, images):
+        return SimpleNamespace(splits={"train": SimpleNamespace(rows=rows, images=range(images))})
+
+    said = _crowding_warning(plan(1_000_000, 12))
+    assert "83,333 per image" in said and "--train-patches" in said
+    assert _crowding_warning(plan(1_000_000, 624)) is None  # the report's setting on CUHK
+    assert _crowding_warning(plan(CROWDED_PATCHES * 3, 3)) is None
