@@ -474,3 +474,26 @@ def test_patches_warns_before_writing_near_duplicates():
     assert "83,333 per image" in said and "--train-patches" in said
     assert _crowding_warning(plan(1_000_000, 624)) is None  # the report's setting on CUHK
     assert _crowding_warning(plan(CROWDED_PATCHES * 3, 3)) is None
+
+
+def test_fit_export_and_segment_raise_no_warnings(tmp_path):
+    """Issue 25 item 13: torch UserWarnings (a non-writable array, the pickle protocol) were
+    printed at users. Every warning is recorded here, so a new one fails."""
+    import warnings
+
+    import numpy as np
+    from PIL import Image
+
+    ds = make_patch_dataset(tmp_path / "ds", n_train=64, n_val=32)
+    Image.fromarray(np.full((40, 56, 3), 90, np.uint8)).save(tmp_path / "photo.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = _fit(ds, tmp_path / "run", "--iterations", "2", "--eval-every", "2")
+        assert res.exit_code == 0, res.output
+        out = str(tmp_path / "x.pt")
+        res = CliRunner().invoke(train_cli, ["export", str(tmp_path / "run/best.pt"), "--out", out])
+        assert res.exit_code == 0, res.output
+        args = ["segment", str(tmp_path / "photo.png"), "--out", str(tmp_path / "seg"), "-q"]
+        res = CliRunner().invoke(train_cli, args)
+        assert res.exit_code == 0, res.output
+    assert [str(w.message) for w in caught] == []
