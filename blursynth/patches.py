@@ -438,7 +438,7 @@ def _build_locked(
     reused = sum(sh.reused for sh in splits.values())
     _write_metadata(plan, published, records, out, attrs["plan_sha256"])
     counts = plan.counts()
-    warnings = []
+    warnings = _short_images_warning(plan)
     if sum(plan.splits[n].rows for n in SPLITS) and not any(c["label"] == 1 for c in counts):
         warnings.append(
             "every patch is labelled sharp: no mask has a blurred pixel (is --polarity right?)"
@@ -471,6 +471,20 @@ def _crowding_warning(plan: Plan) -> str | None:
         f"{per_image:,.0f} per image, mostly near-duplicates; lower --train-patches or use "
         "--per-image N"
     )
+
+
+def _short_images_warning(plan: Plan) -> list[str]:
+    """With ``--per-image P``: say how many images give fewer than P patches (all they
+    have), instead of capping them without a word."""
+    want = plan.params.per_image
+    if want is None:
+        return []
+    short = sum(
+        int((plan.splits[n].quotas.sum(axis=1) < want).sum()) for n in ("train", "val")
+    )
+    if not short:
+        return []
+    return [f"{short} image(s) hold fewer than --per-image {want} patches: they give all they have"]
 
 
 def _write_metadata(

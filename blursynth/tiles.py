@@ -302,6 +302,7 @@ def _build_locked(
         if blurred or not counts
         else ["every labelled pixel is sharp: no mask has a blurred pixel (is --polarity right?)"]
     )
+    warnings += _padding_warning(plan, params.tile_size)
     return TileReport(
         out,
         {n: sum(r.rows for r in records[n]) for n in SPLITS},
@@ -309,6 +310,18 @@ def _build_locked(
         [(e["stem"], e["reason"]) for e in plan.skipped_entries()],
         warnings,
     )
+
+
+def _padding_warning(plan: Plan, size: int) -> list[str]:
+    """Say how many images are smaller than the tiles along an axis (padded, label 255)."""
+    small = [i for i in plan.infos.values() if min(i.height, i.width) < size]
+    if not small:
+        return []
+    return [
+        f"{len(small)} image(s) are smaller than --tile-size {size} along an axis (e.g. "
+        f"{small[0].stem}: {small[0].width}x{small[0].height}); their tiles are padded, the "
+        "padding labelled 255 (not trained on)"
+    ]
 
 
 def _draw_split(

@@ -245,6 +245,7 @@ def _fit_locked(config: FitConfig) -> FitResult:
                 f"{data.n_val} val",
                 data.datasets[0].path,
             )
+        _check_crop(cfg.crop, data)
         resident = _hold_on_device(cfg, data, device)
         batches, val = _batch_sources(cfg, data, device, resident, say)
         config = family.config_for_dataset(data.params, cfg.family_options())
@@ -306,6 +307,18 @@ def _setup_device(cfg: FitConfig) -> torch.device:
         torch.backends.cudnn.benchmark = not cfg.deterministic  # fixed shapes: let cuDNN pick
     torch.manual_seed(cfg.seed)
     return device
+
+
+def _check_crop(crop: int, data: TrainingData) -> None:
+    """Refuse a ``--crop`` larger than the tiles (it used to train on whole tiles without a
+    word)."""
+    tile = data.params.get("tile_size")
+    if crop and tile is not None and crop > tile:
+        raise BlursynthError(
+            f"--crop {crop} is larger than the dataset's {tile}-px tiles; use at most {tile} "
+            "(or 0: whole tiles)",
+            data.datasets[0].path,
+        )
 
 
 def _hold_on_device(cfg: FitConfig, data: TrainingData, device: torch.device) -> bool:

@@ -497,3 +497,38 @@ def test_fit_export_and_segment_raise_no_warnings(tmp_path):
         res = CliRunner().invoke(train_cli, args)
         assert res.exit_code == 0, res.output
     assert [str(w.message) for w in caught] == []
+
+
+def test_a_crop_larger_than_the_tiles_is_refused(tmp_path):
+    """Issue 25 item 13: `--crop` beyond the tile size trained on whole tiles without a word."""
+    from _trees import make_tree
+
+    root = make_tree(tmp_path / "src", motion=3, defocus=3)
+    assert _build("tiles", root, tmp_path / "ds").exit_code == 0
+    args = ["--arch", "unet", "--iterations", "2", "--eval-every", "2"]
+    res = _fit(tmp_path / "ds", tmp_path / "run", *args, "--crop", "48")
+    assert res.exit_code == 1 and "--crop 48 is larger than the dataset's 32-px tiles" in res.output
+    assert not (tmp_path / "run" / "last.pt").exists()
+    res = _fit(tmp_path / "ds", tmp_path / "run2", *args, "--crop", "32")
+    assert res.exit_code == 0, res.output
+
+
+def test_builds_say_when_they_pad_tiles_or_cap_per_image_quotas(tmp_path):
+    """Issue 25 item 13: `--tile-size` beyond the images padded them, and `--per-image`
+    beyond what an image holds was capped, both without a word."""
+    from _trees import make_tree
+
+    root = make_tree(tmp_path / "src", motion=3, defocus=3)  # 56 x 48 images
+    res = _build("tiles", root, tmp_path / "t", "--tile-size", "64")
+    assert res.exit_code == 0, res.output
+    assert "6 image(s) are smaller than --tile-size 64 along an axis" in res.output
+    res = _build("tiles", root, tmp_path / "t2")  # 32-px tiles: no padding, no warning
+    assert res.exit_code == 0 and "smaller than --tile-size" not in res.output
+    from blursynth.cli import main as data_cli
+
+    args = ["patches", "--source", "shi", "--root", str(root), "--eval-images", "2", "-q"]
+    res = CliRunner().invoke(data_cli, [*args, "--out", str(tmp_path / "p"), "--per-image", "5000"])
+    assert res.exit_code == 0, res.output
+    assert "4 image(s) hold fewer than --per-image 5000 patches" in res.output
+    res = CliRunner().invoke(data_cli, [*args, "--out", str(tmp_path / "p2"), "--per-image", "4"])
+    assert res.exit_code == 0 and "--per-image" not in res.output
