@@ -7,6 +7,7 @@ messages; tracebacks are for bugs only.
 from __future__ import annotations
 
 import functools
+import os
 
 import click
 
@@ -537,14 +538,13 @@ def patches(
     force,
 ):
     """Sample balanced PATCH-SIZE patches into sharded HDF5 (train/val + eval list)."""
-    from pathlib import Path
 
     from blursynth.patches import build_patch_dataset
     from blursynth.schema import PatchParams
 
     params = PatchParams(
         source=source_kind,
-        root=str(Path(root).resolve()),
+        root=os.path.abspath(root),
         polarity=polarity,
         threshold=threshold,
         blur_type=blur_type,
@@ -628,14 +628,13 @@ def tiles(
     force,
 ):
     """Cut whole images into TILE-SIZE tiles with label maps, in sharded HDF5."""
-    from pathlib import Path
 
     from blursynth.schema import TileParams
     from blursynth.tiles import build_tile_dataset
 
     params = TileParams(
         source=source_kind,
-        root=str(Path(root).resolve()),
+        root=os.path.abspath(root),
         polarity=polarity,
         threshold=threshold,
         blur_type=blur_type,

@@ -139,7 +139,11 @@ class Report:
     def lines(self, limit: int = 10) -> list[str]:
         """Human-readable problems, at most ``limit`` of each kind."""
         out = []
-        kinds = (("skipped", self.skipped_items), ("redrawn", self.redrawn), ("failed", self.failed))
+        kinds = (
+            ("skipped", self.skipped_items),
+            ("redrawn", self.redrawn),
+            ("failed", self.failed),
+        )
         for kind, rows in kinds:
             for row in rows[:limit]:
                 out.append(f"{kind}: {row['file']}: {row['reason']}")
@@ -508,8 +512,9 @@ def _generate(
             dataset.roots[0],
         )
 
-    run = _run_dict(seed, models, split, params, items, png_level, objects, object_threshold,
-                    object_polarity)
+    run = _run_dict(
+        seed, models, split, params, items, png_level, objects, object_threshold, object_polarity
+    )
     # measured before the folder is claimed: a refusal leaves it as it was
     backgrounds = _background_pool(dataset, items, params, report, jobs=jobs, quiet=quiet)
     _claim_run_folder(out, run, resume)
@@ -524,8 +529,9 @@ def _generate(
         class_name=dataset.class_name,
         backgrounds=backgrounds,
     )
-    renderer = partial(_render_and_write, voc=dataset, out=out, single_thread=jobs > 1,
-                       png_level=png_level)
+    renderer = partial(
+        _render_and_write, voc=dataset, out=out, single_thread=jobs > 1, png_level=png_level
+    )
     _render_all(draw, renderer, models, n, out, report, jobs=jobs, quiet=quiet)
 
     _write_records(out, models, n)

@@ -31,12 +31,11 @@ The recipe (Section 4 of the report), exact and reproducible:
 
 from __future__ import annotations
 
-import click
-
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import click
 import numpy as np
 
 from blursynth import __version__
@@ -479,9 +478,7 @@ def _short_images_warning(plan: Plan) -> list[str]:
     want = plan.params.per_image
     if want is None:
         return []
-    short = sum(
-        int((plan.splits[n].quotas.sum(axis=1) < want).sum()) for n in ("train", "val")
-    )
+    short = sum(int((plan.splits[n].quotas.sum(axis=1) < want).sum()) for n in ("train", "val"))
     if not short:
         return []
     return [f"{short} image(s) hold fewer than --per-image {want} patches: they give all they have"]

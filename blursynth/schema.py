@@ -403,7 +403,14 @@ def published_root(root: str | Path, folder: str | Path) -> str:
     published dataset names no path of the machine that built it."""
     import os
 
-    return os.path.relpath(Path(root).resolve(), Path(folder).resolve())
+    real = Path(root).resolve()
+    # as the user named it (a symlinked root stays a link: the same build records the same
+    # bytes wherever the link points), unless a symlinked dataset folder makes that path
+    # lead elsewhere from the folder; then through the resolved folders
+    lexical = os.path.relpath(os.path.abspath(root), os.path.abspath(folder))
+    if (Path(folder) / lexical).resolve() == real:
+        return lexical
+    return os.path.relpath(real, Path(folder).resolve())
 
 
 def resolve_root(recorded: str, folder: str | Path) -> Path:

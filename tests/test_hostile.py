@@ -349,13 +349,12 @@ def test_a_damaged_source_is_redrawn_not_failed_on_every_resume(tmp_path):
     --resume; its samples are now drawn again from another stream, whatever --jobs."""
     import json
 
+    import numpy as np
     from _trees import make_voc
+    from PIL import Image
 
     from blursynth import generate as gen
     from blursynth.cli import main as data_cli
-    import numpy as np
-    from PIL import Image
-
     from blursynth.sampling import SampleRecord
 
     voc = make_voc(tmp_path / "v", sizes=[(48, 64)] * 3)
@@ -532,3 +531,28 @@ def test_builds_say_when_they_pad_tiles_or_cap_per_image_quotas(tmp_path):
     assert "4 image(s) hold fewer than --per-image 5000 patches" in res.output
     res = CliRunner().invoke(data_cli, [*args, "--out", str(tmp_path / "p2"), "--per-image", "4"])
     assert res.exit_code == 0 and "--per-image" not in res.output
+
+
+def test_a_symlinked_source_root_is_recorded_as_named(tmp_path):
+    """Issue 25 item 13: the recorded root went through resolved symlinks, so the same build
+    named the machine's real folders (and differed with where the link pointed)."""
+    import json
+
+    from _trees import make_tree
+
+    from blursynth.schema import published_root, resolve_root
+
+    real = make_tree(tmp_path / "disk" / "cuhk", motion=3, defocus=3)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "cuhk").symlink_to(real)
+    out = tmp_path / "ds"
+    assert _build("tiles", tmp_path / "data" / "cuhk", out).exit_code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["params"]["root"] == "../data/cuhk"
+    assert resolve_root("../data/cuhk", out).resolve() == real.resolve()
+    # a symlinked dataset folder: its '..' is the real parent's, so the path goes that way
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "ds").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    recorded = published_root(real, tmp_path / "links" / "ds")
+    assert resolve_root(recorded, tmp_path / "links" / "ds").resolve() == real.resolve()
