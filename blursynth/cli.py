@@ -398,6 +398,29 @@ def _sample_params(
         raise click.UsageError(str(exc)) from None
 
 
+def _build_scaled(build, params, out, jobs, quiet, backend, force):
+    """``build(params, out, ...)``; with the default ``--eval-images`` on a source too small
+    for it, the most the source allows instead, said in a warning (an explicit value that
+    does not fit is still an error)."""
+    from dataclasses import replace
+
+    from blursynth.patch_plan import TooManyEvalImages
+
+    default = click.get_current_context().get_parameter_source("eval_images")
+    while True:  # ends: every retry lowers eval_images
+        try:
+            return build(params, out, jobs=jobs, quiet=quiet, backend=backend, force=force)
+        except TooManyEvalImages as exc:
+            if default is not click.core.ParameterSource.DEFAULT or exc.most >= params.eval_images:
+                raise
+            click.echo(
+                f"warning: the default --eval-images {params.eval_images} leaves too few "
+                f"images to train on ({exc.reason.split(':')[0]}); holding out {exc.most}",
+                err=True,
+            )
+            params = replace(params, eval_images=exc.most)
+
+
 def _echo_build(report, unit: str, extra: str = "") -> None:
     """What a dataset build did: skipped images and warnings (stderr), then the sizes."""
     for stem, why in report.skipped:
@@ -558,7 +581,7 @@ def patches(
         rows_per_shard=rows_per_shard,
         format=fmt,
     )
-    report = build_patch_dataset(params, out, jobs=jobs, quiet=quiet, backend=backend, force=force)
+    report = _build_scaled(build_patch_dataset, params, out, jobs, quiet, backend, force)
     reused = f", {report.reused_shards} shard(s) reused" if report.reused_shards else ""
     _echo_build(report, "patches", reused)
 
@@ -647,7 +670,7 @@ def tiles(
         only=only,
         rows_per_shard=rows_per_shard,
     )
-    report = build_tile_dataset(params, out, jobs=jobs, quiet=quiet, backend=backend, force=force)
+    report = _build_scaled(build_tile_dataset, params, out, jobs, quiet, backend, force)
     _echo_build(report, "tiles")
 
 

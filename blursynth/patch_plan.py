@@ -181,6 +181,15 @@ class Plan:
         return h.hexdigest()
 
 
+class TooManyEvalImages(BlursynthError):
+    """``eval_images`` leaves too few images of a blur type; ``most`` is a count that
+    leaves enough of that type."""
+
+    def __init__(self, reason: str, most: int):
+        super().__init__(reason)
+        self.most = most
+
+
 def assign_splits(
     infos: list[ImageInfo], eval_images: int, rng: np.random.Generator
 ) -> tuple[list[int], list[int], list[int]]:
@@ -202,9 +211,10 @@ def assign_splits(
                 if n_eval
                 else "add images"
             )
-            raise BlursynthError(
+            raise TooManyEvalImages(
                 f"{len(order)} usable {bt} image(s): holding out {n_eval} for evaluation "
-                f"leaves fewer than 2 for train and val (split by image); {fix}"
+                f"leaves fewer than 2 for train and val (split by image); {fix}",
+                most=max(0, len(order) - 2) * len(by_type),
             )
         ev += order[:n_eval]
         rest = order[n_eval:]

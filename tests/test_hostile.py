@@ -556,3 +556,22 @@ def test_a_symlinked_source_root_is_recorded_as_named(tmp_path):
     (tmp_path / "links" / "ds").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
     recorded = published_root(real, tmp_path / "links" / "ds")
     assert resolve_root(recorded, tmp_path / "links" / "ds").resolve() == real.resolve()
+
+
+def test_the_default_eval_images_shrink_to_a_small_source(tmp_path):
+    """Newcomer friction of issue 25: `tiles`/`patches` on cuhk-mini failed with the default
+    --eval-images 20; an explicit value that does not fit is still refused."""
+    import json
+
+    from _trees import make_tree
+
+    from blursynth.cli import main as data_cli
+
+    root = make_tree(tmp_path / "src", motion=4, defocus=5)
+    args = ["tiles", "--source", "shi", "--root", str(root), "--tile-size", "32", "-q"]
+    res = CliRunner().invoke(data_cli, [*args, "--out", str(tmp_path / "t")])
+    assert res.exit_code == 0, res.output
+    assert "the default --eval-images 20 leaves too few images to train on" in res.output
+    assert json.loads((tmp_path / "t/manifest.json").read_text())["params"]["eval_images"] == 4
+    res = CliRunner().invoke(data_cli, [*args, "--out", str(tmp_path / "u"), "--eval-images", "9"])
+    assert res.exit_code == 1 and "lower --eval-images (at most" in res.output
