@@ -9,6 +9,7 @@ from PIL import Image, ImageDraw
 
 from blursynth.errors import BlursynthError
 from blursynth.imageio import to_u8, write_png
+from blursynth.preview import with_legend
 from blursynth.schema import CATEGORIES
 from blursynth.shards import open_dataset
 
@@ -101,7 +102,7 @@ def tile_grid(
     """A sheet of random tiles of a tile dataset, each beside its label overlay.
 
     Label colours: green sharp, red blurred (3 classes: red motion, blue defocus); padding
-    (255) is drawn grey.
+    (255) is drawn grey; a legend under the sheet says so.
     """
     if count < 1 or cols < 1:
         raise BlursynthError(f"count and cols must be >= 1, got {count}, {cols}")
@@ -123,5 +124,9 @@ def tile_grid(
             pair = np.concatenate([image, np.full((s, 4, 3), 255.0), tinted], axis=1)
             y, x = divmod(k, cols)
             sheet.paste(Image.fromarray(to_u8(pair / 255.0)), (x * (2 * s + 12), y * (s + 6)))
-    write_png(out_path, np.asarray(sheet))
+        classes = int(ds.params.get("classes", 2))
+    names = ("sharp", "blurred") if classes == 2 else ("sharp", "motion", "defocus")
+    colours = TILE_COLOURS.astype(np.uint8)[: len(names)]
+    entries = [*zip(names, colours, strict=True), ("no label", (128, 128, 128))]
+    write_png(out_path, with_legend(np.asarray(sheet), entries))
     return Path(out_path)

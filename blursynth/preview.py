@@ -18,6 +18,27 @@ ALPHA = 0.45
 CLASS_COLOURS = np.array([[170, 170, 170], [230, 40, 40], [40, 90, 230], [0, 0, 0]], np.uint8)
 
 
+LEGEND_HEIGHT = 20
+
+
+def with_legend(picture: np.ndarray, entries) -> np.ndarray:
+    """``picture`` (uint8 ``(H, W, 3)``) above a white band of colour swatches and their
+    names: ``entries`` is a sequence of ``(name, (r, g, b))``. Text that does not fit the
+    width is cut (the swatches come first)."""
+    h, w = picture.shape[:2]
+    band = np.full((LEGEND_HEIGHT, w, 3), 255, np.uint8)
+    x = 4
+    for name, colour in entries:
+        if x + 12 > w:
+            break
+        band[4:16, x : x + 12] = np.asarray(colour, np.uint8)
+        cv2.putText(
+            band, name, (x + 16, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA
+        )
+        x += 16 + cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)[0][0] + 12
+    return np.concatenate([picture, band], axis=0)
+
+
 def contact_sheet(
     folder, out_path, *, rows: int = 6, tile_height: int = 192, skipped: list | None = None
 ) -> Path:

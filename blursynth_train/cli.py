@@ -383,7 +383,7 @@ def segment(images, model_path, out_dir, stride, device, threshold, postprocess,
 
     Writes STEM_prob.png (16-bit, probability of blurred x 65535), STEM_mask.png (255 =
     blurred) and STEM_overlay.png per image into --out; a 3-class model (--model types) also
-    STEM_classes.png (the image tinted green sharp, red motion, blue defocus) and
+    STEM_classes.png (the image tinted green sharp, red motion, blue defocus, a legend below) and
     STEM_labels.png (pixel values 0 sharp, 1 motion, 2 defocus). The map is smoothed by the guided
     filter unless --postprocess none (it was chosen on validation images; docs/results.md).
     """

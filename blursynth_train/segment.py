@@ -14,7 +14,7 @@ Outputs per image ``STEM`` in the output folder, each written atomically:
     the image with blurred regions tinted red and outlined.
 ``STEM_classes.png`` (3-class models)
     for people: the image tinted green where sharp, red where motion-blurred, blue where
-    defocused.
+    defocused, with a legend band below (:data:`CLASS_LEGEND`).
 ``STEM_labels.png`` (3-class models)
     for programs: a palette PNG the image's size whose pixel values are 0 sharp, 1 motion,
     2 defocus (the palette shows them in the colours of ``STEM_classes.png``).
@@ -36,6 +36,7 @@ from blursynth.errors import BlursynthError
 from blursynth.imageio import IMAGE_EXTENSIONS, atomic_path, read_image_u8, write_png
 from blursynth.postprocess import POSTPROCESS
 from blursynth.postprocess import postprocess as apply_postprocess
+from blursynth.preview import with_legend
 from blursynth.progress import progressbar
 from blursynth_train.predict import Prediction, Predictor
 
@@ -123,6 +124,10 @@ def read_prob_png(path: str | Path) -> np.ndarray:
 
 CLASS_COLOURS = np.array([(60, 180, 75), (230, 25, 75), (0, 130, 200)], dtype=np.float32)
 """Colours of sharp, motion and defocus in ``STEM_classes.png``."""
+CLASS_LEGEND = tuple(
+    zip(("sharp", "motion", "defocus"), CLASS_COLOURS.astype(np.uint8), strict=True)
+)
+"""The legend under ``STEM_classes.png``."""
 
 
 def write_labels_png(path: str | Path, labels: np.ndarray) -> None:
@@ -237,7 +242,8 @@ def _write_outputs(path: Path, image, pred: Prediction, out_dir: Path, threshold
     write_png(files["overlay"], overlay(image, mask), level=PNG_LEVEL)
     if classes is not None:
         files["classes"] = out_dir / f"{path.stem}_classes.png"
-        write_png(files["classes"], class_map(image, mask, classes), level=PNG_LEVEL)
+        picture = with_legend(class_map(image, mask, classes), CLASS_LEGEND)
+        write_png(files["classes"], picture, level=PNG_LEVEL)
         files["labels"] = out_dir / f"{path.stem}_labels.png"
         write_labels_png(files["labels"], Prediction(prob, classes).labels(threshold))
     return {

@@ -575,3 +575,33 @@ def test_the_default_eval_images_shrink_to_a_small_source(tmp_path):
     assert json.loads((tmp_path / "t/manifest.json").read_text())["params"]["eval_images"] == 4
     res = CliRunner().invoke(data_cli, [*args, "--out", str(tmp_path / "u"), "--eval-images", "9"])
     assert res.exit_code == 1 and "lower --eval-images (at most" in res.output
+
+
+def test_class_pictures_and_the_tile_preview_carry_a_legend(tmp_path):
+    """Newcomer friction of issue 25: STEM_classes.png and the tile preview showed colours
+    with no word of what they mean."""
+    import numpy as np
+    from _trees import make_tree
+    from PIL import Image
+
+    from blursynth.cli import main as data_cli
+    from blursynth.patch_preview import TILE_COLOURS
+    from blursynth.preview import LEGEND_HEIGHT, with_legend
+    from blursynth_train.segment import CLASS_LEGEND
+
+    picture = with_legend(np.zeros((30, 300, 3), np.uint8), CLASS_LEGEND)
+    band = picture[30:]
+    assert band.shape == (LEGEND_HEIGHT, 300, 3)
+    for _, colour in CLASS_LEGEND:  # a swatch of every class
+        assert (band == colour).all(axis=2).sum() >= 100
+    assert (band == 0).all(axis=2).any()  # and black text
+    root = make_tree(tmp_path / "src", motion=3, defocus=3)
+    assert _build("tiles", root, tmp_path / "t").exit_code == 0
+    res = CliRunner().invoke(
+        data_cli, ["preview", str(tmp_path / "t"), "--out", str(tmp_path / "p.png")]
+    )
+    assert res.exit_code == 0, res.output
+    with Image.open(tmp_path / "p.png") as sheet:
+        band = np.asarray(sheet.convert("RGB"))[-LEGEND_HEIGHT:]
+    for colour in TILE_COLOURS[:2].astype(np.uint8):  # sharp and blurred
+        assert (band == colour).all(axis=2).sum() >= 100

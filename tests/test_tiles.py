@@ -14,6 +14,7 @@ from PIL import Image
 from blursynth.cli import main as data_cli
 from blursynth.errors import BlursynthError
 from blursynth.patches import build_patch_dataset
+from blursynth.preview import LEGEND_HEIGHT
 from blursynth.schema import PatchParams, TileParams
 from blursynth.shards import open_dataset, verify_dataset
 from blursynth.sources import open_items
@@ -301,7 +302,7 @@ def test_three_class_model_writes_a_class_map_and_scores_blur_types(tmp_path):
     assert res.exit_code == 1 and "broken.png" in res.output and "Traceback" not in res.output
     assert "segmented 10 image(s)" in res.output  # the others were still segmented
     classes = np.asarray(Image.open(tmp_path / "seg" / "out_of_focus0001_classes.png"))
-    assert classes.shape == (40, 70, 3)
+    assert classes.shape == (40 + LEGEND_HEIGHT, 70, 3)  # the image, then its legend
     (root / "image" / "broken.png").unlink()
     res = CliRunner().invoke(
         train_cli,

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from blursynth import metrics
+from blursynth.preview import LEGEND_HEIGHT
 from blursynth.sources import open_source
 from blursynth_train.checkpoint import load_model
 from blursynth_train.cli import main
@@ -186,7 +187,8 @@ def test_types_weights_are_the_three_class_model(tmp_path):
         main, ["segment", str(image), "--model", "types", "--out", str(tmp_path / "o"), "-q"]
     )
     assert res.exit_code == 0, res.output
-    assert np.asarray(Image.open(tmp_path / "o" / "in_classes.png")).shape == (48, 64, 3)
+    picture = np.asarray(Image.open(tmp_path / "o" / "in_classes.png"))
+    assert picture.shape == (48 + LEGEND_HEIGHT, 64, 3)  # the image, then its legend
     with Image.open(tmp_path / "o" / "in_labels.png") as labels:
         assert labels.mode == "P" and set(np.unique(np.asarray(labels))) <= {0, 1, 2}
 
