@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -44,8 +43,10 @@ from blursynth.rerender import RENDERERS, record_kernels, rerender  # noqa: F401
 from blursynth.sampling import (
     CAMERA_DEFAULTS,
     MODELS,
+    SAMPLE_NAME,
     SampleParams,
     SampleRecord,
+    names_in_order,
     sample_name,
     sample_record,
 )
@@ -445,7 +446,7 @@ def _check_beyond(out: Path, models: tuple, n: int) -> None:
     longer lists."""
     beyond, last = 0, None
     for path in (out / RECORD_DIR).glob("*.json"):
-        match = _NAME.fullmatch(path.stem)
+        match = SAMPLE_NAME.fullmatch(path.stem)
         if match is None or match[1] not in models or int(match[2]) > n:
             beyond, last = beyond + 1, path.stem
     if beyond:
@@ -454,9 +455,6 @@ def _check_beyond(out: Path, models: tuple, n: int) -> None:
             f"it (e.g. {last}); use at least the interrupted run's --n",
             out,
         )
-
-
-_NAME = re.compile(r"([a-z]+)(\d{4,})")
 
 
 def _check_numbers(n: int, model: str, seed: int, jobs: int) -> None:
@@ -502,6 +500,8 @@ def _render_all(draw, renderer, models, n: int, out: Path, report: Report, *, jo
             report.already_done += len(chunk) - len(todo)
             bar.update(len(chunk) - len(todo))
             for attempt in range(1, MAX_REDRAWS + 2):
+                if not todo:  # all written (or the chunk was done before)
+                    break
                 failures = _render_chunk(todo, renderer, report, bar, jobs)
                 if attempt > MAX_REDRAWS:
                     report.failed += [{"name": r.name, **why} for r, why in failures]
@@ -609,30 +609,6 @@ def _write_records(out: Path, models: tuple, n: int) -> None:
             if _is_complete(out, name):
                 record = json.loads((out / RECORD_DIR / f"{name}.json").read_text())
                 f.write(json.dumps(record, sort_keys=True) + "\n")
-
-
-def names_in_order(models, n: int):
-    """The names of indices ``0..n-1`` of each model, in sorted (string) order, generated
-    without holding them: ``motion1000`` < ``motion10000`` < ``motion1001``."""
-    assert not any(a != b and b.startswith(a) for a in models for b in models)
-    for model in sorted(models):
-        for number in _numbers_in_string_order(n):
-            yield f"{model}{number:04d}"
-
-
-def _numbers_in_string_order(n: int):
-    """``1..n`` in the order of their ``%04d`` strings (a depth-first walk of the digits)."""
-
-    def extend(v):  # v, then every number written with v's digits as a prefix
-        yield v
-        for w in range(v * 10, min(v * 10 + 9, n) + 1):
-            yield from extend(w)
-
-    for v in range(1, min(n, 9999) + 1):
-        if v >= 1000:  # numbers of five digits and more start with one of these
-            yield from extend(v)
-        else:
-            yield v
 
 
 def _digest(items: list[VOCItem]) -> str:

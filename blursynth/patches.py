@@ -35,7 +35,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import click
 import numpy as np
 
 from blursynth import __version__
@@ -52,7 +51,7 @@ from blursynth.patch_plan import (
     SplitPlan,
     stream,
 )
-from blursynth.progress import progressbar
+from blursynth.progress import progressbar, warn
 from blursynth.schema import (
     BLUR_TYPES,
     CARD,
@@ -399,7 +398,7 @@ def _build_locked(
     plan = make_plan(params, source, items, jobs=jobs, quiet=quiet, cache=cache)
     crowded = _crowding_warning(plan)
     if crowded:  # said before the gigabytes are written
-        click.echo(f"warning: {crowded}", err=True)
+        warn(crowded)
     out.mkdir(parents=True, exist_ok=True)
     published = replace(params, root=published_root(params.root, out))
     recorded = _recorded_digests(out)

@@ -1,4 +1,5 @@
-"""One progress wrapper for every long loop; ``quiet=True`` silences it."""
+"""One progress wrapper for every long loop (``quiet=True`` silences it), and :func:`warn`
+for what a user must read before a long step runs."""
 
 from __future__ import annotations
 
@@ -47,3 +48,8 @@ class _Silent:
 
     def update(self, n: int = 1, current_item=None) -> None:
         pass
+
+
+def warn(message: str) -> None:
+    """``warning: MESSAGE`` on stderr, now (``quiet`` does not silence it)."""
+    click.echo(f"warning: {message}", err=True)

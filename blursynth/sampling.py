@@ -12,6 +12,7 @@ models are generated in the same run.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 
@@ -273,6 +274,34 @@ def _tuples(value):
 def sample_name(model: str, index: int) -> str:
     """``motion0001`` for index 0 (the CUHK naming)."""
     return f"{model}{index + 1:04d}"
+
+
+SAMPLE_NAME = re.compile(r"([a-z]+)(\d{4,})")
+"""A :func:`sample_name`: the model, then ``index + 1`` (at least four digits)."""
+
+
+def names_in_order(models, n: int):
+    """The names of indices ``0..n-1`` of each model, in sorted (string) order, generated
+    without holding them: ``motion1000`` < ``motion10000`` < ``motion1001``."""
+    assert not any(a != b and b.startswith(a) for a in models for b in models)
+    for model in sorted(models):
+        for number in _numbers_in_string_order(n):
+            yield sample_name(model, number - 1)
+
+
+def _numbers_in_string_order(n: int):
+    """``1..n`` in the order of their ``%04d`` strings (a depth-first walk of the digits)."""
+
+    def extend(v):  # v, then every number written with v's digits as a prefix
+        yield v
+        for w in range(v * 10, min(v * 10 + 9, n) + 1):
+            yield from extend(w)
+
+    for v in range(1, min(n, 9999) + 1):
+        if v >= 1000:  # numbers of five digits and more start with one of these
+            yield from extend(v)
+        else:
+            yield v
 
 
 def sample_record(

@@ -384,8 +384,7 @@ def test_a_damaged_source_is_redrawn_not_failed_on_every_resume(tmp_path):
 
 
 def test_records_are_listed_in_name_order_without_holding_the_names():
-    from blursynth.generate import names_in_order
-    from blursynth.sampling import sample_name
+    from blursynth.sampling import names_in_order, sample_name
 
     models = ("motion", "defocus", "pan")
     names = [sample_name(m, i) for m in models for i in range(12345)]
