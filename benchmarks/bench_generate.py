@@ -23,10 +23,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from blursynth.blurmodels import Scene
 from blursynth.generate import OUTPUT_DIRS, default_voc_root, generate
 from blursynth.imageio import read_image, to_u8, write_json, write_png
 from blursynth.kernels import convolve, gaussian_kernel, motion_kernel
-from blursynth.render import blur_maps, render_defocus, render_motion
 from blursynth.sampling import SampleRecord
 from blursynth.sources.voc import VOCSegmentation, object_mask
 
@@ -105,12 +105,13 @@ def main():
     pairs = list(zip(motion, defocus, strict=False))
     albu = []
     for (rm, fg, _, _), (rd, _, _, _) in pairs:
-        km = max(motion_kernel(rm.length, rm.angle).shape)
-        kg = gaussian_kernel(rd.sigma1).shape[0]
+        km = max(motion_kernel(rm.blur.get("length"), rm.blur.get("angle")).shape)
+        sigma = rd.blur.get("sigma1")
+        kg = gaussian_kernel(sigma).shape[0]
         y0, x0, y1, x1 = rm.fg_box
         albu.append((to_u8(fg[y0:y1, x0:x1]), A.Compose([
             A.MotionBlur(blur_limit=(km, km), allow_shifted=False, p=1.0),
-            A.GaussianBlur(blur_limit=(kg, kg), sigma_limit=(rd.sigma1, rd.sigma1), p=1.0),
+            A.GaussianBlur(blur_limit=(kg, kg), sigma_limit=(sigma, sigma), p=1.0),
         ])))  # fmt: skip
 
     def ours():
@@ -125,7 +126,10 @@ def main():
     blur_only = []
     for (rm, fg, _, _), (rd, _, _, _) in pairs:
         y0, x0, y1, x1 = rm.fg_box
-        kernels = (motion_kernel(rm.length, rm.angle), gaussian_kernel(rd.sigma1))
+        kernels = (
+            motion_kernel(rm.blur.get("length"), rm.blur.get("angle")),
+            gaussian_kernel(rd.blur.get("sigma1")),
+        )
         blur_only.append((np.ascontiguousarray(fg[y0:y1, x0:x1]), kernels))
 
     def our_blurs():  # the same two blurs, without masks, compositing or ground truth
@@ -151,11 +155,8 @@ def render(r: SampleRecord, fg, labels, bg):
     by0, bx0, by1, bx1 = r.bg_box
     f, b = fg[fy0:fy1, fx0:fx1], bg[by0:by1, bx0:bx1]
     m = object_mask(labels[fy0:fy1, fx0:fx1], r.cls)
-    if r.model == "motion":
-        image, soft = render_motion(f, b, m, motion_kernel(r.length, r.angle))
-    else:
-        image, soft = render_defocus(f, b, m, gaussian_kernel(r.sigma1), gaussian_kernel(r.sigma2))
-    soft_blur, binary = blur_maps(r.model, m, soft)
+    out = r.blur_model.render(Scene(f, b, m), r.blur_model.kernels(r.blur))
+    image, soft_blur, binary = out.image, out.soft, out.binary
     return {"image": to_u8(image), "gt": binary.astype(np.uint8) * np.uint8(255),
             "soft": to_u8(soft_blur)}  # fmt: skip
 

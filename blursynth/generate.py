@@ -11,10 +11,11 @@ Output layout (CUHK-like, read back by :class:`blursynth.sources.SynthSource`)::
     DIR/run.json                seed, models, split, parameters, catalogue digest (for --resume)
     DIR/report.json             counts, skipped VOC items and failed samples
 
-The binary map is :func:`blursynth.render.blur_maps`: motion ``k*m >= 0.5``, defocus and
-pan ``m < 0.5`` (the sharp object is the mask itself); a mixed image's is ``classes != 0``.
-Image names say the model (``motion####``, ``defocus####``, ``mixed####``, ``pan####``); a
-pan image's blurred pixels are all motion blur. Every file is written atomically and
+The binary map is each blur model's truth (:mod:`blursynth.blurmodels`): motion
+``k*m >= 0.5``, defocus and pan ``m < 0.5`` (the sharp object is the mask itself); a mixed
+image's is ``classes != 0``, its classes in ``DIR/classes/``. Image names say the model
+(``motion####``, ``defocus####``, ``mixed####``, ``pan####``); a pan image's blurred
+pixels are all motion blur. Every file is written atomically and
 depends only on its record, so the output is byte-identical for a seed whatever ``--jobs``,
 and ``--resume`` after a kill gives the same files as an uninterrupted run.
 """
@@ -33,16 +34,16 @@ import cv2
 from joblib import delayed
 
 import blursynth
+from blursynth import blurmodels
 from blursynth.baselines import background_sharpness
 from blursynth.errors import BlursynthError
 from blursynth.imageio import atomic_path, write_json, write_png
 from blursynth.locking import LOCK_NAME
 from blursynth.parallel import Backend, run_tasks, use_backend
 from blursynth.progress import progressbar
-from blursynth.rerender import RENDERERS, record_kernels, rerender  # noqa: F401 (the API)
+from blursynth.rerender import record_kernels, rerender  # noqa: F401 (the API)
 from blursynth.sampling import (
     CAMERA_DEFAULTS,
-    MODELS,
     SAMPLE_NAME,
     SampleParams,
     SampleRecord,
@@ -72,18 +73,23 @@ MAX_REDRAWS = 4
 """Times a sample whose sources fail to load is drawn again before it counts as failed."""
 
 OUTPUT_DIRS = ("image", "gt", "soft")
-CLASSES_DIR = "classes"  # mixed images: 0 sharp, 1 motion, 2 defocus
 
 
 def output_dirs(name: str) -> tuple[str, ...]:
-    """The folders an image of this name is written to (``mixed####`` adds ``classes/``)."""
-    return (*OUTPUT_DIRS, CLASSES_DIR) if name.startswith("mixed") else OUTPUT_DIRS
+    """The folders an image of this name is written to: every image's, and its model's own
+    (``mixed####`` adds ``classes/``)."""
+    return (*OUTPUT_DIRS, *blurmodels.get(SAMPLE_NAME.fullmatch(name)[1]).outputs)
+
+
+def _every_output_dir() -> tuple[str, ...]:
+    extra = sorted({d for m in blurmodels.names() for d in blurmodels.get(m).outputs})
+    return (*OUTPUT_DIRS, *extra)
 
 
 def models_of(model: str) -> tuple[str, ...]:
-    """``both``: the report's two models; ``all``: every model (:data:`MODELS`); else the one
+    """``both``: the report's two models; ``all``: every registered model; else the one
     named."""
-    return {"both": KNOWN_BLUR_TYPES, "all": MODELS}.get(model, (model,))
+    return {"both": KNOWN_BLUR_TYPES, "all": blurmodels.names()}.get(model, (model,))
 
 
 RECORD_DIR = "records"
@@ -285,101 +291,79 @@ def generate(
     object_polarity: str = "object-white",
     png_level: int | None = None,
 ) -> Report:
-    """Generate ``n`` images per model into ``out``.
+    """Generate ``n`` images per model into ``out`` (empty or absent unless ``resume``).
 
     Parameters
     ----------
-    out : path
-        Output folder; must be empty or absent unless ``resume``.
-    n : int
-        Images per model.
-    voc : path, optional
-        ``VOCdevkit``, ``VOC2012`` or a folder holding ``VOCdevkit``; default the embedded
+    n : images per model.
+    voc : ``VOCdevkit``, ``VOC2012`` or a folder holding ``VOCdevkit``; default the embedded
         sample (:func:`default_voc_root`).
-    model : {"motion", "defocus", "mixed", "pan", "both", "all"}
-    seed : int
-    split : {"train", "val", "trainval"}
-    jobs : int
-        Worker processes (joblib); the output does not depend on it.
-    resume : bool
-        Complete an interrupted run in ``out`` (same seed, model, split and VOC images).
-    quiet : bool
-        No progress bar.
-    params : SampleParams, optional
-        Parameter ranges; default :class:`~blursynth.sampling.SampleParams`.
-    backend : Backend, optional
-        Where the workers run (:mod:`blursynth.parallel`); default local processes.
-    objects : sequence of paths
-        Object-mask folders (``image/`` + ``mask/``, :mod:`blursynth.sources.objects`) to
-        draw foregrounds and backgrounds from, besides ``voc`` (without ``voc``, only these).
-    object_threshold, object_polarity
-        How their masks read: grey levels ``>= threshold`` are white; white is the object
-        (``object-white``) or the background.
-    png_level : int, optional
-        zlib level of the PNGs written (0-9; the pixels are the same at every level).
-        Default :data:`PNG_LEVEL`, or on ``resume`` the interrupted run's (level 6 for a
-        run made before the option): one folder holds one level.
+    model : a blur model (:mod:`blursynth.blurmodels`), ``both`` (the report's two) or ``all``.
+    seed, split : the root seed; the VOC split (``train``, ``val`` or ``trainval``).
+    jobs, backend : worker processes, and where they run (:mod:`blursynth.parallel`; default
+        local processes); the output depends on neither.
+    resume : complete an interrupted run in ``out`` (the same settings: its ``run.json``).
+    quiet : no progress bar.
+    params : parameter ranges; default :class:`~blursynth.sampling.SampleParams`.
+    objects, object_threshold, object_polarity : object-mask folders (``image/`` +
+        ``mask/``, :mod:`blursynth.sources.objects`) to draw scenes from besides ``voc``
+        (without ``voc``, only these), and how their masks read (grey levels ``>=
+        threshold`` are white; white is the object, ``object-white``, or the background).
+    png_level : zlib level 0-9 (the pixels are the same at every level); default
+        :data:`PNG_LEVEL`, or on ``resume`` the interrupted run's (6 for a run made before
+        the option): one folder holds one level.
 
-    Returns
-    -------
-    Report
-
-    Raises
-    ------
-    BlursynthError
-        Bad VOC root or split, non-empty ``out`` without ``resume``, a resume with other
-        settings, or a run that produced nothing.
+    Returns a :class:`Report`. Raises :class:`BlursynthError` for a bad VOC root or split, a
+    non-empty ``out`` without ``resume``, a resume with other settings, or a run that
+    produced nothing.
     """
     from blursynth.locking import folder_lock
 
     _check_numbers(n, model, seed, jobs)  # before the lock creates the folder
     if png_level is not None and not 0 <= png_level <= 9:
         raise BlursynthError(f"--png-level must be 0..9, got {png_level}")
+    params = SampleParams() if params is None else params
+    job = _Job(n, model, seed, split, jobs, resume, quiet, params, png_level)
+    sources = _Sources(voc, tuple(objects), object_threshold, object_polarity)
     roots = [r for r in (voc_root(voc, objects),) if r is not None] + [*objects]
     with folder_lock(out, "generate"), use_backend(backend, out, roots):
-        return _generate(
-            out,
-            n=n,
-            voc=voc,
-            objects=tuple(objects),
-            object_threshold=object_threshold,
-            object_polarity=object_polarity,
-            model=model,
-            seed=seed,
-            split=split,
-            jobs=jobs,
-            resume=resume,
-            quiet=quiet,
-            params=params,
-            png_level=png_level,
-        )
+        return _generate(Path(out), job, sources)
 
 
-def _generate(
-    out,
-    *,
-    n: int,
-    voc=None,
-    model: str = "both",
-    seed: int = 0,
-    split: str = "train",
-    jobs: int = 1,
-    resume: bool = False,
-    quiet: bool = False,
-    params: SampleParams | None = None,
-    objects: tuple = (),
-    object_threshold: int = 128,
-    object_polarity: str = "object-white",
-    png_level: int | None = None,
-) -> Report:
+@dataclass(frozen=True)
+class _Job:
+    """What a run makes (:func:`generate`'s arguments)."""
+
+    n: int
+    model: str
+    seed: int
+    split: str
+    jobs: int
+    resume: bool
+    quiet: bool
+    params: SampleParams
+    png_level: int | None
+
+
+@dataclass(frozen=True)
+class _Sources:
+    """Where its scenes come from (:func:`generate`'s arguments)."""
+
+    voc: object
+    objects: tuple
+    threshold: int
+    polarity: str
+
+
+def _generate(out: Path, job: _Job, src: _Sources) -> Report:
     """The run itself, under the folder's lock (see :func:`generate`)."""
-    params = SampleParams() if params is None else params
-    models = _check_arguments(out, n, model, seed, jobs, resume)
-    out = Path(out)
+    n, params, jobs, quiet = job.n, job.params, job.jobs, job.quiet
+    models = _check_arguments(out, n, job.model, job.seed, jobs, job.resume)
+    png_level = job.png_level
     if png_level is None:
-        png_level = _previous_png_level(out) if resume else PNG_LEVEL
+        png_level = _previous_png_level(out) if job.resume else PNG_LEVEL
 
-    dataset = scene_sources(voc, split, objects, object_threshold, object_polarity)
+    dataset = scene_sources(src.voc, job.split, src.objects, src.threshold, src.polarity)
     items, bad = scan(dataset, jobs=jobs, quiet=quiet)
     report = Report(
         requested=n * len(models),
@@ -389,23 +373,21 @@ def _generate(
     if not any(it.classes for it in items):
         raise BlursynthError(
             f"no usable foreground: no class or object covers >= "
-            f"{MIN_CLASS_FRACTION:.0%} of any readable image (VOC split {split!r})",
+            f"{MIN_CLASS_FRACTION:.0%} of any readable image (VOC split {job.split!r})",
             dataset.roots[0],
         )
 
-    run = _run_dict(
-        seed, models, split, params, items, png_level, objects, object_threshold, object_polarity
-    )
+    run = _run_dict(job, models, items, png_level, src)
     # measured before the folder is claimed: a refusal leaves it as it was
     backgrounds = _background_pool(dataset, items, params, report, jobs=jobs, quiet=quiet)
-    _claim_run_folder(out, run, resume)
-    write_json(out / SOURCES_FILE, source_entries(voc, split, objects))
+    _claim_run_folder(out, run, job.resume)
+    write_json(out / SOURCES_FILE, source_entries(src.voc, job.split, src.objects))
     _check_beyond(out, models, n)
 
     draw = partial(
         sample_record,
         items,
-        seed=seed,
+        seed=job.seed,
         params=params,
         class_name=dataset.class_name,
         backgrounds=backgrounds,
@@ -424,20 +406,20 @@ def _generate(
     return report
 
 
-def _run_dict(seed, models, split, params, items, png_level, objects, threshold, polarity):
+def _run_dict(job: _Job, models, items, png_level: int, src: _Sources) -> dict:
     """What ``run.json`` records: what a ``--resume`` must match."""
     run = {
-        "seed": int(seed),
+        "seed": int(job.seed),
         "models": list(models),
-        "split": split,
-        "params": params.run_dict(),
+        "split": job.split,
+        "params": job.params.run_dict(),
         "min_class_fraction": MIN_CLASS_FRACTION,
         "catalog": _digest(items),
         "png_level": png_level,
     }
-    if objects:  # a VOC-only run's run.json is what it always was
-        run["objects"] = [str(Path(d)) for d in objects]
-        run["object_mask"] = {"threshold": threshold, "polarity": polarity}
+    if src.objects:  # a VOC-only run's run.json is what it always was
+        run["objects"] = [str(Path(d)) for d in src.objects]
+        run["object_mask"] = {"threshold": src.threshold, "polarity": src.polarity}
     return run
 
 
@@ -465,8 +447,9 @@ def _check_numbers(n: int, model: str, seed: int, jobs: int) -> None:
     if seed < 0:  # SeedSequence takes no negative entropy
         raise BlursynthError(f"--seed must be >= 0, got {seed}")
     models = models_of(model)
-    if not set(models) <= set(MODELS):
-        raise BlursynthError(f"model must be one of {(*MODELS, 'both', 'all')}, got {model!r}")
+    if not set(models) <= set(blurmodels.names()):
+        choices = (*blurmodels.names(), "both", "all")
+        raise BlursynthError(f"model must be one of {choices}, got {model!r}")
 
 
 def _check_arguments(out, n: int, model: str, seed: int, jobs: int, resume: bool) -> tuple:
@@ -593,7 +576,7 @@ def _claim_run_folder(out: Path, run: dict, resume: bool) -> None:
                 run_path,
             )
     # a killed writer leaves '<name>.tmp-<pid>' files: drop them before going on
-    for sub in (*OUTPUT_DIRS, CLASSES_DIR, RECORD_DIR):
+    for sub in (*_every_output_dir(), RECORD_DIR):
         for tmp in (out / sub).glob("*.tmp-*"):
             tmp.unlink()
     for tmp in out.glob("*.tmp-*"):

@@ -68,21 +68,26 @@ def patch_grid(
                 continue
             picks = np.sort(rng.choice(rows, size=min(per_cell, rows.size), replace=False))
             for c, row in enumerate(picks):
-                patch = reader.read(int(row), int(row) + 1, fields=("patches",))["patches"][0]
-                hwc = np.transpose(patch, (1, 2, 0))
-                if hwc.dtype != np.uint8:  # caffe format: float32 in [0, 1]
-                    hwc = to_u8(hwc)
-                big = Image.fromarray(hwc).resize((p * scale, p * scale), Image.NEAREST)
-                # A frame coloured by label: red = blurred centre, green = sharp centre.
-                x, y = _LABEL_WIDTH + c * tile, r * tile
-                draw.rectangle(
-                    (x, y, x + tile - 1, y + tile - 1),
-                    fill=(200, 40, 40) if label else (40, 160, 40),
-                )
-                sheet.paste(big, (x + 2, y + 2))
+                _paste_patch(sheet, draw, reader, int(row), p, scale, (c, r), label)
     out_path = Path(out_path)
     write_png(out_path, np.asarray(sheet))
     return out_path
+
+
+def _paste_patch(sheet, draw, reader, row: int, p: int, scale: int, cell, label: int) -> None:
+    """One patch, enlarged, in a frame coloured by its label (red: blurred centre, green:
+    sharp centre), at grid ``cell`` = (column, row)."""
+    patch = reader.read(row, row + 1, fields=("patches",))["patches"][0]
+    hwc = np.transpose(patch, (1, 2, 0))
+    if hwc.dtype != np.uint8:  # caffe format: float32 in [0, 1]
+        hwc = to_u8(hwc)
+    big = Image.fromarray(hwc).resize((p * scale, p * scale), Image.NEAREST)
+    tile = p * scale + 4
+    x, y = _LABEL_WIDTH + cell[0] * tile, cell[1] * tile
+    draw.rectangle(
+        (x, y, x + tile - 1, y + tile - 1), fill=(200, 40, 40) if label else (40, 160, 40)
+    )
+    sheet.paste(big, (x + 2, y + 2))
 
 
 TILE_COLOURS = np.array([(60, 180, 75), (230, 25, 75), (0, 130, 200)], dtype=np.float32)

@@ -145,22 +145,6 @@ def render_mixed(
     return image, classes, (1.0 - (1.0 - moving) * sharp).astype(np.float32)
 
 
-def blur_maps(model: str, mask: np.ndarray, soft: np.ndarray):
-    """Ground truth in the blur convention (1 = blurred) for one rendering.
-
-    * motion: soft blur map = ``k*m``; binary = ``k*m >= 0.5``.
-    * defocus and pan: soft blur map = ``1 − k2*m``; binary = ``1 − m`` with ``m`` binarised
-      at 0.5 (the object mask itself is the sharp truth, as in the report).
-
-    Returns ``(soft_blur float32, binary_blur bool)``.
-    """
-    if model == "motion":
-        return soft, soft >= BINARY_THRESHOLD
-    if model in ("defocus", "pan"):
-        return (1.0 - soft).astype(np.float32), mask < BINARY_THRESHOLD
-    raise ValueError(f"model must be 'motion', 'defocus' or 'pan', got {model!r}")
-
-
 def _check(fg, bg, mask):
     if fg.shape != bg.shape or fg.shape[:2] != mask.shape or fg.ndim != 3:
         raise ValueError(

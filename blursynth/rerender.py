@@ -6,29 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from blursynth.blurmodels import Scene
 from blursynth.camera import jpeg_roundtrip, linear_to_srgb, sensor_noise, srgb_to_linear
 from blursynth.errors import BlursynthError
 from blursynth.imageio import read_image, to_u8
-from blursynth.kernels import (
-    convolve,
-    disk_kernel,
-    gaussian_kernel,
-    motion_kernel,
-    trajectory_kernel,
-)
-from blursynth.render import (
-    blur_maps,
-    fill_behind,
-    render_defocus,
-    render_mixed,
-    render_motion,
-    render_pan,
-)
+from blursynth.kernels import convolve
+from blursynth.render import fill_behind
 from blursynth.sampling import SampleRecord
 from blursynth.sources.voc import object_mask
-
-#: The renderer of each one-object model (mixed has its own: two objects).
-RENDERERS = {"motion": render_motion, "defocus": render_defocus, "pan": render_pan}
 
 
 def rerender(record: SampleRecord, voc) -> dict[str, np.ndarray]:
@@ -38,9 +23,10 @@ def rerender(record: SampleRecord, voc) -> dict[str, np.ndarray]:
     -------
     dict
         ``image`` uint8 (H, W, 3); ``gt`` uint8 (H, W) binary, 255 = blurred; ``soft`` uint8
-        (H, W), the soft blur map; for a ``mixed`` record also ``classes`` uint8 (H, W): 0
-        sharp, 1 motion, 2 defocus.
+        (H, W), the soft blur map; and the model's own outputs (a ``mixed`` record's
+        ``classes`` uint8 (H, W): 0 sharp, 1 motion, 2 defocus).
     """
+    model = record.blur_model
     bg = _crop(read_image(voc.image_path(record.bg)), record.bg_box, voc.image_path(record.bg))
     light = srgb_to_linear if record.linear_light else (lambda x: x)  # blur light, not codes
     extra = {}
@@ -50,18 +36,12 @@ def rerender(record: SampleRecord, voc) -> dict[str, np.ndarray]:
         fg, mask = _object(voc, record.fg, record.fg_box, record.cls)
         if record.background == "own":  # bg is fg's own crop: take the object out of it
             bg = fill_behind(bg, mask)
-        bg, fg = light(bg), light(fg)
-        if record.model == "mixed":
+        others = ()
+        if model.objects == 2:
             f2, m2 = _object(voc, record.fg2, record.fg2_box, record.cls2)
-            image, classes, soft_blur = render_mixed(
-                fg, light(f2), bg, mask, m2, *record_kernels(record)
-            )
-            binary = classes != 0
-            extra["classes"] = classes
-        else:
-            render = RENDERERS[record.model]
-            image, soft = render(fg, bg, mask, *record_kernels(record))
-            soft_blur, binary = blur_maps(record.model, mask, soft)
+            others = ((light(f2), m2),)
+        out = model.render(Scene(light(fg), light(bg), mask, others), record_kernels(record))
+        image, soft_blur, binary, extra = out.image, out.soft, out.binary, dict(out.extra)
     if record.noise_seed is not None:  # sensor noise lives in linear light
         linear = image if record.linear_light else srgb_to_linear(image)
         rng = np.random.default_rng(record.noise_seed)
@@ -88,37 +68,20 @@ def _object(voc, image_id: str, box, cls: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _uniform(record: SampleRecord, bg: np.ndarray):
     """An image with no object: ``(image, soft blur map, binary blur map)``. Sharp: the
-    background as it is; blurred: all of it blurred by the model's kernel (motion k, or the
-    background's k1)."""
+    background as it is; blurred: all of it blurred by the model's uniform kernel (motion k,
+    or the background's k1)."""
     shape = bg.shape[:2]
     if record.uniform == "sharp":
         return bg.copy(), np.zeros(shape, np.float32), np.zeros(shape, bool)
-    image = convolve(bg, record_kernels(record)[0])
+    image = convolve(bg, record.blur_model.uniform_kernel(record.blur))
     return np.clip(image, 0.0, 1.0), np.ones(shape, np.float32), np.ones(shape, bool)
 
 
 def record_kernels(record: SampleRecord) -> tuple[np.ndarray, ...]:
-    """The kernels a record names: motion ``(k,)`` (a line, or its shake trajectory);
-    defocus ``(k1, k2)`` (k1 a Gaussian, or a disk of the record's radius); pan ``(k, k2)``
-    (the motion kernel streaks the background); mixed ``(k, k1, k2)``."""
-    if record.model == "motion":
-        return (_motion_kernel(record),)
-    if record.model == "defocus":
-        return _defocus_kernels(record)
-    if record.model == "pan":
-        return _motion_kernel(record), gaussian_kernel(record.sigma2)
-    return (_motion_kernel(record), *_defocus_kernels(record))
-
-
-def _motion_kernel(record: SampleRecord) -> np.ndarray:
-    if record.trajectory is not None:
-        return trajectory_kernel(record.trajectory)
-    return motion_kernel(record.length, record.angle)
-
-
-def _defocus_kernels(record: SampleRecord) -> tuple[np.ndarray, np.ndarray]:
-    k1 = disk_kernel(record.radius) if record.radius is not None else gaussian_kernel(record.sigma1)
-    return k1, gaussian_kernel(record.sigma2)
+    """The kernels a record names, from its model: motion ``(k,)`` (a line, or its shake
+    trajectory); defocus ``(k1, k2)`` (k1 a Gaussian, or a disk of the record's radius); pan
+    ``(k, k2)`` (the motion kernel streaks the background); mixed ``(k, k1, k2)``."""
+    return record.blur_model.kernels(record.blur)
 
 
 def _crop(array, box, path):

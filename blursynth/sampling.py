@@ -4,33 +4,31 @@ The record is all the renderer needs: rendering has no randomness, so a record s
 the output re-renders its image exactly (:func:`blursynth.generate.rerender`).
 
 Each sample has its own stream, ``np.random.SeedSequence(seed, spawn_key=(model_index,
-index))`` with ``model_index`` the model's place in :data:`MODELS` (0 motion, 1 defocus,
-2 mixed, 3 pan), so a sample does not depend on ``--jobs``, on ``--n`` or on which other
-models are generated in the same run.
+index))`` with ``model_index`` the model's ``spawn_index`` (0 motion, 1 defocus, 2 mixed,
+3 pan; :mod:`blursynth.blurmodels`), so a sample does not depend on ``--jobs``, on ``--n`` or
+on which other models are generated in the same run. The sampler draws the scene and the
+shared camera effects; the model draws its own parameters.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
-from blursynth.schema import KNOWN_BLUR_TYPES
+from blursynth import blurmodels
+from blursynth.blurmodels._parts import SHAKE_STEPS, shake_trajectory  # noqa: F401 (API)
 from blursynth.sources.voc import CLASSES, VOCItem
 
-#: Blur models, in spawn-key order: the report's two; ``mixed`` (a sharp object and a moving
-#: object over a defocused background: every class in one image); ``pan`` (a panning shot: a
-#: sharp object over a background streaked by the motion kernel). New models go at the end.
-MODELS = (*KNOWN_BLUR_TYPES, "mixed", "pan")
-#: The models whose images hold motion blur (a length and angle, or a shake trajectory) and
-#: those whose background is defocused (sigma1, or a disk radius).
-MOTION_MODELS = ("motion", "mixed", "pan")
-DEFOCUS_MODELS = ("defocus", "mixed")
-#: The models whose sharp object's edge eq. (2)'s small Gaussian k2 softens (``sigma2``).
-SOFT_EDGE_MODELS = ("defocus", "mixed", "pan")
+#: Blur models, in spawn-key order (:mod:`blursynth.blurmodels`): the report's two; ``mixed``
+#: (a sharp object and a moving object over a defocused background: every class in one
+#: image); ``pan`` (a panning shot: a sharp object over a background streaked by the motion
+#: kernel). New models take the next spawn index.
+MODELS = blurmodels.names()
 #: Motion kernels: the report's straight line, or a random camera-shake trajectory.
 MOTION_KERNELS = ("line", "shake")
 #: Defocus kernels: the report's Gaussian, or an anti-aliased disk (circle of confusion).
@@ -42,8 +40,6 @@ BACKGROUNDS = ("other", "own")
 #: Which renderings ``min_background_sharpness`` filters: every one, or only those whose
 #: truth calls the background sharp (the motion model's, and every sharp uniform image).
 SHARP_BACKGROUND_SCOPES = ("every", "sharp-truth")
-#: Steps of a shake trajectory (its shape; its length is drawn from ``length``).
-SHAKE_STEPS = 32
 CAMERA_OPTIONS = (
     "motion_kernel",
     "defocus_kernel",
@@ -58,9 +54,9 @@ CAMERA_OPTIONS = (
     "min_background_sharpness",
     "sharp_background_for",
 )
+#: The shared record fields written only when set (a record of the report's models is what
+#: it always was).
 RECORD_EXTRAS = (
-    "trajectory",
-    "radius",
     "linear_light",
     "noise_a",
     "noise_b",
@@ -74,6 +70,9 @@ RECORD_EXTRAS = (
     "background",
 )
 UNIFORM_KINDS = ("sharp", "blurred")
+#: Model fields every record has carried since the first release, null where its model does
+#: not draw them (so old and new ``records.jsonl`` lines have the same keys).
+LEGACY_BLUR_FIELDS = ("length", "angle", "sigma1", "sigma2")
 
 
 MAX_KERNEL_EXTENT = 255
@@ -208,17 +207,21 @@ CAMERA_DEFAULTS = {name: getattr(SampleParams(), name) for name in CAMERA_OPTION
 
 @dataclass(frozen=True)
 class SampleRecord:
-    """Everything drawn for one output image.
+    """Everything drawn for one output image: the scene (shared by every model) and the
+    model's own draws (``blur``).
 
     Boxes are ``(y0, x0, y1, x1)`` in the source image, end exclusive; both crops have the
     common size ``(height, width) = (min of the two heights, min of the two widths)``.
-    Motion records carry ``length``/``angle``; defocus records ``sigma1``/``sigma2``; pan
-    records ``length``/``angle`` (the background's streak) and ``sigma2`` (the object edge).
-    A mixed record says which kernel made which region: ``fg`` is the sharp object (its edge
-    softened by ``sigma2``), ``bg`` the defocused background (``sigma1``, or ``radius`` for
-    a disk), ``fg2`` the moving object (``length``/``angle``, or ``trajectory`` for shake).
-    ``background`` is ``"own"`` when ``bg`` is ``fg``'s own photograph and crop, with the
-    object filled in behind (None: another photograph, the report's composite).
+    ``blur`` holds the fields the model draws (:attr:`blursynth.blurmodels.BlurModel.fields`):
+    motion ``length``/``angle`` (or a shake ``trajectory``), defocus ``sigma1`` (or a disk's
+    ``radius``) and ``sigma2`` (the object's edge); pan the motion ones and ``sigma2``;
+    mixed all of them. A model with a second object (mixed: ``fg`` is the sharp object, over
+    the defocused ``bg``; ``fg2`` the moving one) fills ``fg2``, ``cls2``, ``class_name2``,
+    ``fg2_box``. ``background`` is ``"own"`` when ``bg`` is ``fg``'s own photograph and
+    crop, with the object filled in behind (None: another photograph, the report's
+    composite).
+
+    On disk (:meth:`to_dict`) a record is one flat JSON object, as it always was.
     """
 
     name: str
@@ -232,12 +235,7 @@ class SampleRecord:
     class_name: str
     fg_box: tuple[int, int, int, int]
     bg_box: tuple[int, int, int, int]
-    length: float | None = None
-    angle: float | None = None
-    sigma1: float | None = None
-    sigma2: float | None = None
-    trajectory: tuple[tuple[float, float], ...] | None = None
-    radius: float | None = None
+    blur: Mapping[str, Any] = field(default_factory=dict, hash=False)
     linear_light: bool | None = None
     noise_a: float | None = None
     noise_b: float | None = None
@@ -250,20 +248,29 @@ class SampleRecord:
     fg2_box: tuple[int, int, int, int] | None = None
     background: str | None = None
 
+    @property
+    def blur_model(self) -> blurmodels.BlurModel:
+        return blurmodels.get(self.model)
+
     def to_dict(self) -> dict:
-        """The record as JSON-ready data; the camera fields only when set, so a record of the
-        report's models is what it always was."""
-        d = asdict(self)
+        """The record as one flat JSON-ready object: the shared fields (the camera's only when
+        set), :data:`LEGACY_BLUR_FIELDS` (null where the model does not draw them), then the
+        model's own; so a record of the report's models is what it always was."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "blur"}
         for name in RECORD_EXTRAS:
             if d[name] is None:
                 del d[name]
-        return d
+        return {**d, **dict.fromkeys(LEGACY_BLUR_FIELDS), **self.blur}
 
     @classmethod
     def from_dict(cls, d: dict) -> SampleRecord:
-        known = {f.name for f in fields(cls)}
-        values = {k: _tuples(v) for k, v in d.items() if k in known}
-        return cls(**values)
+        """A record from :meth:`to_dict`'s object (of this release or any earlier one); a
+        model that is not registered raises ValueError naming the choices."""
+        model = blurmodels.get(d.get("model"))
+        shared = {f.name for f in fields(cls)} - {"blur"}
+        values = {k: _tuples(v) for k, v in d.items() if k in shared}
+        blur = {k: _tuples(d[k]) for k in model.fields if d.get(k) is not None}
+        return cls(**values, blur=blur)
 
 
 def _tuples(value):
@@ -320,13 +327,9 @@ def sample_record(
     ----------
     items : sequence of VOCItem
         Candidate images; foregrounds are those with a usable class, backgrounds any other.
-    model : {"motion", "defocus", "mixed", "pan"}
-    index : int
-        0-based sample index within its model.
-    seed : int
-        Root seed of the run.
+    model : a registered blur model (:data:`MODELS`).
+    index, seed : the 0-based sample index within its model; the run's root seed.
     params : SampleParams, optional
-        Default :class:`SampleParams()`.
     class_name : callable, optional
         ``class_name(item_id, cls)`` for the record (default: the VOC class names).
     backgrounds : sequence of int, optional
@@ -339,58 +342,64 @@ def sample_record(
         0 for the sample's own stream; ``k > 0`` draws the same sample again from the stream
         ``spawn_key + (k,)`` (a redraw, when a source of the first draw fails to load).
 
-    Notes
-    -----
-    Foreground and background are different images (when there are two), or with
-    ``params.background == "own"`` the same image and crop. The class is drawn
-    uniformly among the usable classes of the foreground. The foreground crop is drawn
-    uniformly among the offsets that keep the class's bounding box inside the crop (or the
-    crop inside the box, along an axis where the box is larger), so the object stays in view;
-    the background crop is uniform. A ``mixed`` sample also draws a second foreground (the
-    moving object, another image when there is one) and both blurs; the common crop size is
-    then the smallest of the three images.
+    The scene is drawn first (:func:`_draw_scene`), then the model's own parameters
+    (:meth:`~blursynth.blurmodels.BlurModel.draw`), then the camera's.
     """
     params = SampleParams() if params is None else params
-    if model not in MODELS:
-        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    blur_model = blurmodels.get(model)
     if index < 0:
         raise ValueError(f"index must be >= 0, got {index}")
     if backgrounds is not None and not backgrounds:
         raise ValueError("no item may serve as background")
-    key = (MODELS.index(model), int(index)) + ((int(attempt),) if attempt else ())
+    key = (blur_model.spawn_index, int(index)) + ((int(attempt),) if attempt else ())
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
     early = params.sharp_background_for == "sharp-truth"
-    uniform = _draw_uniform(rng, model, params) if early else None
+    uniform = _draw_uniform(rng, blur_model, params) if early else None
     if early and not sharp_truth_background(model, uniform):
         backgrounds = None  # a blurred background's source need not be sharp
-    own = params.background == "own"
-    fg_pool = _foreground_pool(items, backgrounds if own else None)
+    name = class_name or (lambda _id, c: CLASSES[c])
+    scene = _draw_scene(rng, items, blur_model.objects, params.background, backgrounds, name)
+    drawn = blur_model.draw(rng, params)
+    blur = {**drawn, **blur_model.draw_camera(rng, drawn, params)}
+    scene.update(_camera_draws(rng, params))
+    if not early:  # the last draw, so a run without the camera options draws what it did
+        uniform = _draw_uniform(rng, blur_model, params)
+    if uniform is not None:
+        scene["uniform"] = uniform
+    blur = {k: v for k, v in blur.items() if v is not None}
+    return SampleRecord(
+        sample_name(model, index), model, int(index), int(seed), key, blur=blur, **scene
+    )
 
-    fg, bg, fg2 = _draw_images(rng, items, fg_pool, model, backgrounds)
+
+def _draw_scene(rng: np.random.Generator, items, objects: int, background: str, pool, name):
+    """The photographs, classes and crops of a sample: the record's shared fields ``fg``,
+    ``bg``, ``cls``, ``class_name``, ``fg_box``, ``bg_box`` (and those of a second object,
+    and ``background``).
+
+    Foreground and background are different images (when there are two), or with
+    ``background == "own"`` the same image and crop. The class is drawn uniformly among the
+    usable classes of the foreground. The foreground crop is drawn uniformly among the
+    offsets that keep the class's bounding box inside the crop (or the crop inside the box,
+    along an axis where the box is larger), so the object stays in view; the background crop
+    is uniform. A model of two ``objects`` (mixed) also draws a second foreground (another
+    image when there is one); the common crop size is then the smallest of the three images.
+    """
+    own = background == "own"
+    fg_pool = _foreground_pool(items, pool if own else None)
+    fg, bg, fg2 = _draw_images(rng, items, fg_pool, objects, pool)
     if own:
         bg = fg
-    name = class_name or (lambda _id, c: CLASSES[c])
-    cls, fg_box, bg_box, blur = _draw_placement(rng, fg, bg, fg2, own, name)
-    blur.update(_blur_draws(rng, model, params))
-    blur.update(_camera_draws(rng, model, blur, params))
-    if not early:  # the last draw, so a run without the camera options draws what it did
-        uniform = _draw_uniform(rng, model, params)
-    if uniform is not None:
-        blur["uniform"] = uniform
-    return SampleRecord(
-        name=sample_name(model, index),
-        model=model,
-        index=int(index),
-        seed=int(seed),
-        spawn_key=key,
-        fg=fg.id,
-        bg=bg.id,
-        cls=cls,
-        class_name=name(fg.id, cls),
-        fg_box=fg_box,
-        bg_box=bg_box,
-        **blur,
-    )
+    cls, fg_box, bg_box, extra = _draw_placement(rng, fg, bg, fg2, own, name)
+    return {
+        "fg": fg.id,
+        "bg": bg.id,
+        "cls": cls,
+        "class_name": name(fg.id, cls),
+        "fg_box": fg_box,
+        "bg_box": bg_box,
+        **extra,
+    }
 
 
 def _draw_placement(rng: np.random.Generator, fg, bg, fg2, own: bool, name):
@@ -428,10 +437,10 @@ def _foreground_pool(items, scenes: Sequence[int] | None) -> list[int]:
     return pool
 
 
-def _draw_images(rng: np.random.Generator, items, fg_pool: list[int], model: str, backgrounds):
+def _draw_images(rng: np.random.Generator, items, fg_pool: list[int], objects: int, backgrounds):
     """The foreground, the background (any other image of ``backgrounds``, or of all items,
-    when there is one) and, for ``mixed``, the moving object (another foreground when there
-    is one)."""
+    when there is one) and, for a model of two ``objects`` (mixed), the second object
+    (another foreground when there is one)."""
     fi = fg_pool[int(rng.integers(len(fg_pool)))]
     if backgrounds is not None:
         pool = [i for i in backgrounds if i != fi] or list(backgrounds)
@@ -442,7 +451,7 @@ def _draw_images(rng: np.random.Generator, items, fg_pool: list[int], model: str
     else:
         bi = fi
     fg2 = None
-    if model == "mixed":
+    if objects == 2:
         others = [i for i in fg_pool if i != fi] or fg_pool
         fg2 = items[others[int(rng.integers(len(others)))]]
     return items[fi], items[bi], fg2
@@ -461,20 +470,6 @@ def _object_crop(rng: np.random.Generator, item: VOCItem, cls: int, h: int, w: i
     return (fy, fx, fy + h, fx + w)
 
 
-def _blur_draws(rng: np.random.Generator, model: str, params: SampleParams) -> dict:
-    """The report's blur parameters: motion length and angle; defocus sigmas (a pan has the
-    motion draws and the edge softening ``sigma2`` of eq. 2, no background sigma)."""
-    blur = {}
-    if model in MOTION_MODELS:
-        blur["length"] = float(rng.uniform(*params.length))
-        blur["angle"] = float(rng.uniform(*params.angle))
-    if model in DEFOCUS_MODELS:
-        blur["sigma1"] = float(rng.uniform(*params.sigma1))
-    if model in SOFT_EDGE_MODELS:
-        blur["sigma2"] = float(params.sigma2)
-    return blur
-
-
 def _offset_keeping(rng: np.random.Generator, lo: int, hi: int, crop: int, full: int) -> int:
     """Crop offset along one axis that keeps ``[lo, hi)`` inside the crop, or the crop inside
     ``[lo, hi)`` when the interval is longer than the crop."""
@@ -485,15 +480,10 @@ def _offset_keeping(rng: np.random.Generator, lo: int, hi: int, crop: int, full:
     return int(rng.integers(first, last + 1))
 
 
-def _camera_draws(rng: np.random.Generator, model: str, blur: dict, params: SampleParams) -> dict:
-    """What the camera options add to a record, drawn after the report's parameters (so a
-    run with the defaults draws exactly what it always drew)."""
+def _camera_draws(rng: np.random.Generator, params: SampleParams) -> dict:
+    """What the shared camera options add to a record, drawn after the model's own (so a run
+    with the defaults draws exactly what it always drew)."""
     extra: dict = {}
-    if model in MOTION_MODELS and params.motion_kernel == "shake":
-        extra["trajectory"] = shake_trajectory(rng, blur["length"])
-    if model in DEFOCUS_MODELS and params.defocus_kernel == "disk":
-        extra["radius"] = float(rng.uniform(*params.radius))
-        extra["sigma1"] = None  # the disk replaces the background Gaussian
     if params.linear_light:
         extra["linear_light"] = True
     if params.noise:
@@ -505,10 +495,10 @@ def _camera_draws(rng: np.random.Generator, model: str, blur: dict, params: Samp
     return extra
 
 
-def _draw_uniform(rng: np.random.Generator, model: str, params: SampleParams) -> str | None:
+def _draw_uniform(rng: np.random.Generator, model, params: SampleParams) -> str | None:
     """Whether the image holds no object: ``"sharp"`` or ``"blurred"`` everywhere (a share
-    ``params.uniform_share`` of all but mixed images, half each), else None."""
-    if model != "mixed" and params.uniform_share > 0 and rng.random() < params.uniform_share:
+    ``params.uniform_share`` of the images of a model that allows it, half each), else None."""
+    if model.uniform and params.uniform_share > 0 and rng.random() < params.uniform_share:
         return UNIFORM_KINDS[int(rng.integers(2))]
     return None
 
@@ -516,36 +506,4 @@ def _draw_uniform(rng: np.random.Generator, model: str, params: SampleParams) ->
 def sharp_truth_background(model: str, uniform: str | None) -> bool:
     """Whether the truth of a rendering calls its background photograph's pixels sharp: a
     motion image's (the object moves over it) and a sharp uniform image's."""
-    return uniform == "sharp" or (model == "motion" and uniform is None)
-
-
-def shake_trajectory(
-    rng: np.random.Generator, length: float, steps: int = SHAKE_STEPS
-) -> tuple[tuple[float, float], ...]:
-    """A random camera-shake path of total length ``length`` pixels (Boracchi & Foi 2012).
-
-    A particle starts at the origin with a random unit velocity; at each of ``steps`` steps
-    its velocity changes by a Gaussian jolt (sd 0.6), a pull back towards the origin (0.1 of
-    its position, which keeps the path compact, like a hand holding the camera), and with
-    probability 0.1 an impulsive shake (a jolt 3x larger). The path is then scaled so that
-    its length is exactly ``length``. Points are ``(x, y)`` in pixels, y down, rounded to
-    1e-6 px (they are kept in the record; the kernel is built from them by
-    :func:`blursynth.kernels.trajectory_kernel`).
-    """
-    if not np.isfinite(length) or length < 1:
-        raise ValueError(f"shake length must be >= 1, got {length}")
-    angle = rng.uniform(0.0, 2 * np.pi)
-    v = np.array([np.cos(angle), np.sin(angle)])
-    x = np.zeros(2)
-    path = [x.copy()]
-    for _ in range(steps):
-        jolt = rng.normal(0.0, 0.6, 2)
-        if rng.random() < 0.1:
-            jolt *= 3.0
-        v = v + jolt - 0.1 * x
-        x = x + v
-        path.append(x.copy())
-    pts = np.array(path)
-    total = np.hypot(*np.diff(pts, axis=0).T).sum()
-    pts *= length / total
-    return tuple((round(float(px), 6), round(float(py), 6)) for px, py in pts)
+    return uniform == "sharp" or (uniform is None and blurmodels.get(model).sharp_background)

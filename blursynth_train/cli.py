@@ -6,7 +6,7 @@ import click
 
 # Shared helpers from the data package: one error policy, one progress wrapper.
 from blursynth.baselines import BASELINES
-from blursynth.cli import domain_errors, quiet_option
+from blursynth.cli_common import domain_errors, quiet_option
 from blursynth.postprocess import POSTPROCESS
 from blursynth.schema import KNOWN_BLUR_TYPES, POLARITIES, SOURCE_KINDS
 from blursynth_train import __version__
@@ -425,8 +425,7 @@ def segment(images, model_path, out_dir, stride, device, threshold, postprocess,
     "--dataset",
     type=click.Path(exists=True, file_okay=False),
     multiple=True,
-    help="The patch dataset(s) it was trained on, in fit's order: record their "
-    "training images' names.",
+    help="The dataset(s) it was trained on, in fit's order: record their training images' names.",
 )
 @domain_errors
 def export(checkpoint, out, full, dataset):

@@ -156,13 +156,17 @@ def score_images(
     if not images:
         first = skipped[0]["reason"] if skipped else "no image given"
         raise BlursynthError(f"no image could be scored; first problem: {first}")
+    settings = {"stride": stride, "tta": tta, "postprocess": ",".join(chosen) or "none"}
+    return _results(methods, derived, images, skipped, names, settings)
+
+
+def _results(methods, derived, images, skipped, names, settings) -> dict:
+    """The result layout of :func:`score_images` (see the module docstring)."""
     return {
         "settings": {
             "threshold": THRESHOLD,
             "beta2": metrics.BETA2,
-            "stride": stride,
-            "tta": tta,
-            "postprocess": ",".join(chosen) or "none",
+            **settings,
             "images": len(images),
         },
         "skipped": skipped,

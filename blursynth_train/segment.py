@@ -168,8 +168,7 @@ def segment_images(
     ``STEM_labels.png`` (:func:`write_labels_png`). Images are read ``batch`` at a time,
     and a dense model segments those of one size together (:class:`Predictor`); reading
     the next batch and writing the last ones' outputs run in :data:`IO_THREADS` threads
-    meanwhile. An image that
-    cannot be read is skipped and listed; the others are still segmented.
+    meanwhile. An image that cannot be read is skipped and listed; the others go on.
 
     Returns
     -------
@@ -179,15 +178,10 @@ def segment_images(
     skipped : list of dict
         ``image`` and ``reason`` of every unreadable image.
     """
-    if not 0 <= threshold <= 1:
-        raise BlursynthError(f"threshold must be in [0, 1], got {threshold}")
-    if postprocess not in POSTPROCESS:
-        raise BlursynthError(f"post-processing must be one of {POSTPROCESS}, got {postprocess!r}")
+    _check_settings(threshold, postprocess, batch)
     predictor = Predictor(model, stride=stride, tta=tta)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if batch < 1:
-        raise BlursynthError(f"batch must be >= 1, got {batch}")
     batches = [paths[k : k + batch] for k in range(0, len(paths), batch)]
     written, skipped, writes = [], [], deque()
     # three overlapping stages: the next batch is read, and the last ones' PNGs encoded, by
@@ -212,6 +206,15 @@ def segment_images(
             bar.update(len(batches[k]))
         written += [w.result() for w in writes]
     return written, skipped
+
+
+def _check_settings(threshold: float, postprocess: str, batch: int) -> None:
+    if not 0 <= threshold <= 1:
+        raise BlursynthError(f"threshold must be in [0, 1], got {threshold}")
+    if postprocess not in POSTPROCESS:
+        raise BlursynthError(f"post-processing must be one of {POSTPROCESS}, got {postprocess!r}")
+    if batch < 1:
+        raise BlursynthError(f"batch must be >= 1, got {batch}")
 
 
 IO_THREADS = 2

@@ -341,8 +341,8 @@ def test_camera_options_render_reproducibly_whatever_the_jobs(voc, reference, tm
             arrays["image"], read_image_u8(outs[0] / "image" / f"{record.name}.png")
         )
         assert record.jpeg == 75 and record.linear_light and record.noise_seed is not None
-        assert (record.trajectory is not None) == (record.model == "motion")
-        assert (record.radius is not None) == (record.model == "defocus")
+        assert (record.blur.get("trajectory") is not None) == (record.model == "motion")
+        assert (record.blur.get("radius") is not None) == (record.model == "defocus")
         if record.model == "defocus":  # the object mask is the truth, whatever the camera
             plain = read_mask_u8(tmp_path / "cam1" / "gt" / f"{record.name}.png")
             assert np.array_equal(arrays["gt"], plain)
@@ -423,10 +423,10 @@ def test_blur_strength_ranges_are_drawn_from_recorded_and_checked(voc, tmp_path)
     ]
     for r in records:
         if r.model in ("motion", "pan", "mixed"):
-            assert 20 <= r.length < 30
+            assert 20 <= r.blur.get("length") < 30
             assert np.hypot(*record_kernels(r)[0].shape) >= 19  # a line of >= 20 px, not 5-15
         if r.model in ("defocus", "mixed"):
-            assert 3 <= r.sigma1 < 4
+            assert 3 <= r.blur.get("sigma1") < 4
     params = json.loads((out / "run.json").read_text())["params"]
     assert params["length"] == [20, 30] and params["sigma1"] == [3, 4]
     res = cli(*base, "--out", disk, "--defocus-kernel", "disk", "--disk-radius", 6, 7)
@@ -487,7 +487,9 @@ def test_the_uniform_share_is_drawn_per_image():
     assert 0.3 < uniform.count("sharp") / len(uniform) < 0.7
     plain = [sample_record(items, "motion", i, 0) for i in range(20)]
     assert all(r.uniform is None and "uniform" not in r.to_dict() for r in plain)
-    assert [(r.fg_box, r.length) for r in plain] == [(r.fg_box, r.length) for r in records[:20]]
+    assert [(r.fg_box, r.blur.get("length")) for r in plain] == [
+        (r.fg_box, r.blur.get("length")) for r in records[:20]
+    ]
 
 
 def test_mixed_images_hold_every_class_and_feed_three_class_tiles(voc, tmp_path):
@@ -509,7 +511,7 @@ def test_mixed_images_hold_every_class_and_feed_three_class_tiles(voc, tmp_path)
         assert classes.max() <= 2
         assert np.array_equal(classes != 0, read_mask_u8(out / "gt" / path.name) > 0)
         record = records[path.stem]
-        assert record.fg2 is not None and record.cls2 is not None and record.sigma1
+        assert record.fg2 is not None and record.cls2 is not None and record.blur.get("sigma1")
         arrays = rerender(record, dataset)
         assert np.array_equal(arrays["classes"], classes)
         assert np.array_equal(arrays["image"], read_image_u8(out / "image" / path.name))
@@ -544,7 +546,7 @@ def test_synth_source_reads_mixed_truth_and_refuses_other_names(voc, tmp_path):
     shutil.copy(out / "image" / "motion0001.png", out / "image" / "photo.png")
     shutil.copy(out / "gt" / "motion0001.png", out / "gt" / "photo.png")
     with pytest.raises(
-        BlursynthError, match="not named motion####, defocus####, pan#### or mixed####"
+        BlursynthError, match="not named motion####, defocus####, mixed####, pan####"
     ):
         SynthSource(out)
 
@@ -564,7 +566,11 @@ def test_pan_images_keep_the_object_sharp_over_a_streaked_background(voc, tmp_pa
     ]
     assert [r.name for r in records] == ["pan0001", "pan0002", "pan0003"]
     for record in records:
-        assert record.trajectory and record.sigma2 == 1.0 and record.sigma1 is None
+        assert (
+            record.blur.get("trajectory")
+            and record.blur.get("sigma2") == 1.0
+            and record.blur.get("sigma1") is None
+        )
         arrays = rerender(record, dataset)
         assert np.array_equal(arrays["image"], read_image_u8(out / "image" / f"{record.name}.png"))
         labels = dataset.load(record.fg)[1]

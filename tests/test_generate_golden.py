@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -55,6 +56,30 @@ def test_generate_writes_the_recorded_bytes(tmp_path, name):
     assert sorted(got) == sorted(expected)
     changed = sorted(f for f in got if got[f] != expected[f])
     assert not changed, f"{len(changed)} file(s) changed, e.g. {changed[:5]}"
+
+
+LEGACY_RUN = Path(__file__).parent / "data" / "generate-legacy-run"
+"""An interrupted ``camera`` run written before the blur-model registry (tests/data/README)."""
+
+
+def test_a_run_interrupted_before_the_registry_resumes_to_the_same_bytes(tmp_path):
+    from blursynth.cli import main as data_cli
+
+    out = tmp_path / "camera"
+    shutil.copytree(LEGACY_RUN, out)
+    kept = (out / "image" / "defocus0003.png").stat().st_mtime_ns
+    args = ["generate", "--out", str(out), "--resume", "-q", *RUNS["camera"]]
+    res = CliRunner().invoke(data_cli, args)
+    assert res.exit_code == 0, res.output
+    assert (out / "image" / "defocus0003.png").stat().st_mtime_ns == kept  # complete: kept
+    assert not list(out.rglob("*.tmp-*"))
+    expected = json.loads(DIGESTS.read_text())["camera"]
+    got = {
+        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name not in SKIP
+    }
+    assert got == expected
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:

@@ -31,7 +31,7 @@ def test_same_seed_same_record_independent_streams():
     assert r1 != sample_record(ITEMS, "motion", 8, seed=3)
     assert r1.spawn_key == (0, 7) and r1.name == "motion0008"
     d = sample_record(ITEMS, "defocus", 7, seed=3)
-    assert d.spawn_key == (1, 7) and d.length is None and d.sigma2 == 1.0
+    assert d.spawn_key == (1, 7) and d.blur.get("length") is None and d.blur.get("sigma2") == 1.0
 
 
 @pytest.mark.parametrize("model", ["motion", "defocus", "pan"])
@@ -48,13 +48,21 @@ def test_records_are_valid(model):
             assert (y1 - y0, x1 - x0) == (h, w)
             assert 0 <= y0 and 0 <= x0 and y1 <= item.height and x1 <= item.width
         if model == "motion":
-            assert 5 <= r.length < 15 and 0 <= r.angle < 180 and r.sigma1 is None
-            assert r.sigma2 is None
+            assert (
+                5 <= r.blur.get("length") < 15
+                and 0 <= r.blur.get("angle") < 180
+                and r.blur.get("sigma1") is None
+            )
+            assert r.blur.get("sigma2") is None
         elif model == "pan":  # the background's streak, and eq. (2)'s edge softening
-            assert 5 <= r.length < 15 and 0 <= r.angle < 180 and r.sigma1 is None
-            assert r.sigma2 == 1.0 and r.spawn_key == (3, index)
+            assert (
+                5 <= r.blur.get("length") < 15
+                and 0 <= r.blur.get("angle") < 180
+                and r.blur.get("sigma1") is None
+            )
+            assert r.blur.get("sigma2") == 1.0 and r.spawn_key == (3, index)
         else:
-            assert 1 <= r.sigma1 < 2 and r.length is None
+            assert 1 <= r.blur.get("sigma1") < 2 and r.blur.get("length") is None
 
 
 def test_fg_crop_keeps_the_object():
@@ -95,8 +103,10 @@ def test_camera_options_draw_after_the_reports_parameters():
     for model in ("motion", "defocus"):
         plain = sample_record(ITEMS, model, 3, seed=1)
         rich = sample_record(ITEMS, model, 3, seed=1, params=camera)
-        for name in ("fg", "bg", "cls", "fg_box", "bg_box", "length", "angle", "sigma2"):
+        for name in ("fg", "bg", "cls", "fg_box", "bg_box"):
             assert getattr(rich, name) == getattr(plain, name), name
+        for name in ("length", "angle", "sigma2"):
+            assert rich.blur.get(name) == plain.blur.get(name), name
         assert rich.linear_light is True and rich.jpeg == 80
         assert 1e-4 <= rich.noise_a <= 1e-2 and 1e-6 <= rich.noise_b <= 1e-4
         assert set(plain.to_dict()) == set(SampleRecord.from_dict(plain.to_dict()).to_dict())
@@ -104,9 +114,13 @@ def test_camera_options_draw_after_the_reports_parameters():
         again = SampleRecord.from_dict(json.loads(json.dumps(rich.to_dict())))
         assert again == rich  # the trajectory survives JSON as a tuple of pairs
     shake = sample_record(ITEMS, "motion", 3, seed=1, params=camera)
-    assert len(shake.trajectory) == 33 and shake.radius is None
+    assert len(shake.blur.get("trajectory")) == 33 and shake.blur.get("radius") is None
     disk = sample_record(ITEMS, "defocus", 3, seed=1, params=camera)
-    assert 2 <= disk.radius < 4 and disk.sigma1 is None and disk.trajectory is None
+    assert (
+        2 <= disk.blur.get("radius") < 4
+        and disk.blur.get("sigma1") is None
+        and disk.blur.get("trajectory") is None
+    )
 
 
 def test_camera_options_are_checked():

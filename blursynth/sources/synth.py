@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from blursynth import blurmodels
 from blursynth.errors import BlursynthError
 from blursynth.imageio import read_mask_u8
 from blursynth.sources.folder import BlurItem, FolderSource
@@ -27,7 +28,8 @@ class SynthSource(ShiSource):
         odd = [it.image_path.name for it in self.items if not _is_synth_stem(it.stem)]
         if odd:
             raise BlursynthError(
-                f"{len(odd)} image(s) are not named motion####, defocus####, pan#### or mixed#### "
+                f"{len(odd)} image(s) are not named "
+                f"{', '.join(f'{m}####' for m in blurmodels.names())} "
                 f"(e.g. {odd[0]}); use --source folder for other layouts",
                 self.root,
             )
@@ -63,10 +65,21 @@ def generate_sources(root) -> list[dict] | None:
     return entries if isinstance(entries, list) else None
 
 
+def _model_of(stem: str):
+    """The blur model whose images are named like ``stem`` (``motion0001``), or None."""
+    match = re.fullmatch(r"([a-z]+)\d+", stem)
+    return blurmodels.get(match[1]) if match and match[1] in blurmodels.names() else None
+
+
 def _blur_type(stem: str) -> str:
-    """CUHK's names, and ``pan####`` (motion: its streaked background is all its blur)."""
-    return "motion" if re.fullmatch(r"pan\d+", stem) else blur_type_from_stem(stem)
+    """The blur type a generated image's name says: its model's (``pan####`` is motion, its
+    streaked background being all its blur; ``mixed####`` unknown, as it holds both), or
+    CUHK's names."""
+    model = _model_of(stem)
+    if model is None:
+        return blur_type_from_stem(stem)
+    return model.blur_type or "unknown"
 
 
 def _is_synth_stem(stem: str) -> bool:
-    return _blur_type(stem) != "unknown" or re.fullmatch(r"mixed\d+", stem) is not None
+    return _model_of(stem) is not None or blur_type_from_stem(stem) != "unknown"

@@ -172,29 +172,9 @@ class BlurNet(nn.Module):
             for ey in (0, 1)
             for ex in (0, 1)
         }
-        # conv2 outputs in normal/edge variants: an output is "edge" iff it reads the last
-        # pool-1 cell
-        w2, b2 = self.conv2.weight, self.conv2.bias
-        d2 = 2 // g
-        parts: dict = {}  # a tap block's partial conv is shared by the variants that read it
-        z = {}
-        for fy in (0, 1):
-            for fx in (0, 1):
-                acc = None
-                for ty0, ty1, ey in _tap_blocks(k2, fy):
-                    for tx0, tx1, ex in _tap_blocks(k2, fx):
-                        key = (ty0, ty1, ey, tx0, tx1, ex)
-                        if key not in parts:
-                            parts[key] = _shifted_conv(
-                                p1[(ey, ex)],
-                                w2[:, :, ty0:ty1, tx0:tx1],
-                                (ty0 * d2, tx0 * d2),
-                                dilation=d2,
-                            )
-                        acc = parts[key] if acc is None else _add_aligned(acc, parts[key])
-                z[(fy, fx)] = F.relu(acc + b2.view(1, -1, 1, 1))
-        del parts
+        z = self._conv2_variants(p1, k2, 2 // g)
         # pool-2 variants (dilation 2 on the full grid)
+        d2 = 2 // g
         p2 = {(gy, gx): _pool2(z, gy, gx, single2, d=d2) for gy in (0, 1) for gx in (0, 1)}
         # FC1 as an s2 x s2 conv with dilation 4 (full grid); tap s2-1 reads the edge variant
         w1 = self.fc1.weight.view(c.fc_units, c.conv2_channels, s2, s2)
@@ -212,6 +192,29 @@ class BlurNet(nn.Module):
                 acc = part if acc is None else _add_aligned(acc, part)
         h = F.relu(acc + self.fc1.bias.view(1, -1, 1, 1))
         return F.conv2d(h, self.fc2.weight[:, :, None, None], self.fc2.bias)
+
+    def _conv2_variants(self, p1: dict, k2: int, d2: int) -> dict:
+        """conv2 outputs in normal/edge variants ``[fy][fx]``: an output is "edge" iff it
+        reads the last pool-1 cell; ``d2`` the dilation on the (maybe subsampled) grid."""
+        w2, b2 = self.conv2.weight, self.conv2.bias
+        parts: dict = {}  # a tap block's partial conv is shared by the variants that read it
+        z = {}
+        for fy in (0, 1):
+            for fx in (0, 1):
+                acc = None
+                for ty0, ty1, ey in _tap_blocks(k2, fy):
+                    for tx0, tx1, ex in _tap_blocks(k2, fx):
+                        key = (ty0, ty1, ey, tx0, tx1, ex)
+                        if key not in parts:
+                            parts[key] = _shifted_conv(
+                                p1[(ey, ex)],
+                                w2[:, :, ty0:ty1, tx0:tx1],
+                                (ty0 * d2, tx0 * d2),
+                                dilation=d2,
+                            )
+                        acc = parts[key] if acc is None else _add_aligned(acc, parts[key])
+                z[(fy, fx)] = F.relu(acc + b2.view(1, -1, 1, 1))
+        return z
 
     def count_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
