@@ -33,9 +33,7 @@ from pathlib import Path
 import cv2
 from joblib import delayed
 
-import blursynth
 from blursynth import blurmodels
-from blursynth.baselines import background_sharpness
 from blursynth.errors import BlursynthError
 from blursynth.imageio import atomic_path, write_json, write_png
 from blursynth.locking import LOCK_NAME
@@ -51,14 +49,18 @@ from blursynth.sampling import (
     sample_name,
     sample_record,
 )
-from blursynth.schema import KNOWN_BLUR_TYPES
-from blursynth.sources.objects import ObjectFolder, SceneSources
-from blursynth.sources.voc import (
-    MIN_CLASS_FRACTION,
-    VOCItem,
-    VOCSegmentation,
-    resolve_voc_root,
+from blursynth.scenes import (  # noqa: F401 (scan, scene_sources, default_voc_root: the API)
+    SOURCES_FILE,
+    default_voc_root,
+    scan,
+    scene_sources,
+    sharp_backgrounds,
+    source_entries,
+    voc_root,
 )
+from blursynth.schema import KNOWN_BLUR_TYPES
+from blursynth.sources.objects import SceneSources
+from blursynth.sources.voc import MIN_CLASS_FRACTION, VOCItem
 from blursynth.workers import die_with_parent
 
 PNG_LEVEL = 1
@@ -95,18 +97,6 @@ def models_of(model: str) -> tuple[str, ...]:
 RECORD_DIR = "records"
 
 
-def default_voc_root() -> Path:
-    """The embedded VOC sample shipped in the repository (``datasets/embedded``)."""
-    root = Path(blursynth.__file__).resolve().parent.parent / "datasets" / "embedded"
-    if not root.is_dir():
-        raise BlursynthError(
-            "the embedded VOC sample is not there (it ships with a source checkout); "
-            "pass --voc PATH to a VOCdevkit",
-            root,
-        )
-    return root
-
-
 @dataclass
 class Report:
     """What a run did; written to ``DIR/report.json``."""
@@ -140,99 +130,6 @@ class Report:
         return out
 
 
-SOURCES_FILE = "sources.json"
-EMBEDDED_LICENCE = "CC0 1.0 / public domain (datasets/embedded/README.md)"
-OTHER_LICENCE = "that of the source photographs (not checked by blursynth)"
-
-
-def source_entries(voc, split: str, objects) -> list[dict]:
-    """What ``sources.json`` says: each source folder of a run (its name: a card names no
-    path of the machine that built it), its kind and its licence (known for the embedded
-    sample only), for the cards of datasets built from the run."""
-    entries = []
-    root = voc_root(voc, objects)
-    if root is not None:
-        embedded = voc is None
-        root = resolve_voc_root(root)  # .../VOC2012
-        name = root.parent.parent.name if root.parent.name == "VOCdevkit" else root.name
-        entries.append(
-            {
-                "kind": "voc",
-                "root": "embedded sample" if embedded else name,
-                "split": split,
-                "licence": EMBEDDED_LICENCE if embedded else OTHER_LICENCE,
-            }
-        )
-    entries += [
-        {"kind": "objects", "root": Path(d).resolve().name, "licence": OTHER_LICENCE}
-        for d in objects
-    ]
-    return entries
-
-
-def voc_root(voc, objects):
-    """The VOC tree a run draws from: ``voc`` if given, the embedded sample if neither
-    ``voc`` nor ``objects`` is, else None (object folders only)."""
-    if voc is not None:
-        return voc
-    return None if objects else default_voc_root()
-
-
-def scene_sources(
-    voc=None,
-    split: str = "train",
-    objects=(),
-    object_threshold: int = 128,
-    object_polarity: str = "object-white",
-) -> SceneSources:
-    """The scene sources of a run: the VOC split (the embedded sample when neither ``voc``
-    nor ``objects`` is given) and the object-mask folders, as one
-    (:class:`~blursynth.sources.objects.SceneSources`)."""
-    root = voc_root(voc, objects)
-    parts = [] if root is None else [VOCSegmentation(root, split)]
-    parts += [
-        ObjectFolder(d, threshold=object_threshold, polarity=object_polarity) for d in objects
-    ]
-    return SceneSources(parts)
-
-
-def scan(
-    voc: SceneSources,
-    *,
-    jobs: int = 1,
-    quiet: bool = False,
-    min_fraction: float = MIN_CLASS_FRACTION,
-) -> tuple[list[VOCItem], list[dict]]:
-    """Check every item of the split; return usable items and the skipped ones."""
-    tasks = (delayed(_scan_one)(voc, image_id, min_fraction) for image_id in voc.ids)
-    items, bad = [], []
-    with progressbar(length=len(voc.ids), label="scan sources", quiet=quiet) as bar:
-        results = run_tasks(tasks, jobs=jobs)  # in order
-        for image_id, result in zip(voc.ids, results, strict=True):
-            if isinstance(result, VOCItem):
-                items.append(result)
-            else:
-                bad.append({"id": image_id, **result})
-            bar.update(1)
-    return items, bad
-
-
-def sharp_backgrounds(
-    voc: SceneSources, items: list[VOCItem], threshold: float, *, jobs: int = 1, quiet=False
-) -> list[int]:
-    """Indices of the ``items`` whose background (the pixels labelled 0: neither object nor
-    class) has :func:`blursynth.baselines.background_sharpness` >= ``threshold``; an item
-    that cannot be decoded is not kept."""
-    tasks = (delayed(_background_sharpness)(voc, it.id) for it in items)
-    with progressbar(length=len(items), label="measure backgrounds", quiet=quiet) as bar:
-        keep = []
-        for k, score in enumerate(run_tasks(tasks, jobs=jobs)):  # in order
-            if score >= threshold:
-                keep.append(k)
-            bar.update(1)
-    return keep
-
-
 def _background_pool(voc, items, params: SampleParams, report: Report, *, jobs, quiet):
     """The items that may serve as backgrounds under ``--min-background-sharpness`` (None:
     all), their count in ``report``; none left is an error."""
@@ -254,23 +151,6 @@ def _background_pool(voc, items, params: SampleParams, report: Report, *, jobs, 
             voc.roots[0],
         )
     return pool
-
-
-def _background_sharpness(voc, image_id) -> float:
-    die_with_parent()
-    try:
-        image, labels = voc.load(image_id)
-    except BlursynthError:
-        return -1.0
-    return background_sharpness(image, labels == 0)
-
-
-def _scan_one(voc, image_id, min_fraction):
-    die_with_parent()
-    try:
-        return voc.scan_one(image_id, min_fraction)
-    except BlursynthError as exc:
-        return {"file": str(exc.path), "reason": exc.reason}
 
 
 def generate(
@@ -457,6 +337,8 @@ def _check_arguments(out, n: int, model: str, seed: int, jobs: int, resume: bool
     _check_numbers(n, model, seed, jobs)
     models = models_of(model)
     out = Path(out)
+    if resume and model == "all":  # every model the interrupted run rendered (fewer models
+        models = _previous_models(out) or models  # were registered when it started)
     if out.exists() and not out.is_dir():
         raise BlursynthError("output path exists and is not a folder", out)
     if not resume and out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
@@ -466,6 +348,15 @@ def _check_arguments(out, n: int, model: str, seed: int, jobs: int, resume: bool
             out,
         )
     return models
+
+
+def _previous_models(out: Path) -> tuple[str, ...] | None:
+    """The models of the run in ``out`` when all of them are registered, else None."""
+    try:
+        models = tuple(json.loads((out / "run.json").read_text())["models"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return models if models and set(models) <= set(blurmodels.names()) else None
 
 
 def _render_all(draw, renderer, models, n: int, out: Path, report: Report, *, jobs, quiet):

@@ -335,7 +335,7 @@ def sample_record(
     backgrounds : sequence of int, optional
         Indices of the items that may serve as backgrounds (with ``params.background ==
         "own"``, as scenes); default: all (the pool ``params.min_background_sharpness``
-        makes, :func:`blursynth.generate.sharp_backgrounds`). With
+        makes, :func:`blursynth.scenes.sharp_backgrounds`). With
         ``params.sharp_background_for == "sharp-truth"`` it serves only the samples whose
         truth calls the background sharp (:func:`sharp_truth_background`).
     attempt : int

@@ -19,9 +19,10 @@ from blursynth.sources.voc import VOCSegmentation
 
 
 def test_models_keep_their_spawn_order_and_say_their_blur():
-    assert blurmodels.names() == ("motion", "defocus", "mixed", "pan")
-    assert [blurmodels.get(m).spawn_index for m in blurmodels.names()] == [0, 1, 2, 3]
-    assert {m: blurmodels.get(m).blur_type for m in blurmodels.names()} == {
+    assert blurmodels.names()[:4] == ("motion", "defocus", "mixed", "pan")  # new ones follow
+    indices = [blurmodels.get(m).spawn_index for m in blurmodels.names()]
+    assert indices[:4] == [0, 1, 2, 3] and indices == sorted(set(indices))
+    assert {m: blurmodels.get(m).blur_type for m in blurmodels.names()[:4]} == {
         "motion": "motion", "defocus": "defocus", "mixed": None, "pan": "motion"
     }  # fmt: skip
     assert blurmodels.get("mixed").outputs == ("classes",) and blurmodels.get("mixed").objects == 2
@@ -98,3 +99,24 @@ def test_the_cli_offers_every_registered_model():
 
     res = CliRunner().invoke(main, ["generate", "--help"])
     assert all(m in res.output for m in blurmodels.names())
+
+
+def test_resuming_model_all_renders_the_models_the_run_started_with(monkeypatch, tmp_path):
+    """A model registered after a ``--model all`` run started does not join it on
+    ``--resume``: the run completes with the models in its ``run.json``."""
+    import shutil
+
+    from test_generate_golden import LEGACY_RUN, RUNS
+
+    from blursynth.cli import main
+
+    monkeypatch.setattr(blurmodels._base, "_REGISTRY", dict(_REGISTRY))
+    monkeypatch.setattr(blurmodels, "_REGISTRY", blurmodels._base._REGISTRY)
+    register(Still)
+    out = tmp_path / "camera"
+    shutil.copytree(LEGACY_RUN, out)
+    args = ["generate", "--out", str(out), "--resume", "-q", *RUNS["camera"]]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert len(list((out / "image").glob("*.png"))) == 16
+    assert not list((out / "image").glob("still*"))
