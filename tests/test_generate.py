@@ -15,6 +15,7 @@ from _trees import make_voc, write_palette_png
 from click.testing import CliRunner
 
 import blursynth
+from blursynth import blurmodels
 from blursynth.cli import main
 from blursynth.errors import BlursynthError
 from blursynth.generate import default_voc_root, generate, rerender
@@ -607,9 +608,7 @@ def test_pan_draws_leave_the_other_models_unchanged(voc, tmp_path):
         == 0
     )
     names = sorted(p.name for p in (a / "image").iterdir())
-    assert names == [
-        f"{m}000{i}.png" for m in ("defocus", "mixed", "motion", "pan") for i in (1, 2)
-    ]
+    assert names == [f"{m}000{i}.png" for m in sorted(blurmodels.names()) for i in (1, 2)]
     for name in ("motion0001.png", "motion0002.png"):
         assert (a / "image" / name).read_bytes() == (b / "image" / name).read_bytes()
 
