@@ -10,25 +10,32 @@ and the shard-writing step.
   hold out the same images.
 * :func:`write_shards`: the shard tasks of :mod:`blursynth.shards.assembly`, in the workers.
 * :func:`start_unfinished`: what a folder loses when a build starts over it.
+* :func:`reusable_shards`: the shards of an interrupted or earlier build of the same plan,
+  kept when their bytes still hash to the digest recorded when they were written.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from blursynth.decoded import DecodedCache, decoded_cache, remove_cache
 from blursynth.errors import BlursynthError
+from blursynth.imageio import write_text
 from blursynth.parallel import Backend, run_tasks, use_backend
 from blursynth.patch_plan import ImageInfo, Plan, plan_splits
 from blursynth.progress import progressbar
-from blursynth.schema import CARD, CHECKSUMS, MANIFEST, PatchParams
-from blursynth.shards import ShardRecord
-from blursynth.shards.assembly import assemble_shard
+from blursynth.schema import CARD, CHECKSUMS, MANIFEST, Manifest, PatchParams
+from blursynth.shards import ShardRecord, shard_attrs, shard_name
+from blursynth.shards.assembly import SplitAssembly, assemble_shard
+from blursynth.shards.format import attr_value, sha256_file
+from blursynth.shards.writer import recorded_digest, sidecar_path
 from blursynth.workers import die_with_parent
 
 NO_CACHE = DecodedCache(None)
@@ -192,3 +199,84 @@ def start_unfinished(out: Path) -> None:
         tmp.unlink()
     for buckets in out.glob(".buckets-*"):
         shutil.rmtree(buckets)
+
+
+# --- reusing the shards of an interrupted or earlier build -----------------------------------
+
+
+def recorded_digests(out: Path) -> dict[str, str]:
+    """Shard digests of the folder's finished manifest, if it has a readable one."""
+    try:
+        manifest, _ = Manifest.read(out / MANIFEST)
+    except BlursynthError:
+        return {}
+    return {s.file: s.sha256 for entry in manifest.splits.values() for s in entry.shards}
+
+
+def remove_other_shards(out: Path, split: str, rows: int, rows_per_shard: int) -> None:
+    """Remove the split's shards of a plan with another shard count (they cannot be reused)."""
+    count = max(1, -(-rows // rows_per_shard))
+    planned = {shard_name(split, k, count) for k in range(count)}
+    for old in out.glob(f"{split}-*-of-*.h5"):
+        if old.name not in planned:
+            old.unlink()
+
+
+def reusable_shards(layout, plan_sha: str, recorded: dict[str, str]) -> dict:
+    """Each shard of a split's ``layout`` (a :class:`~blursynth.shards.ShardWriter`): the
+    record of a complete one from an earlier build of the same plan, else None (to write)."""
+    params = attr_value(layout.attrs["params"]) if "params" in layout.attrs else None
+    return {
+        k: complete_shard(
+            layout.shard_path(k), layout.split, plan_sha, layout.shard_rows(k), recorded, params
+        )
+        for k in range(layout.num_shards)
+    }
+
+
+def complete_shard(
+    path: Path, split: str, plan_sha: str, rows: int, recorded: dict[str, str], params=None
+) -> ShardRecord | None:
+    """The record of a finished shard from an earlier run of the same plan, else None.
+
+    Reused only when its bytes still hash to the digest recorded when it was written
+    (:func:`blursynth.shards.writer.recorded_digest`), and was written with the same
+    parameters (``params``: the JSON of its ``params`` attribute, when given): a damaged
+    shard, or one of other settings, is rebuilt.
+    """
+    if not path.exists():
+        return None
+    try:
+        attrs = shard_attrs(path)
+    except OSError:
+        return None
+    if (
+        attrs.get("plan_sha256") != plan_sha
+        or attrs.get("split") != split
+        or attrs.get("rows") != rows
+        or (params is not None and attrs.get("params") != params)
+    ):
+        return None
+    digest = sha256_file(path)
+    if digest != recorded_digest(path, recorded):
+        return None
+    if not sidecar_path(path).exists():  # keep the record should this run be interrupted too
+        write_text(sidecar_path(path), digest + "\n")
+    return ShardRecord(path.name, rows, digest)
+
+
+@dataclass
+class SplitShards:
+    """One split, drawn: its shards already complete (reused) and the tasks for the others."""
+
+    done: dict[int, ShardRecord | None]
+    jobs: list
+    assembly: SplitAssembly | None
+
+    @property
+    def reused(self) -> int:
+        return sum(rec is not None for rec in self.done.values())
+
+    def records(self, written: Iterator[ShardRecord]) -> list[ShardRecord]:
+        """The split's shard records in order, taking the written ones from ``written``."""
+        return [next(written) if rec is None else rec for rec in self.done.values()]

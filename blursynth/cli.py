@@ -54,14 +54,15 @@ def _build_scaled(build, params, out, jobs, quiet, backend, force):
             params = replace(params, eval_images=exc.most)
 
 
-def _echo_build(report, unit: str, extra: str = "") -> None:
+def _echo_build(report, unit: str) -> None:
     """What a dataset build did: skipped images and warnings (stderr), then the sizes."""
     for stem, why in report.skipped:
         click.echo(f"skipped {stem}: {why}", err=True)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     sizes = ", ".join(f"{k} {v:,}" for k, v in report.rows.items())
-    click.echo(f"{report.path}: {sizes} {unit}; {len(report.skipped)} image(s) skipped{extra}")
+    reused = f", {report.reused_shards} shard(s) reused" if report.reused_shards else ""
+    click.echo(f"{report.path}: {sizes} {unit}; {len(report.skipped)} image(s) skipped{reused}")
 
 
 # options shared by the dataset builders (patches, tiles)
@@ -215,8 +216,7 @@ def patches(
         format=fmt,
     )
     report = _build_scaled(build_patch_dataset, params, out, jobs, quiet, backend, force)
-    reused = f", {report.reused_shards} shard(s) reused" if report.reused_shards else ""
-    _echo_build(report, "patches", reused)
+    _echo_build(report, "patches")
 
 
 @main.command()

@@ -35,7 +35,7 @@ def domain_errors(fn):
 RESUME_HINTS = {
     "generate": "run the same command with --resume",
     "patches": "run the same command again (finished shards are reused)",
-    "tiles": "run the same command again",
+    "tiles": "run the same command again (finished shards are reused)",
 }
 """What finishes an interrupted command (``domain_errors``' Ctrl-C message)."""
 

@@ -31,16 +31,23 @@ The recipe (Section 4 of the report), exact and reproducible:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from blursynth import __version__
-from blursynth.build import dataset_build, make_plan, start_unfinished, write_shards
+from blursynth.build import (
+    SplitShards,
+    dataset_build,
+    make_plan,
+    recorded_digests,
+    remove_other_shards,
+    reusable_shards,
+    start_unfinished,
+    write_shards,
+)
 from blursynth.decoded import DecodedCache
-from blursynth.errors import BlursynthError
 from blursynth.imageio import write_json, write_text
 from blursynth.parallel import Backend, run_tasks
 from blursynth.patch_plan import (
@@ -69,17 +76,14 @@ from blursynth.schema import (
     resolve_root,
 )
 from blursynth.shards import (
-    ShardRecord,
     ShardWriter,
     disk_field_name,
     field_specs,
     sha256_file,
-    shard_attrs,
-    shard_name,
     write_checksums,
 )
 from blursynth.shards.assembly import SplitAssembly
-from blursynth.shards.writer import recorded_digest, remove_sidecars, sidecar_path
+from blursynth.shards.writer import remove_sidecars
 from blursynth.sources import open_items
 from blursynth.sources.synth import generate_sources
 from blursynth.workers import die_with_parent
@@ -221,51 +225,6 @@ def shuffled_positions(rows: int, seed: int, split_id: int) -> np.ndarray:
     return stream(seed, SHUFFLE_STREAM, split_id).permutation(rows).astype(dtype)
 
 
-def _complete_shard(
-    path: Path, split: str, plan_sha: str, rows: int, recorded: dict[str, str]
-) -> ShardRecord | None:
-    """The record of a finished shard from an earlier run of the same plan, else None.
-
-    Reused only when its bytes still hash to the digest recorded when it was written
-    (:func:`blursynth.shards.writer.recorded_digest`): a damaged shard is rebuilt.
-    """
-    if not path.exists():
-        return None
-    try:
-        attrs = shard_attrs(path)
-    except OSError:
-        return None
-    if (
-        attrs.get("plan_sha256") != plan_sha
-        or attrs.get("split") != split
-        or attrs.get("rows") != rows
-    ):
-        return None
-    digest = sha256_file(path)
-    if digest != recorded_digest(path, recorded):
-        return None
-    if not sidecar_path(path).exists():  # keep the record should this run be interrupted too
-        write_text(sidecar_path(path), digest + "\n")
-    return ShardRecord(path.name, rows, digest)
-
-
-@dataclass
-class SplitShards:
-    """One split, drawn: its shards already complete (reused) and the tasks for the others."""
-
-    done: dict[int, ShardRecord | None]
-    jobs: list
-    assembly: SplitAssembly | None
-
-    @property
-    def reused(self) -> int:
-        return sum(rec is not None for rec in self.done.values())
-
-    def records(self, written: Iterator[ShardRecord]) -> list[ShardRecord]:
-        """The split's shard records in order, taking the written ones from ``written``."""
-        return [next(written) if rec is None else rec for rec in self.done.values()]
-
-
 def draw_split(
     plan: Plan,
     name: str,
@@ -296,12 +255,7 @@ def draw_split(
         {**attrs, "images": _split_images_attr(plan, sp)},
         record_digests=True,
     )
-    done = {
-        k: _complete_shard(
-            layout.shard_path(k), name, attrs["plan_sha256"], layout.shard_rows(k), recorded or {}
-        )
-        for k in range(layout.num_shards)
-    }
+    done = reusable_shards(layout, attrs["plan_sha256"], recorded or {})
     todo = [k for k, rec in done.items() if rec is None]
     if not todo:
         return SplitShards(done, [], None)
@@ -401,7 +355,7 @@ def _build_locked(
         warn(crowded)
     out.mkdir(parents=True, exist_ok=True)
     published = replace(params, root=published_root(params.root, out))
-    recorded = _recorded_digests(out)
+    recorded = recorded_digests(out)
     start_unfinished(out)
     attrs = {
         "schema_version": SCHEMA_VERSION,
@@ -417,11 +371,7 @@ def _build_locked(
     }
     splits = {}
     for name in SPLITS:
-        count = max(1, -(-plan.splits[name].rows // params.rows_per_shard))
-        planned = {shard_name(name, k, count) for k in range(count)}
-        for old in out.glob(f"{name}-*-of-*.h5"):  # shards of a plan with another shard count
-            if old.name not in planned:
-                old.unlink()
+        remove_other_shards(out, name, plan.splits[name].rows, params.rows_per_shard)
         splits[name] = draw_split(
             plan, name, out, attrs, jobs=jobs, quiet=quiet, recorded=recorded, cache=cache
         )
@@ -538,12 +488,3 @@ def _fields_manifest(params: PatchParams) -> dict:
         disk_field_name(name, params.format): {"dtype": str(dtype), "shape": ["N", *shape]}
         for name, (dtype, shape) in field_specs(params.patch_size, params.format).items()
     }
-
-
-def _recorded_digests(out: Path) -> dict[str, str]:
-    """Shard digests of the folder's finished manifest, if it has a readable one."""
-    try:
-        manifest, _ = Manifest.read(out / MANIFEST)
-    except BlursynthError:
-        return {}
-    return {s.file: s.sha256 for entry in manifest.splits.values() for s in entry.shards}

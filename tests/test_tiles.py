@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -103,6 +104,59 @@ def test_tiles_hold_out_the_patch_datasets_images_and_ignore_jobs(tmp_path):
     build_patch_dataset(patches, tmp_path / "patches")
     with open_dataset(one) as t, open_dataset(tmp_path / "patches") as p:
         assert t.manifest.images == p.manifest.images  # same eval/train/val per image
+
+
+def test_a_tiles_rerun_reuses_whole_shards_and_rebuilds_a_damaged_one(tmp_path):
+    """Shards written once: a rerun of the same plan keeps every shard whose bytes still hash
+    to the recorded digest (untouched on disk), rebuilds a damaged one to the same bytes, and
+    a build of other settings (--force) reuses none."""
+    root, out = _build(tmp_path)
+    shards = sorted(out.glob("*.h5"))
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in shards}
+    manifest = (out / "manifest.json").read_bytes()
+    damaged = shards[1]
+    raw = bytearray(damaged.read_bytes())
+    raw[-50] ^= 0xFF
+    damaged.write_bytes(bytes(raw))
+    params = TileParams(source="shi", root=str(root), tile_size=32, eval_images=2, rows_per_shard=7)
+    report = build_tile_dataset(params, out)
+    assert report.reused_shards == len(shards) - 1 and len(shards) > 3
+    for p in shards:
+        assert p.read_bytes() == before[p.name][0], p.name
+        if p != damaged:
+            assert p.stat().st_mtime_ns == before[p.name][1], p.name  # not rewritten
+    assert (out / "manifest.json").read_bytes() == manifest
+    verify_dataset(out).close()
+    assert not list(out.glob("*.sha256"))  # the manifest holds the digests
+    other = build_tile_dataset(replace(params, jitter=False), out, force=True)
+    assert other.reused_shards == 0
+
+
+def test_an_interrupted_tiles_build_keeps_its_finished_shards(tmp_path, monkeypatch):
+    """Ctrl-C while shards are written: the finished ones (and their recorded digests) stay,
+    and the rerun writes only the rest, to the bytes of an uninterrupted build."""
+    import blursynth.build as build_module
+
+    root, full = _build(tmp_path, "full")
+    real = build_module.assemble_shard
+    calls = []
+
+    def stop_after_two(job):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(job)
+        return real(job)
+
+    monkeypatch.setattr(build_module, "assemble_shard", stop_after_two)
+    params = TileParams(source="shi", root=str(root), tile_size=32, eval_images=2, rows_per_shard=7)
+    with pytest.raises(KeyboardInterrupt):
+        build_tile_dataset(params, tmp_path / "cut")
+    assert not (tmp_path / "cut" / "manifest.json").exists()
+    monkeypatch.setattr(build_module, "assemble_shard", real)
+    report = build_tile_dataset(params, tmp_path / "cut")
+    assert report.reused_shards == 2
+    for p in sorted(full.iterdir()):
+        assert (tmp_path / "cut" / p.name).read_bytes() == p.read_bytes(), p.name
 
 
 def test_images_smaller_than_a_tile_are_padded_with_no_label(tmp_path):
