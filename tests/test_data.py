@@ -95,8 +95,11 @@ def test_labels_match_rows(shards):
     ref = split.read(0, len(split), fields=("patches", "label"))
     lookup = {p.tobytes(): int(lab) for p, lab in zip(ref["patches"], ref["label"], strict=True)}
     batches = StreamedBatches(split, 8, seed=0, device=torch.device("cpu"), workers=0)
+    seen = 0
     for x, y in _take(batches.iterate(0), 5):
         assert [lookup[p.numpy().tobytes()] for p in x] == y.tolist()
+        seen += len(y)
+    assert seen == 5 * 8
 
 
 def test_eval_batches_in_order(shards):

@@ -31,6 +31,7 @@ def test_the_cache_gives_back_the_decoded_image_planar_and_its_cells(tmp_path):
 def test_load_u8_is_load_without_the_float_round_trip(tmp_path):
     root = make_tree(tmp_path / "src", motion=1, defocus=1, size=(30, 31))
     source, items = open_items("shi", str(root))
+    assert len(items) == 2
     for item in items:
         image_u8, blur_u8 = source.load_u8(item)
         image, blur = source.load(item)

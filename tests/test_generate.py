@@ -109,7 +109,9 @@ def test_layout_is_read_by_synth_source(reference):
 def test_rerender_reproduces_bytes(voc, reference, tmp_path):
     ds = VOCSegmentation(voc)
     level = json.loads((reference / "run.json").read_text())["png_level"]  # the run's zlib level
-    for line in (reference / "records.jsonl").read_text().splitlines():
+    lines = (reference / "records.jsonl").read_text().splitlines()
+    assert len(lines) == len(list((reference / "image").glob("*.png"))) > 0
+    for line in lines:
         record = SampleRecord.from_dict(json.loads(line))
         arrays = rerender(record, ds)
         for sub in ("image", "gt", "soft"):

@@ -135,7 +135,9 @@ def test_generate_from_real_saliency_photographs(tmp_path):
     ecssd, duts = shared_data("ecssd"), shared_data("duts-subset")
     out = tmp_path / "out"
     _run("--objects", ecssd, "--objects", duts, "--n", 3, "--out", out, "-j", 2)
-    for d in map(json.loads, (out / "records.jsonl").read_text().splitlines()):
+    records = (out / "records.jsonl").read_text().splitlines()
+    assert len(records) == 6  # motion and defocus, three each
+    for d in map(json.loads, records):
         gt = read_mask_u8(out / "gt" / f"{d['name']}.png") > 0
         image = read_image_u8(out / "image" / f"{d['name']}.png")
         assert image.shape[:2] == gt.shape and 0.02 <= gt.mean() <= 0.98, d["name"]

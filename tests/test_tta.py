@@ -54,6 +54,7 @@ def test_the_averaged_map_turns_with_the_image(tta, group, classes):
     images = _images(*SHAPES)
     plain = model_maps(model, images)
     maps = model_maps(model, images, tta=tta)
+    assert len(group) >= 2 and len(maps) == len(images)
     for k, flip in group:
         turned = model_maps(model, [_turned(im, k, flip) for im in images], tta=tta)
         for (p, c), (tp, tc) in zip(maps, turned, strict=True):
