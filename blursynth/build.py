@@ -10,6 +10,8 @@ and the shard-writing step.
   hold out the same images.
 * :func:`write_shards`: the shard tasks of :mod:`blursynth.shards.assembly`, in the workers.
 * :func:`start_unfinished`: what a folder loses when a build starts over it.
+* :func:`write_splits` and :func:`publish`: the shard tasks of every split in one run,
+  then the manifest, the card and the checksums, last.
 * :func:`reusable_shards`: the shards of an interrupted or earlier build of the same plan,
   kept when their bytes still hash to the digest recorded when they were written.
 """
@@ -27,11 +29,19 @@ import numpy as np
 
 from blursynth.decoded import DecodedCache, decoded_cache, remove_cache
 from blursynth.errors import BlursynthError
-from blursynth.imageio import write_text
+from blursynth.imageio import write_json, write_text
 from blursynth.parallel import Backend, run_tasks, use_backend
 from blursynth.patch_plan import ImageInfo, Plan, plan_splits
 from blursynth.progress import progressbar
-from blursynth.schema import CARD, CHECKSUMS, MANIFEST, Manifest, PatchParams
+from blursynth.schema import (
+    CARD,
+    CHECKSUMS,
+    EVAL_LIST,
+    MANIFEST,
+    Manifest,
+    PatchParams,
+    resolve_root,
+)
 from blursynth.shards import ShardRecord, shard_attrs, shard_name
 from blursynth.shards.assembly import SplitAssembly, assemble_shard
 from blursynth.shards.format import attr_value, sha256_file
@@ -280,3 +290,34 @@ class SplitShards:
     def records(self, written: Iterator[ShardRecord]) -> list[ShardRecord]:
         """The split's shard records in order, taking the written ones from ``written``."""
         return [next(written) if rec is None else rec for rec in self.done.values()]
+
+
+def write_splits(splits: dict, jobs: int, quiet: bool) -> dict[str, list[ShardRecord]]:
+    """Every split's shard tasks in one parallel run (no worker idles between splits): each
+    split's records in order, reused shards included. An interrupted write leaves no
+    temporary shard behind."""
+    try:
+        written = iter(write_shards([j for sh in splits.values() for j in sh.jobs], jobs, quiet))
+        return {name: sh.records(written) for name, sh in splits.items()}
+    finally:
+        for sh in splits.values():
+            if sh.assembly is not None:
+                sh.assembly.remove_temporaries()
+
+
+def publish(out: Path, manifest: Manifest, records: dict, extra_files=()) -> None:
+    """Finish a dataset folder, ``eval.json`` written: ``manifest.json``, the dataset card
+    (its kind's, naming the source photographs of a ``generate`` run it was built from) and,
+    last, ``SHA256SUMS``; the shards' digest sidecars go (the manifest records them)."""
+    from blursynth.dataset_card import dataset_card
+    from blursynth.shards import write_checksums
+    from blursynth.shards.writer import remove_sidecars
+    from blursynth.sources.synth import generate_sources
+
+    write_json(out / MANIFEST, manifest.to_dict())
+    synth = manifest.params.get("source") == "synth"
+    root = resolve_root(manifest.params["root"], out)
+    write_text(out / CARD, dataset_card(manifest, generate_sources(root) if synth else None))
+    known = {r.file: r.sha256 for split in records.values() for r in split}
+    write_checksums(out, [*known, EVAL_LIST, MANIFEST, CARD, *extra_files], known)
+    remove_sidecars(out)

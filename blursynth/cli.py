@@ -354,11 +354,10 @@ def preview(folder, out, rows):
     if Path(out).suffix.lower() != ".png":
         raise click.UsageError(f"--out {out}: the sheet is a PNG; name it NAME.png")
     if (Path(folder) / "manifest.json").is_file():
-        from blursynth import patch_preview
+        from blursynth.kinds import get_kind
         from blursynth.schema import dataset_kind
 
-        kind = dataset_kind(folder)
-        (patch_preview.tile_grid if kind == "tiles" else patch_preview.patch_grid)(folder, out)
+        get_kind(dataset_kind(folder), folder).resolve("preview")(folder, out)
     else:
         from blursynth.preview import contact_sheet
 

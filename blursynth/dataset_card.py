@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from blursynth.kinds import get_kind
 from blursynth.schema import CLASS_NAMES, Manifest
 from blursynth.shards import counts_table
 
@@ -37,17 +38,26 @@ def dataset_card(manifest: Manifest, sources: list[dict] | None = None) -> str:
         For a dataset of synthetic images: the source photographs of the ``generate`` run
         (its ``sources.json``), named in the card with their licences.
     """
-    if manifest.kind == "tiles":
-        s = manifest.row_size
-        head = front_matter(
-            manifest, f"blursynth {s}x{s} blur segmentation tiles", ("image-segmentation",)
-        )
-        return head + _tile_body(manifest) + _sources_section(sources)
+    body = get_kind(manifest.kind).resolve("card")(manifest)
+    return body + _sources_section(sources)
+
+
+def patch_body(manifest: Manifest) -> str:
+    """The card of a patch dataset, front matter included (the ``patches`` kind's)."""
     p = manifest.patch_size
     head = front_matter(
         manifest, f"blursynth {p}x{p} blur patches", ("image-classification", "image-segmentation")
     )
-    return head + _patch_body(manifest) + _sources_section(sources)
+    return head + _patch_body(manifest)
+
+
+def tile_body(manifest: Manifest) -> str:
+    """The card of a tile dataset, front matter included (the ``tiles`` kind's)."""
+    s = manifest.row_size
+    head = front_matter(
+        manifest, f"blursynth {s}x{s} blur segmentation tiles", ("image-segmentation",)
+    )
+    return head + _tile_body(manifest)
 
 
 def _sources_section(sources: list[dict] | None) -> str:

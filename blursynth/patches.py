@@ -41,11 +41,12 @@ from blursynth.build import (
     SplitShards,
     dataset_build,
     make_plan,
+    publish,
     recorded_digests,
     remove_other_shards,
     reusable_shards,
     start_unfinished,
-    write_shards,
+    write_splits,
 )
 from blursynth.decoded import DecodedCache
 from blursynth.imageio import write_json, write_text
@@ -61,10 +62,8 @@ from blursynth.patch_plan import (
 from blursynth.progress import progressbar, warn
 from blursynth.schema import (
     BLUR_TYPES,
-    CARD,
     CATEGORIES,
     EVAL_LIST,
-    MANIFEST,
     SCHEMA_VERSION,
     SPLITS,
     EvalList,
@@ -73,19 +72,15 @@ from blursynth.schema import (
     ShardEntry,
     SplitEntry,
     published_root,
-    resolve_root,
 )
 from blursynth.shards import (
     ShardWriter,
     disk_field_name,
     field_specs,
     sha256_file,
-    write_checksums,
 )
 from blursynth.shards.assembly import SplitAssembly
-from blursynth.shards.writer import remove_sidecars
 from blursynth.sources import open_items
-from blursynth.sources.synth import generate_sources
 from blursynth.workers import die_with_parent
 
 # --- per-image sampling ---------------------------------------------------------------------
@@ -250,7 +245,7 @@ def draw_split(
         name,
         sp.rows,
         p.rows_per_shard,
-        p.patch_size,
+        field_specs(p.patch_size, p.format),
         p.format,
         {**attrs, "images": _split_images_attr(plan, sp)},
         record_digests=True,
@@ -375,14 +370,7 @@ def _build_locked(
         splits[name] = draw_split(
             plan, name, out, attrs, jobs=jobs, quiet=quiet, recorded=recorded, cache=cache
         )
-    # every split's shards in one parallel run: no worker idles between splits
-    try:
-        written = iter(write_shards([j for sh in splits.values() for j in sh.jobs], jobs, quiet))
-        records = {name: sh.records(written) for name, sh in splits.items()}
-    finally:  # an interrupted write leaves no temporary shard behind
-        for sh in splits.values():
-            if sh.assembly is not None:
-                sh.assembly.remove_temporaries()
+    records = write_splits(splits, jobs, quiet)
     reused = sum(sh.reused for sh in splits.values())
     _write_metadata(plan, published, records, out, attrs["plan_sha256"])
     counts = plan.counts()
@@ -438,8 +426,6 @@ def _write_metadata(
 ) -> None:
     """``eval.json``, ``manifest.json``, the card and, last, ``SHA256SUMS``; ``params`` as
     published (the source root relative to the dataset folder)."""
-    from blursynth.dataset_card import dataset_card
-
     entries = plan.image_entries()
     held_out = tuple(entries[i] for i in plan.eval_images)
     eval_list = EvalList(params.source, params.root, params.source_options(), held_out)
@@ -474,13 +460,7 @@ def _write_metadata(
         for name in SPLITS:
             write_text(out / f"{name}.txt", "".join(f"{r.file}\n" for r in records[name]))
             lists.append(f"{name}.txt")
-    write_json(out / MANIFEST, manifest.to_dict())
-    synth = params.source == "synth"
-    sources = generate_sources(resolve_root(params.root, out)) if synth else None
-    write_text(out / CARD, dataset_card(manifest, sources))
-    known = {r.file: r.sha256 for name in SPLITS for r in records[name]}
-    write_checksums(out, [*known, EVAL_LIST, MANIFEST, CARD, *lists], known)
-    remove_sidecars(out)  # the manifest records the digests from now on
+    publish(out, manifest, records, lists)
 
 
 def _fields_manifest(params: PatchParams) -> dict:

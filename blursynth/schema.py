@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from blursynth.errors import BlursynthError
+from blursynth.kinds import get_kind, kind_names
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -24,7 +25,7 @@ CHECKSUMS = "SHA256SUMS"
 EVAL_LIST = "eval.json"
 CARD = "README.md"
 
-DATASET_KINDS = ("patches", "tiles")
+DATASET_KINDS = kind_names()  # the registered dataset kinds (blursynth.kinds)
 SPLITS = ("train", "val")
 BLUR_TYPES = ("motion", "defocus", "unknown")
 CLASS_NAMES = {2: ("sharp", "blurred"), 3: ("sharp", "motion", "defocus")}
@@ -324,7 +325,7 @@ class Manifest:
     @property
     def row_size(self) -> int:
         """The side of a row's image: the patch size, or the tile size of a tile dataset."""
-        return int(self.params["tile_size"] if self.kind == "tiles" else self.params["patch_size"])
+        return int(self.params[get_kind(self.kind).size_param])
 
     def stems(self, split: str) -> list[str]:
         """Stems of the source images behind ``split`` (``train``, ``val``, ``eval``...)."""
@@ -389,12 +390,7 @@ class Manifest:
         if not isinstance(parsed, dict):
             raise BlursynthError("invalid manifest (not a JSON object)", path)
         manifest = cls.from_dict(parsed, path)
-        if manifest.kind not in DATASET_KINDS:
-            raise BlursynthError(
-                f"dataset kind {manifest.kind!r} is unknown to this blursynth "
-                f"(it reads {', '.join(DATASET_KINDS)}); upgrade the package",
-                path,
-            )
+        get_kind(manifest.kind, path)  # an unknown kind: one line naming the known ones
         return manifest, raw
 
 

@@ -34,25 +34,23 @@ from blursynth.build import (
     SplitShards,
     dataset_build,
     make_plan,
+    publish,
     recorded_digests,
     remove_other_shards,
     reusable_shards,
     start_unfinished,
-    write_shards,
+    write_splits,
 )
-from blursynth.dataset_card import dataset_card
 from blursynth.decoded import DecodedCache
 from blursynth.errors import BlursynthError
-from blursynth.imageio import write_json, write_text
+from blursynth.imageio import write_json
 from blursynth.parallel import Backend, run_tasks
 from blursynth.patch_plan import SHUFFLE_STREAM, SPLIT_IDS, Plan, stream
 from blursynth.progress import progressbar
 from blursynth.schema import (
     BLUR_TYPES,
-    CARD,
     CLASS_NAMES,
     EVAL_LIST,
-    MANIFEST,
     SCHEMA_VERSION,
     SPLITS,
     EvalList,
@@ -61,13 +59,10 @@ from blursynth.schema import (
     SplitEntry,
     TileParams,
     published_root,
-    resolve_root,
 )
-from blursynth.shards import ShardWriter, field_specs, sha256_file, write_checksums
+from blursynth.shards import ShardWriter, field_specs, sha256_file
 from blursynth.shards.assembly import SplitAssembly
-from blursynth.shards.writer import remove_sidecars
 from blursynth.sources import open_items
-from blursynth.sources.synth import generate_sources
 from blursynth.workers import die_with_parent
 
 IGNORE = 255
@@ -300,12 +295,7 @@ def _build_locked(
         for name in SPLITS
     }
     counts = [row for _, split_counts in drawn.values() for row in split_counts]
-    try:  # every split's shards in one parallel run: no worker idles between splits
-        written = iter(write_shards([j for sh, _ in drawn.values() for j in sh.jobs], jobs, quiet))
-        records = {name: drawn[name][0].records(written) for name in SPLITS}
-    finally:  # an interrupted write leaves no temporary shard behind
-        for sh, _ in drawn.values():
-            sh.assembly.remove_temporaries()
+    records = write_splits({name: sh for name, (sh, _) in drawn.items()}, jobs, quiet)
     _write_metadata(plan, published, records, counts, out, attrs["plan_sha256"])
     blurred = sum(c.get(k, 0) for c in counts for k in ("blurred", "motion", "defocus"))
     warnings = (
@@ -363,16 +353,9 @@ def _draw_split(
     positions = np.empty(n, dtype=np.int64)
     positions[order] = np.arange(n)
     remove_other_shards(out, name, n, params.rows_per_shard)
+    specs = field_specs(params.tile_size, "hdf5", "tiles")
     layout = ShardWriter(
-        out,
-        name,
-        n,
-        params.rows_per_shard,
-        params.tile_size,
-        "hdf5",
-        attrs,
-        kind="tiles",
-        record_digests=True,
+        out, name, n, params.rows_per_shard, specs, "hdf5", attrs, record_digests=True
     )
     done = reusable_shards(layout, attrs["plan_sha256"], recorded)
     split = SplitAssembly(layout)
@@ -437,10 +420,4 @@ def _write_metadata(
         counts=tuple(counts),
         blursynth_version=__version__,
     )
-    write_json(out / MANIFEST, manifest.to_dict())
-    synth = params.source == "synth"
-    sources = generate_sources(resolve_root(params.root, out)) if synth else None
-    write_text(out / CARD, dataset_card(manifest, sources))
-    known = {r.file: r.sha256 for n in SPLITS for r in records[n]}
-    write_checksums(out, [*known, EVAL_LIST, MANIFEST, CARD], known)
-    remove_sidecars(out)
+    publish(out, manifest, records)

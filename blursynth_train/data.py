@@ -31,11 +31,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from blursynth.errors import BlursynthError
+from blursynth.kinds import get_kind, kind_names
 from blursynth.progress import progressbar
-from blursynth.shards import MixedSplit, ShardedDataset, field_specs, open_dataset
+from blursynth.shards import MixedSplit, ShardedDataset, open_dataset
 from blursynth.shards.format import sha256_file
 
-BATCH_FIELDS = {"patches": ("patches", "label"), "tiles": ("image", "label")}
+BATCH_FIELDS = {name: get_kind(name).batch_fields for name in kind_names()}
+"""The (input, label) fields a batch holds, per dataset kind (:mod:`blursynth.kinds`)."""
 """The fields a batch is made of, by dataset kind: the rows' image and their label(s)."""
 
 
@@ -127,10 +129,7 @@ class TrainingData:
     def nbytes(self) -> int:
         """Bytes of the training rows and the validated rows, as a batch holds them."""
         first = self.datasets[0]
-        specs = field_specs(first.manifest.row_size, "hdf5", first.kind)
-        row = sum(
-            specs[f][0].itemsize * int(np.prod(specs[f][1])) for f in BATCH_FIELDS[first.kind]
-        )
+        row = get_kind(first.kind).row_bytes(first.manifest.row_size)
         return (len(self.train) + self.n_val) * row
 
     def close(self) -> None:
@@ -228,8 +227,10 @@ def check_digests(datasets: Sequence[ShardedDataset], quiet: bool = True) -> Non
 
 
 def _batch_fields(split) -> tuple[str, str]:
-    """The (image, label) field names of a split's rows: patches or tiles."""
-    return BATCH_FIELDS["tiles" if "image" in split.fields else "patches"]
+    """The (input, label) field names of a split's rows: those of the dataset kind whose
+    batch fields it holds (a split of several datasets reads as the first one's)."""
+    held = set(split.fields)
+    return next(f for f in BATCH_FIELDS.values() if set(f) <= held)
 
 
 def random_crop(images: torch.Tensor, labels: torch.Tensor, size: int):

@@ -14,7 +14,7 @@ from scipy.ndimage import gaussian_filter
 
 from blursynth.imageio import write_json
 from blursynth.schema import MANIFEST, manifest_base
-from blursynth.shards import ShardWriter
+from blursynth.shards import ShardWriter, field_specs
 from blursynth.sources.voc import voc_palette
 
 # --- image/ + gt/ folders ---------------------------------------------------------------------
@@ -194,7 +194,10 @@ def make_patch_dataset(
     root.mkdir(parents=True, exist_ok=True)
     splits = {}
     for k, (name, n) in enumerate((("train", n_train), ("val", n_val))):
-        with ShardWriter(root, name, n, rows_per_shard, P, "hdf5", {"plan_sha256": "test"}) as w:
+        specs = field_specs(P, "hdf5")
+        with ShardWriter(
+            root, name, n, rows_per_shard, specs, "hdf5", {"plan_sha256": "test"}
+        ) as w:
             w.write(synthetic_rows(n, seed + k))
         splits[name] = {"rows": n, "shards": [vars(r) for r in w.records]}
     write_json(

@@ -15,7 +15,14 @@ from blursynth import build, shards
 from blursynth.errors import BlursynthError
 from blursynth.patches import build_patch_dataset
 from blursynth.schema import PatchParams, manifest_base
-from blursynth.shards import FIELDS, ShardWriter, assembly, open_dataset, verify_dataset
+from blursynth.shards import (
+    FIELDS,
+    ShardWriter,
+    assembly,
+    field_specs,
+    open_dataset,
+    verify_dataset,
+)
 from blursynth.sources import open_dataset_images
 
 
@@ -63,7 +70,9 @@ def test_writer_round_trip_across_shards(tmp_path):
         "center_y": rng.integers(0, 99, n).astype(np.int32),
         "center_x": rng.integers(0, 99, n).astype(np.int32),
     }
-    with ShardWriter(tmp_path, "train", n, 10, p, "hdf5", {"plan_sha256": "x"}) as w:
+    with ShardWriter(
+        tmp_path, "train", n, 10, field_specs(p, "hdf5"), "hdf5", {"plan_sha256": "x"}
+    ) as w:
         for a in range(0, n, 7):  # batches that straddle shard boundaries
             w.write({k: v[a : a + 7] for k, v in rows.items()})
     assert [r.rows for r in w.records] == [10, 10, 3]
@@ -202,7 +211,9 @@ def test_empty_reads_at_the_end_and_of_an_empty_split(tmp_path):
             "label": np.zeros(n, np.uint8),
             **{k: np.zeros(n, v) for k, v in shards.PROVENANCE_DTYPES.items()},
         }
-        with ShardWriter(tmp_path, name, n, 10, p, "hdf5", {"plan_sha256": "x"}) as w:
+        with ShardWriter(
+            tmp_path, name, n, 10, field_specs(p, "hdf5"), "hdf5", {"plan_sha256": "x"}
+        ) as w:
             if n:
                 w.write(rows)
         records[name] = {"shards": [vars(r) for r in w.records]}
@@ -326,7 +337,9 @@ def test_assembled_shards_hold_every_row_at_its_planned_position(tmp_path, fmt):
     }
     placed = tmp_path / "placed"
     placed.mkdir()
-    split = assembly.SplitAssembly(ShardWriter(placed, "train", n, per_shard, 3, fmt, {"a": 1}))
+    split = assembly.SplitAssembly(
+        ShardWriter(placed, "train", n, per_shard, field_specs(3, fmt), fmt, {"a": 1})
+    )
     for key in range(5):
         rows = keys == key
         split.take(key, positions[rows], {k: v[rows] for k, v in scalars.items()})
@@ -340,14 +353,16 @@ def test_assembled_shards_hold_every_row_at_its_planned_position(tmp_path, fmt):
     )
     ref = tmp_path / "ref"
     ref.mkdir()
-    with ShardWriter(ref, "train", n, per_shard, 3, fmt, {"a": 1}) as w:
+    with ShardWriter(ref, "train", n, per_shard, field_specs(3, fmt), fmt, {"a": 1}) as w:
         w.write(rows)
     assert [r.sha256 for r in records] == [r.sha256 for r in w.records]
     assert not list(placed.glob("*.tmp-*"))
 
 
 def test_an_undrawn_row_stops_the_assembly(tmp_path):
-    split = assembly.SplitAssembly(ShardWriter(tmp_path, "val", 4, 10, 3, "hdf5", {}))
+    split = assembly.SplitAssembly(
+        ShardWriter(tmp_path, "val", 4, 10, field_specs(3, "hdf5"), "hdf5", {})
+    )
     zeros = {k: np.zeros(3, np.int32) for k in ("label", "blur_type", "category")}
     zeros.update({k: np.zeros(3, np.int32) for k in ("image_index", "center_y", "center_x")})
     split.take(0, np.array([0, 1, 3]), zeros)

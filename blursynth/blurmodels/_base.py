@@ -11,12 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from blursynth.sampling import SampleParams
 
 
 @dataclass(frozen=True)
@@ -76,11 +73,12 @@ class BlurModel:
     sharp_background: ClassVar[bool] = False
     outputs: ClassVar[tuple[str, ...]] = ()
 
-    def draw(self, rng: np.random.Generator, params: SampleParams) -> dict:
-        """The report's parameters of one image (drawn before the camera options)."""
+    def draw(self, rng: np.random.Generator, params) -> dict:
+        """The report's parameters of one image (drawn before the camera options), from the
+        ranges of ``params`` (a :class:`blursynth.sampling.SampleParams`)."""
         raise NotImplementedError
 
-    def draw_camera(self, rng: np.random.Generator, drawn: dict, params: SampleParams) -> dict:
+    def draw_camera(self, rng: np.random.Generator, drawn: dict, params) -> dict:
         """What the kernel options add (a shake trajectory, a disk radius), drawn after the
         report's parameters so a default run draws what it always drew; ``drawn`` is
         :meth:`draw`'s result. A value of None removes the field it replaces."""

@@ -5,14 +5,10 @@ small Gaussian k2 that softens a sharp object's edge in eq. (2)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from blursynth.kernels import disk_kernel, gaussian_kernel, motion_kernel, trajectory_kernel
-
-if TYPE_CHECKING:
-    from blursynth.sampling import SampleParams
 
 #: Steps of a shake trajectory (its shape; its length is drawn from ``length``).
 SHAKE_STEPS = 32
@@ -22,7 +18,7 @@ DEFOCUS_FIELDS = ("sigma1", "radius")
 EDGE_FIELDS = ("sigma2",)
 
 
-def draw_motion(rng: np.random.Generator, params: SampleParams) -> dict:
+def draw_motion(rng: np.random.Generator, params) -> dict:
     """The report's motion draws: a length and an angle."""
     return {
         "length": float(rng.uniform(*params.length)),
@@ -30,24 +26,24 @@ def draw_motion(rng: np.random.Generator, params: SampleParams) -> dict:
     }
 
 
-def draw_defocus(rng: np.random.Generator, params: SampleParams) -> dict:
+def draw_defocus(rng: np.random.Generator, params) -> dict:
     """The report's defocus draw: the background's Gaussian sigma k1."""
     return {"sigma1": float(rng.uniform(*params.sigma1))}
 
 
-def edge(params: SampleParams) -> dict:
+def edge(params) -> dict:
     """Eq. (2)'s edge softening k2 (fixed, not drawn)."""
     return {"sigma2": float(params.sigma2)}
 
 
-def draw_motion_kernel(rng: np.random.Generator, drawn: dict, params: SampleParams) -> dict:
+def draw_motion_kernel(rng: np.random.Generator, drawn: dict, params) -> dict:
     """``--motion-kernel shake``: a trajectory of the drawn length."""
     if params.motion_kernel == "shake":
         return {"trajectory": shake_trajectory(rng, drawn["length"])}
     return {}
 
 
-def draw_defocus_kernel(rng: np.random.Generator, params: SampleParams) -> dict:
+def draw_defocus_kernel(rng: np.random.Generator, params) -> dict:
     """``--defocus-kernel disk``: a radius, and no Gaussian sigma (the disk replaces it)."""
     if params.defocus_kernel == "disk":
         return {"radius": float(rng.uniform(*params.radius)), "sigma1": None}

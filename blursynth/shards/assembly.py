@@ -120,7 +120,7 @@ class SplitAssembly:
 
     Examples
     --------
-    >>> layout = ShardWriter(out, "val", n, 100_000, 31, "hdf5", attrs)  # doctest: +SKIP
+    >>> layout = ShardWriter(out, "val", n, 100_000, specs, "hdf5", attrs)  # doctest: +SKIP
     >>> split = SplitAssembly(layout)                                     # doctest: +SKIP
     >>> split.take(key, positions, scalars)   # each source's drawn rows  # doctest: +SKIP
     >>> jobs = split.shard_jobs([0, 1], cutter)  # then assemble_shard(job) in the workers

@@ -31,16 +31,13 @@ import h5py
 import numpy as np
 
 from blursynth.errors import BlursynthError
+from blursynth.kinds import get_kind
+from blursynth.kinds.patches import PROVENANCE_DTYPES, patch_fields  # noqa: F401 (API)
+from blursynth.kinds.tiles import tile_fields
 from blursynth.schema import FORMATS
 
-FIELDS = ("patches", "label", "blur_type", "category", "image_index", "center_y", "center_x")
-PROVENANCE_DTYPES = {
-    "blur_type": np.uint8,
-    "category": np.uint8,
-    "image_index": np.int32,
-    "center_y": np.int32,
-    "center_x": np.int32,
-}
+FIELDS = tuple(patch_fields(1, "hdf5"))
+"""The fields of a patch dataset (:mod:`blursynth.kinds.patches`)."""
 
 
 def shard_name(split: str, index: int, count: int) -> str:
@@ -53,42 +50,23 @@ def disk_field_name(name: str, fmt: str) -> str:
     return "data" if (name == "patches" and fmt == "caffe") else name
 
 
-TILE_FIELDS = ("image", "label", "blur_type", "image_index", "y", "x")
-"""Fields of a tile dataset: ``image`` uint8 (N, 3, S, S), ``label`` uint8 (N, S, S) (0 sharp,
-1 blurred, or 0 sharp, 1 motion, 2 defocus; 255 = padding, no label), ``blur_type`` of the
-source image, ``image_index``, and the tile's top-left ``y``, ``x`` in the image (negative
-where the image was padded)."""
+TILE_FIELDS = tuple(tile_fields(1, "hdf5"))
+"""The fields of a tile dataset (:mod:`blursynth.kinds.tiles`)."""
 
 
 def field_specs(
     size: int, fmt: str, kind: str = "patches"
 ) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
-    """dtype and per-row shape of every field on disk, keyed by API field name.
-
-    ``size`` is the patch size (kind ``patches``) or tile size (kind ``tiles``).
-    """
+    """dtype and per-row shape of every field on disk, keyed by API field name: the
+    dataset kind's (:attr:`blursynth.kinds.DatasetKind.fields`) at row side ``size``."""
     if fmt not in FORMATS:
         raise BlursynthError(f"format must be one of {FORMATS}, got {fmt!r}")
-    if kind == "tiles":
-        if fmt != "hdf5":
-            raise BlursynthError(f"tile datasets are written as hdf5, not {fmt!r}")
-        u8, i32 = np.dtype(np.uint8), np.dtype(np.int32)
-        return {
-            "image": (u8, (3, size, size)),
-            "label": (u8, (size, size)),
-            "blur_type": (u8, ()),
-            "image_index": (i32, ()),
-            "y": (i32, ()),
-            "x": (i32, ()),
-        }
-    patch_size = size
-    pixel, label = (np.float32, np.float32) if fmt == "caffe" else (np.uint8, np.uint8)
-    specs = {
-        "patches": (np.dtype(pixel), (3, patch_size, patch_size)),
-        "label": (np.dtype(label), ()),
-    }
-    specs.update({k: (np.dtype(v), ()) for k, v in PROVENANCE_DTYPES.items()})
-    return specs
+    entry = get_kind(kind)
+    if fmt not in entry.formats:
+        raise BlursynthError(
+            f"{kind} datasets are written as {' or '.join(entry.formats)}, not {fmt!r}"
+        )
+    return entry.fields(size, fmt)
 
 
 def sha256_file(path: str | Path, block: int = 1 << 22) -> str:

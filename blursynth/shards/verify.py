@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 
 from blursynth.errors import BlursynthError
+from blursynth.kinds import get_kind
 from blursynth.schema import CHECKSUMS, SCHEMA_VERSION
 from blursynth.shards.format import disk_field_name, field_specs, sha256_file
 from blursynth.shards.reader import ShardedDataset, open_dataset
@@ -170,8 +171,5 @@ def dataset_info(path) -> str:
             lines.append(f"  {key}: {value}")
         lines.append(f"skipped images: {len(ds.manifest.skipped)}")
         lines.append(f"eval images (held out): {len(ds.manifest.eval_images)}")
-        if ds.kind == "patches":
-            lines.append(counts_table(ds.manifest.counts))
-        else:
-            lines += [", ".join(f"{k} {v}" for k, v in row.items()) for row in ds.manifest.counts]
+        lines.append(get_kind(ds.kind).resolve("summary")(ds.manifest.counts))
     return "\n".join(lines)

@@ -16,7 +16,6 @@ from blursynth.schema import CHECKSUMS
 from blursynth.shards.format import (
     attr_value,
     disk_field_name,
-    field_specs,
     sha256_file,
     shard_name,
 )
@@ -44,7 +43,9 @@ class ShardWriter:
     directory : path
     split : str
     total_rows, rows_per_shard : int
-    patch_size : int
+    specs : dict
+        dtype and per-row shape of every field, in the order written
+        (:func:`~blursynth.shards.format.field_specs` of the dataset's kind).
     fmt : {"hdf5", "caffe"}
         ``caffe`` stores ``data`` float32 in [0, 1] and float32 ``label``.
     record_digests : bool
@@ -55,7 +56,8 @@ class ShardWriter:
 
     Examples
     --------
-    >>> with ShardWriter(out, "train", n, 100_000, 31, "hdf5", attrs) as w:  # doctest: +SKIP
+    >>> specs = field_specs(31, "hdf5", "patches")                          # doctest: +SKIP
+    >>> with ShardWriter(out, "train", n, 100_000, specs, "hdf5", attrs) as w:  # doctest: +SKIP
     ...     for batch in batches:          # dicts of row-aligned arrays, in final order
     ...         w.write(batch)
     >>> w.records                                                           # doctest: +SKIP
@@ -67,10 +69,9 @@ class ShardWriter:
         split: str,
         total_rows: int,
         rows_per_shard: int,
-        patch_size: int,
+        specs: dict,
         fmt: str,
         attrs: dict,
-        kind: str = "patches",
         record_digests: bool = False,
     ):
         if rows_per_shard < 1:
@@ -80,7 +81,7 @@ class ShardWriter:
         self.total_rows = int(total_rows)
         self.rows_per_shard = int(rows_per_shard)
         self.fmt = fmt
-        self.specs = field_specs(patch_size, fmt, kind)
+        self.specs = dict(specs)
         self.record_digests = record_digests
         self.attrs = dict(attrs)
         self.num_shards = max(1, -(-self.total_rows // self.rows_per_shard))
