@@ -2,12 +2,13 @@
 
 A dataset folder holds shards, ``manifest.json`` (this module's :class:`Manifest`),
 ``eval.json`` (:class:`EvalList`), a dataset card and ``SHA256SUMS``. The builders
-(:mod:`blursynth.patches`) write these through the types here and the readers
+(:mod:`blursynth.patches`, :mod:`blursynth.tiles`) write these through the types here and the readers
 (:mod:`blursynth.shards`, the trainer) read them back through the same types, so a field is
 named in one place only.
 
-The dataset *kind* says what a row is: ``"patches"`` (a P x P patch and the label of its
-centre pixel). Manifests written before the field existed are patch datasets.
+The dataset *kind* says what a row is (:mod:`blursynth.kinds`): ``"patches"`` (a P x P patch
+and the label of its centre pixel) or ``"tiles"`` (S x S tiles of whole images with their
+label maps). Manifests written before the field existed are patch datasets.
 """
 
 from __future__ import annotations

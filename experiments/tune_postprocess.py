@@ -7,7 +7,7 @@ setting in :mod:`blursynth.postprocess`; ``blursynth_train evaluate`` then repor
 the held-out images.
 
     python experiments/tune_postprocess.py --dataset data/cuhk-both --model runs/x/best.pt \
-        --split val --stride 4 --cache evals/maps-val --out docs/postprocess_tuning.md
+        --split val --stride 4 --cache evals/maps-val --out experiments/postprocess_tuning.md
 
 Probability maps are cached (``--cache``) so a second grid costs no CNN time.
 """

@@ -1,9 +1,9 @@
 """Figures for docs/results.md.
 
-    python docs/make_figures.py curves --out docs/curves.png NAME=RUN_DIR ...
-    python docs/make_figures.py qualitative --source synth --root DIR \
+    python experiments/make_figures.py curves --out docs/curves.png NAME=RUN_DIR ...
+    python experiments/make_figures.py qualitative --source synth --root DIR \
         [--model NAME=PATH ...] --out docs/qualitative-dense.png [--n 4]
-    python docs/make_figures.py camera --out docs/camera-models.png
+    python experiments/make_figures.py camera --out docs/camera-models.png
 
 ``curves`` draws the validation accuracy of several ``fit`` runs (the report's Figure 4 as a
 comparison); ``qualitative`` draws, per image, the image, its ground truth, the CNN map, the
