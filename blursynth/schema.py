@@ -2,9 +2,9 @@
 
 A dataset folder holds shards, ``manifest.json`` (this module's :class:`Manifest`),
 ``eval.json`` (:class:`EvalList`), a dataset card and ``SHA256SUMS``. The builders
-(:mod:`blursynth.patches`, :mod:`blursynth.tiles`) write these through the types here and the readers
-(:mod:`blursynth.shards`, the trainer) read them back through the same types, so a field is
-named in one place only.
+(:mod:`blursynth.patches`, :mod:`blursynth.tiles`) write these through the types here and
+the readers (:mod:`blursynth.shards`, the trainer) read them back through the same types, so
+a field is named in one place only.
 
 The dataset *kind* says what a row is (:mod:`blursynth.kinds`): ``"patches"`` (a P x P patch
 and the label of its centre pixel) or ``"tiles"`` (S x S tiles of whole images with their
