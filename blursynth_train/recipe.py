@@ -35,9 +35,6 @@ class Recipe:
 
     Parameters
     ----------
-        training rows come from all of them, interleaved in proportion to their sizes
-        (:class:`blursynth.shards.MixedSplit`); validation uses the first one's ``val`` split
-        unless ``val_dataset`` is given.
     val_dataset : path, optional
         Validate on this dataset's ``val`` split instead (same kind, row size and classes):
         e.g. real images to choose ``best.pt`` of a model trained on renderings alone, where
@@ -197,6 +194,9 @@ class FitConfig(Recipe):
     ----------
     datasets : path or list of paths
         Dataset folder(s) (``manifest.json`` with ``train`` and ``val`` splits). With several,
+        training rows come from all of them, interleaved in proportion to their sizes
+        (:class:`blursynth.shards.MixedSplit`); validation uses the first one's ``val`` split
+        unless ``val_dataset`` is given.
     out : path
         Run folder.
     device : {"auto", "cpu", "cuda"}
