@@ -142,6 +142,21 @@ def make_optimizer(model: nn.Module, cfg: FitConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
 
 
+def batch_transforms(cfg: FitConfig) -> list:
+    """The recipe's batch transforms, ``(x, y) -> (x, y)``, in the order they apply, built
+    once (the recipe has refused those its model family cannot take): the crop, the flips
+    and turns, the photometric jitter. Each draws from the device's global RNG, which
+    checkpoints save."""
+    transforms = []
+    if cfg.crop:
+        transforms.append(functools.partial(random_crop, size=cfg.crop))
+    if cfg.augment:
+        transforms.append(augment)
+    if cfg.photometric:
+        transforms.append(lambda x, y: (photometric(x), y))
+    return transforms
+
+
 def make_scheduler(optimizer, cfg: FitConfig, iterations: int, start: int) -> LambdaLR:
     """``cfg.lr_schedule`` over ``iterations`` as a :class:`torch.optim.lr_scheduler.LambdaLR`
     (every group's rate is its starting rate times :func:`lr_at`'s factor), positioned at
@@ -436,6 +451,7 @@ class RunningMeter:
 def train_loop(run: Run, batches) -> bool:
     """Step until ``run.iterations`` or a stop request; ``True`` when stopped early."""
     cfg, state, model = run.cfg, run.state, run.model
+    transforms = batch_transforms(cfg)
     step_model = torch.compile(model) if cfg.compile else model
     meter = RunningMeter(state, run.device)
     run.elapsed0, run.marked_samples = state.elapsed_s, state.samples
@@ -447,12 +463,8 @@ def train_loop(run: Run, batches) -> bool:
     with stop_requests() as stop, TrainProgress(todo, cfg.quiet) as bar:
         for x, y in islice(batches.iterate(state.iteration), todo):
             lr = cfg.lr * run.scheduler.lr_lambdas[0](state.iteration)  # logged: scale 1
-            if cfg.crop:
-                x, y = random_crop(x, y, cfg.crop)
-            if cfg.augment:
-                x, y = augment(x, y)
-            if cfg.photometric:
-                x = photometric(x)
+            for transform in transforms:
+                x, y = transform(x, y)
             with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                 logits = step_model(x)
             loss = training_loss(logits, y, cfg.loss, run.class_weights)
