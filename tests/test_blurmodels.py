@@ -104,9 +104,7 @@ def test_the_cli_offers_every_registered_model():
 def test_resuming_model_all_renders_the_models_the_run_started_with(monkeypatch, tmp_path):
     """A model registered after a ``--model all`` run started does not join it on
     ``--resume``: the run completes with the models in its ``run.json``."""
-    import shutil
-
-    from test_generate_golden import LEGACY_RUN, RUNS
+    from test_generate_golden import RUNS, legacy_run
 
     from blursynth.cli import main
 
@@ -114,7 +112,7 @@ def test_resuming_model_all_renders_the_models_the_run_started_with(monkeypatch,
     monkeypatch.setattr(blurmodels, "_REGISTRY", blurmodels._base._REGISTRY)
     register(Still)
     out = tmp_path / "camera"
-    shutil.copytree(LEGACY_RUN, out)
+    legacy_run(out)
     args = ["generate", "--out", str(out), "--resume", "-q", *RUNS["camera"]]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output

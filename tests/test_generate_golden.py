@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -58,18 +57,36 @@ def test_generate_writes_the_recorded_bytes(tmp_path, name):
     assert not changed, f"{len(changed)} file(s) changed, e.g. {changed[:5]}"
 
 
-LEGACY_RUN = Path(__file__).parent / "data" / "generate-legacy-run"
-"""An interrupted ``camera`` run written before the blur-model registry (tests/data/README)."""
+LEGACY_RUN = Path(__file__).parent / "data" / "generate-legacy-run.json"
+"""An interrupted ``camera`` run written before the blur-model registry: its ``run.json``,
+``sources.json`` and four sample records, verbatim (tests/data/README)."""
 LEGACY_DIGESTS = Path(__file__).parent / "data" / "generate-legacy-run.sha256.json"
 """What resuming it writes: the ``camera`` digests of that time, four models (never
 rewritten by ``--write``: models added later do not join the run)."""
+
+
+def legacy_run(out: Path) -> None:
+    """Lay the interrupted run out in ``out``: its files as that code wrote them, the PNGs of
+    one sample (``defocus0003``, so that it is complete) and a killed writer's temporary."""
+    from blursynth.generate import default_voc_root, rerender
+    from blursynth.imageio import write_png
+    from blursynth.sampling import SampleRecord
+    from blursynth.sources.voc import VOCSegmentation
+
+    for name, text in json.loads(LEGACY_RUN.read_text())["files"].items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+    record = SampleRecord.from_dict(json.loads((out / "records" / "defocus0003.json").read_text()))
+    for sub, array in rerender(record, VOCSegmentation(default_voc_root())).items():
+        write_png(out / sub / f"{record.name}.png", array, level=1)  # the run's png_level
+    (out / "image" / "motion0002.png.tmp-4242").write_bytes(b"half")
 
 
 def test_a_run_interrupted_before_the_registry_resumes_to_the_same_bytes(tmp_path):
     from blursynth.cli import main as data_cli
 
     out = tmp_path / "camera"
-    shutil.copytree(LEGACY_RUN, out)
+    legacy_run(out)
     kept = (out / "image" / "defocus0003.png").stat().st_mtime_ns
     args = ["generate", "--out", str(out), "--resume", "-q", *RUNS["camera"]]
     res = CliRunner().invoke(data_cli, args)
