@@ -350,13 +350,21 @@ def _check_arguments(out, n: int, model: str, seed: int, jobs: int, resume: bool
     return models
 
 
+def _previous_run(out: Path) -> dict:
+    """The ``run.json`` of the run in ``out`` ({} when there is none or it cannot be read)."""
+    try:
+        run = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return run if isinstance(run, dict) else {}
+
+
 def _previous_models(out: Path) -> tuple[str, ...] | None:
     """The models of the run in ``out`` when all of them are registered, else None."""
-    try:
-        models = tuple(json.loads((out / "run.json").read_text())["models"])
-    except (OSError, ValueError, KeyError, TypeError):
+    models = _previous_run(out).get("models")
+    if not isinstance(models, list) or not models:
         return None
-    return models if models and set(models) <= set(blurmodels.names()) else None
+    return tuple(models) if set(map(str, models)) <= set(blurmodels.names()) else None
 
 
 def _render_all(draw, renderer, models, n: int, out: Path, report: Report, *, jobs, quiet):
@@ -420,9 +428,10 @@ def _render_and_write(
 
 def _previous_png_level(out: Path) -> int:
     """The PNG level of the run in ``out`` (:data:`LEGACY_PNG_LEVEL` if it records none)."""
+    previous = _previous_run(out)
     try:
-        return int(json.loads((out / "run.json").read_text()).get("png_level", LEGACY_PNG_LEVEL))
-    except (OSError, ValueError, AttributeError):
+        return int(previous.get("png_level", LEGACY_PNG_LEVEL)) if previous else PNG_LEVEL
+    except (TypeError, ValueError):
         return PNG_LEVEL
 
 

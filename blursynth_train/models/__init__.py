@@ -49,7 +49,7 @@ class ModelFamily:
     model_cls : callable
         ``model_cls(config) -> nn.Module``.
     dataset_kind : str
-        The dataset kind it trains on (:data:`blursynth.schema.DATASET_KINDS`).
+        The dataset kind it trains on (:func:`blursynth.kinds.kind_names`).
     config_for_dataset : callable
         ``(dataset params dict, options dict) -> config``: the config that fits a dataset's
         rows, with the family's ``options`` as given to ``fit`` (absent: the default).
