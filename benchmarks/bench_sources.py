@@ -6,7 +6,9 @@ Run by hand, side by side in one run (results in ``docs/benchmarks.md``, ``## ge
 
 Configurations: the real VOC sample; ECSSD (``--objects``); ECSSD with every camera option
 (shake, disk, linear light, noise, JPEG 90); each at ``--png-level`` 6 (the level before the
-option) and 1 (its default), one after the other. For each: images/s of the whole ``generate`` in
+option), level 1 with zlib's default strategy and Pillow's adaptive filter (the option's
+first default), and level 1 with ``rle`` and one libpng filter per image (the default now),
+one after the other. For each: images/s of the whole ``generate`` in
 one process (scan included), then, per image on one core, decode (reading F and B) + render
 (crops, kernels, compositing, camera, ground truth) + encode (three PNGs and the record).
 """
@@ -31,8 +33,14 @@ CAMERA = SampleParams(
 )
 
 
-def split_times(out: Path, sources, scratch: Path, level: int) -> tuple[float, float, float]:
+ENCODINGS = ((6, "default", "adaptive"), (1, "default", "adaptive"), (1, "rle", "auto"))
+"""``--png-level``/``--png-strategy``/``--png-filter``: before issue 24, its first default,
+the default now."""
+
+
+def split_times(out: Path, sources, scratch: Path, png: tuple) -> tuple[float, float, float]:
     """Mean seconds per image: decode, render, encode (one core)."""
+    level, strategy, filter_ = png
     records = [
         SampleRecord.from_dict(json.loads(line))
         for line in (out / "records.jsonl").read_text().splitlines()
@@ -46,7 +54,9 @@ def split_times(out: Path, sources, scratch: Path, level: int) -> tuple[float, f
         arrays = rerender(r, sources)  # decodes again: its decode time is taken off below
         t2 = time.perf_counter()
         for sub in OUTPUT_DIRS:
-            write_png(scratch / f"{sub}.png", arrays[sub], level=level)
+            write_png(
+                scratch / f"{sub}.png", arrays[sub], level=level, strategy=strategy, filter=filter_
+            )
         write_json(scratch / "r.json", r.to_dict())
         t3 = time.perf_counter()
         dec, ren, enc = dec + (t1 - t0), ren + (t2 - t1) - (t1 - t0), enc + (t3 - t2)
@@ -61,35 +71,42 @@ def main() -> None:
     shared = Path(os.environ.get("BLURSYNTH_SHARED_DATA", "../shared/data"))
     voc, ecssd = shared / "voc-sample", shared / "ecssd"
     cv2.setNumThreads(1)
-    configs = [
-        (f"{name}, --png-level {level}", where, params, level)
-        for name, where, params in (
-            ("VOC sample (--voc)", {"voc": voc, "split": "trainval"}, None),
-            ("ECSSD (--objects)", {"objects": [ecssd]}, None),
-            ("ECSSD + shake, disk, linear light, noise, JPEG 90", {"objects": [ecssd]}, CAMERA),
-        )
-        for level in (6, 1)  # before the option, and its default: side by side
-    ]
+    sources = (
+        ("VOC sample (--voc)", {"voc": voc, "split": "trainval"}, None),
+        ("ECSSD (--objects)", {"objects": [ecssd]}, None),
+        ("ECSSD + shake, disk, linear light, noise, JPEG 90", {"objects": [ecssd]}, CAMERA),
+    )
     print(f"{2 * args.n} images per configuration (seed 0), one process, one OpenCV thread")
-    print("| source | images/s (whole run) | ms/image: decode | render | encode | image size |")
-    print("|---|---:|---:|---:|---:|---|")
+    print(
+        "| source | PNG level, strategy, filter | images/s (whole run) | ms/image: decode | render "
+        "| encode | total | × level 6 | kB/image |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
-        for k, (name, where, params, level) in enumerate(configs):
-            out = Path(tmp) / f"c{k}"
-            t0 = time.perf_counter()
-            generate(out, n=args.n, quiet=True, params=params, png_level=level, **where)
-            rate = 2 * args.n / (time.perf_counter() - t0)
-            sources = scene_sources(
-                where.get("voc"), where.get("split", "train"), where.get("objects", ())
-            )
-            scratch = Path(tmp) / "x"
-            scratch.mkdir(exist_ok=True)
-            dec, ren, enc = split_times(out, sources, scratch, level)
-            h, w = read_image(out / "image" / "motion0001.png").shape[:2]
-            print(
-                f"| {name} | {rate:.1f} | {1000 * dec:.0f} | {1000 * ren:.0f} | "
-                f"{1000 * enc:.0f} | {w}x{h} |"
-            )
+        for k, (name, where, params) in enumerate(sources):
+            before = None
+            for png in ENCODINGS:  # side by side, one after the other
+                out = Path(tmp) / f"c{k}-{'-'.join(map(str, png))}"
+                t0 = time.perf_counter()
+                generate(
+                    out, n=args.n, quiet=True, params=params, png_level=png[0],
+                    png_strategy=png[1], png_filter=png[2], **where,
+                )  # fmt: skip
+                rate = 2 * args.n / (time.perf_counter() - t0)
+                kb = sum(f.stat().st_size for f in out.rglob("*.png")) / 2 / args.n / 1000
+                src = scene_sources(
+                    where.get("voc"), where.get("split", "train"), where.get("objects", ())
+                )
+                scratch = Path(tmp) / "x"
+                scratch.mkdir(exist_ok=True)
+                dec, ren, enc = split_times(out, src, scratch, png)
+                total = dec + ren + enc
+                before = before or total
+                print(
+                    f"| {name} | {', '.join(map(str, png))} | {rate:.1f} | {1000 * dec:.0f} | "
+                    f"{1000 * ren:.0f} | {1000 * enc:.0f} | {1000 * total:.0f} | "
+                    f"{before / total:.2f} | {kb:.0f} |"
+                )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from blursynth.cli_common import backend_options, domain_errors, quiet_option, range_option
+from blursynth.imageio import PNG_FILTERS, PNG_STRATEGIES
 from blursynth.sampling import (
     BACKGROUNDS,
     DEFOCUS_KERNELS,
@@ -57,6 +58,21 @@ from blursynth.sources.voc import SPLITS as VOC_SPLITS
     default=None,
     help="zlib level of the PNGs: the same pixels at every level, smaller and slower as it "
     "rises [default: 1; on --resume, the run's own].",
+)
+@click.option(
+    "--png-strategy",
+    type=click.Choice(list(PNG_STRATEGIES)),
+    default=None,
+    help="zlib strategy of the PNGs: the same pixels with each; rle is the fastest at level 1 "
+    "for photographs [default: rle; on --resume, the run's own].",
+)
+@click.option(
+    "--png-filter",
+    type=click.Choice(PNG_FILTERS),
+    default=None,
+    help="PNG row filter: the same pixels with each; adaptive is Pillow's per-row choice "
+    "(the encoding before this option), the others one libpng filter per image, auto being "
+    "Paeth for colour and Up for grey [default: auto; on --resume, the run's own].",
 )
 @click.option(
     "--split",
@@ -194,8 +210,7 @@ def generate(
     object_polarity,
     quiet,
     backend,
-    png_level,
-    **camera,
+    **options,
 ):
     """Render synthetic motion/defocus images with CUHK-style ground truth into OUT.
 
@@ -205,7 +220,8 @@ def generate(
     """
     from blursynth.generate import generate as run_generate
 
-    params = _sample_params(**camera)
+    png = {key: options.pop(key) for key in ("png_level", "png_strategy", "png_filter")}
+    params = _sample_params(**options)  # the rest: the camera and sampling options
     report = run_generate(
         out,
         n=n,
@@ -221,7 +237,7 @@ def generate(
         objects=objects,
         object_threshold=object_threshold,
         object_polarity=object_polarity,
-        png_level=png_level,
+        **png,
     )
     for line in report.lines():
         click.echo(line, err=True)

@@ -35,7 +35,7 @@ from joblib import delayed
 
 from blursynth import blurmodels
 from blursynth.errors import BlursynthError
-from blursynth.imageio import atomic_path, write_json, write_png
+from blursynth.imageio import PNG_FILTERS, PNG_STRATEGIES, atomic_path, write_json, write_png
 from blursynth.locking import LOCK_NAME
 from blursynth.parallel import Backend, run_tasks, use_backend
 from blursynth.progress import progressbar
@@ -68,6 +68,17 @@ PNG_LEVEL = 1
 against 23 ms for a 500x375 RGB image) for files 15 % smaller; the pixels are the same."""
 LEGACY_PNG_LEVEL = 6
 """The level of runs made before ``--png-level`` (their run.json records none)."""
+PNG_STRATEGY = "rle"
+PNG_FILTER = "auto"
+"""zlib strategy and row filter of the PNGs ``generate`` writes
+(:data:`~blursynth.imageio.PNG_STRATEGIES`, :data:`~blursynth.imageio.PNG_FILTERS`): at
+level 1, ``rle`` with one filter per image (libpng) encodes a rendered image's three PNGs in
+about half the time of zlib's default strategy with Pillow's adaptive filter, in files as
+small (docs/benchmarks.md, "PNG encoding"); the pixels are the same."""
+LEGACY_PNG_STRATEGY = "default"
+LEGACY_PNG_FILTER = "adaptive"
+"""The encoding of runs made before ``--png-strategy`` and ``--png-filter`` (their run.json
+records neither)."""
 
 PLAN_CHUNK = 1024
 """Samples planned, rendered and written at a time: memory does not grow with ``--n``."""
@@ -170,6 +181,8 @@ def generate(
     object_threshold: int = 128,
     object_polarity: str = "object-white",
     png_level: int | None = None,
+    png_strategy: str | None = None,
+    png_filter: str | None = None,
 ) -> Report:
     """Generate ``n`` images per model into ``out`` (empty or absent unless ``resume``).
 
@@ -189,9 +202,11 @@ def generate(
         ``mask/``, :mod:`blursynth.sources.objects`) to draw scenes from besides ``voc``
         (without ``voc``, only these), and how their masks read (grey levels ``>=
         threshold`` are white; white is the object, ``object-white``, or the background).
-    png_level : zlib level 0-9 (the pixels are the same at every level); default
-        :data:`PNG_LEVEL`, or on ``resume`` the interrupted run's (6 for a run made before
-        the option): one folder holds one level.
+    png_level, png_strategy, png_filter : zlib level 0-9, zlib strategy and PNG row filter
+        (:data:`~blursynth.imageio.PNG_STRATEGIES`, :data:`~blursynth.imageio.PNG_FILTERS`;
+        the pixels are the same with any); default :data:`PNG_LEVEL`, :data:`PNG_STRATEGY`
+        and :data:`PNG_FILTER`, or on ``resume`` the interrupted run's (for a run made before
+        the options: 6, ``default``, ``adaptive``): one folder holds one encoding.
 
     Returns a :class:`Report`. Raises :class:`BlursynthError` for a bad VOC root or split, a
     non-empty ``out`` without ``resume``, a resume with other settings, or a run that
@@ -200,14 +215,26 @@ def generate(
     from blursynth.locking import folder_lock
 
     _check_numbers(n, model, seed, jobs)  # before the lock creates the folder
-    if png_level is not None and not 0 <= png_level <= 9:
-        raise BlursynthError(f"--png-level must be 0..9, got {png_level}")
+    png = _png_options(png_level, png_strategy, png_filter)
     params = SampleParams() if params is None else params
-    job = _Job(n, model, seed, split, jobs, resume, quiet, params, png_level)
+    job = _Job(n, model, seed, split, jobs, resume, quiet, params, png)
     sources = _Sources(voc, tuple(objects), object_threshold, object_polarity)
     roots = [r for r in (voc_root(voc, objects),) if r is not None] + [*objects]
     with folder_lock(out, "generate"), use_backend(backend, out, roots):
         return _generate(Path(out), job, sources)
+
+
+def _png_options(level: int | None, strategy: str | None, filter_: str | None) -> dict:
+    """The PNG options as asked (None: not asked), checked."""
+    if level is not None and not 0 <= level <= 9:
+        raise BlursynthError(f"--png-level must be 0..9, got {level}")
+    for option, value, known in (
+        ("--png-strategy", strategy, PNG_STRATEGIES),
+        ("--png-filter", filter_, PNG_FILTERS),
+    ):
+        if value is not None and value not in known:
+            raise BlursynthError(f"{option} must be one of {', '.join(known)}, got {value!r}")
+    return {"png_level": level, "png_strategy": strategy, "png_filter": filter_}
 
 
 @dataclass(frozen=True)
@@ -222,7 +249,9 @@ class _Job:
     resume: bool
     quiet: bool
     params: SampleParams
-    png_level: int | None
+    png: dict
+    """``png_level``, ``png_strategy``, ``png_filter`` as asked (None: the default, or the
+    run's own)."""
 
 
 @dataclass(frozen=True)
@@ -239,9 +268,7 @@ def _generate(out: Path, job: _Job, src: _Sources) -> Report:
     """The run itself, under the folder's lock (see :func:`generate`)."""
     n, params, jobs, quiet = job.n, job.params, job.jobs, job.quiet
     models = _check_arguments(out, n, job.model, job.seed, jobs, job.resume)
-    png_level = job.png_level
-    if png_level is None:
-        png_level = _previous_png_level(out) if job.resume else PNG_LEVEL
+    png = _png_encoding(out, job)
 
     dataset = scene_sources(src.voc, job.split, src.objects, src.threshold, src.polarity)
     items, bad = scan(dataset, jobs=jobs, quiet=quiet)
@@ -257,7 +284,7 @@ def _generate(out: Path, job: _Job, src: _Sources) -> Report:
             dataset.roots[0],
         )
 
-    run = _run_dict(job, models, items, png_level, src)
+    run = _run_dict(job, models, items, png, src)
     # measured before the folder is claimed: a refusal leaves it as it was
     backgrounds = _background_pool(dataset, items, params, report, jobs=jobs, quiet=quiet)
     _claim_run_folder(out, run, job.resume)
@@ -272,9 +299,7 @@ def _generate(out: Path, job: _Job, src: _Sources) -> Report:
         class_name=dataset.class_name,
         backgrounds=backgrounds,
     )
-    renderer = partial(
-        _render_and_write, voc=dataset, out=out, single_thread=jobs > 1, png_level=png_level
-    )
+    renderer = partial(_render_and_write, voc=dataset, out=out, single_thread=jobs > 1, png=png)
     _render_all(draw, renderer, models, n, out, report, jobs=jobs, quiet=quiet)
 
     _write_records(out, models, n)
@@ -286,7 +311,7 @@ def _generate(out: Path, job: _Job, src: _Sources) -> Report:
     return report
 
 
-def _run_dict(job: _Job, models, items, png_level: int, src: _Sources) -> dict:
+def _run_dict(job: _Job, models, items, png: dict, src: _Sources) -> dict:
     """What ``run.json`` records: what a ``--resume`` must match."""
     run = {
         "seed": int(job.seed),
@@ -295,7 +320,7 @@ def _run_dict(job: _Job, models, items, png_level: int, src: _Sources) -> dict:
         "params": job.params.run_dict(),
         "min_class_fraction": MIN_CLASS_FRACTION,
         "catalog": _digest(items),
-        "png_level": png_level,
+        **png,
     }
     if src.objects:  # a VOC-only run's run.json is what it always was
         run["objects"] = [str(Path(d)) for d in src.objects]
@@ -411,7 +436,7 @@ def _render_chunk(records: list, renderer, report: Report, bar, jobs: int) -> li
 
 
 def _render_and_write(
-    record: SampleRecord, *, voc: SceneSources, out: Path, single_thread: bool, png_level: int
+    record: SampleRecord, *, voc: SceneSources, out: Path, single_thread: bool, png: dict
 ):
     die_with_parent()
     if single_thread:
@@ -421,18 +446,41 @@ def _render_and_write(
     except BlursynthError as exc:
         return record.name, {"file": str(exc.path), "reason": exc.reason}
     for sub in output_dirs(record.name):
-        write_png(out / sub / f"{record.name}.png", arrays[sub], level=png_level)
+        path = out / sub / f"{record.name}.png"
+        write_png(
+            path,
+            arrays[sub],
+            level=png["png_level"],
+            strategy=png["png_strategy"],
+            filter=png["png_filter"],
+        )
     write_json(out / RECORD_DIR / f"{record.name}.json", record.to_dict())  # last: marks done
     return record.name, None
 
 
-def _previous_png_level(out: Path) -> int:
-    """The PNG level of the run in ``out`` (:data:`LEGACY_PNG_LEVEL` if it records none)."""
-    previous = _previous_run(out)
-    try:
-        return int(previous.get("png_level", LEGACY_PNG_LEVEL)) if previous else PNG_LEVEL
-    except (TypeError, ValueError):
-        return PNG_LEVEL
+PNG_DEFAULTS = {"png_level": PNG_LEVEL, "png_strategy": PNG_STRATEGY, "png_filter": PNG_FILTER}
+LEGACY_PNG = {
+    "png_level": LEGACY_PNG_LEVEL,
+    "png_strategy": LEGACY_PNG_STRATEGY,
+    "png_filter": LEGACY_PNG_FILTER,
+}
+"""What a run.json without the keys was written with."""
+
+
+def _png_encoding(out: Path, job: _Job) -> dict:
+    """``png_level``, ``png_strategy`` and ``png_filter`` of this run: as asked; else, on a
+    resume, the interrupted run's (:data:`LEGACY_PNG` for what it records none of); else the
+    defaults. A resume asking another encoding than its run's is refused later, with the
+    other differences (:func:`_claim_run_folder`)."""
+    previous = _previous_run(out) if job.resume else None
+    fallback = {**LEGACY_PNG, **previous} if previous else PNG_DEFAULTS
+    png = {}
+    for key, asked in job.png.items():
+        png[key] = asked if asked is not None else fallback[key]
+    known = png["png_strategy"] in PNG_STRATEGIES and png["png_filter"] in PNG_FILTERS
+    if not (isinstance(png["png_level"], int) and known):
+        return PNG_DEFAULTS  # an unreadable record: the comparison with run.json refuses it
+    return png
 
 
 def _is_complete(out: Path, name: str) -> bool:
@@ -464,7 +512,7 @@ def _claim_run_folder(out: Path, run: dict, resume: bool) -> None:
         # none, and a run from before an option existed does not name it
         defaults = json.loads(json.dumps(CAMERA_DEFAULTS))
         previous, current = json.loads(run_path.read_text()), json.loads(json.dumps(run))
-        previous.setdefault("png_level", LEGACY_PNG_LEVEL)  # a run from before the option
+        previous = {**LEGACY_PNG, **previous}  # a run from before the options
         for r in (previous, current):
             if isinstance(r.get("params"), dict):
                 r["params"] = {**defaults, **r["params"]}

@@ -108,14 +108,15 @@ def test_layout_is_read_by_synth_source(reference):
 
 def test_rerender_reproduces_bytes(voc, reference, tmp_path):
     ds = VOCSegmentation(voc)
-    level = json.loads((reference / "run.json").read_text())["png_level"]  # the run's zlib level
+    run = json.loads((reference / "run.json").read_text())  # the run's PNG encoding
+    png = {"level": run["png_level"], "strategy": run["png_strategy"], "filter": run["png_filter"]}
     lines = (reference / "records.jsonl").read_text().splitlines()
     assert len(lines) == len(list((reference / "image").glob("*.png"))) > 0
     for line in lines:
         record = SampleRecord.from_dict(json.loads(line))
         arrays = rerender(record, ds)
         for sub in ("image", "gt", "soft"):
-            write_png(tmp_path / "x.png", arrays[sub], level=level)
+            write_png(tmp_path / "x.png", arrays[sub], **png)
             assert (tmp_path / "x.png").read_bytes() == (
                 reference / sub / f"{record.name}.png"
             ).read_bytes()
@@ -615,40 +616,60 @@ def test_pan_draws_leave_the_other_models_unchanged(voc, tmp_path):
         assert (a / "image" / name).read_bytes() == (b / "image" / name).read_bytes()
 
 
-def test_png_level_changes_bytes_never_pixels_and_a_resume_keeps_the_runs_level(voc, tmp_path):
-    """The default level (1) writes the pixels of level 6; a run made before the option
-    (run.json without png_level) resumes at level 6, byte-identical to its uninterrupted
-    self; asking another level on a resume is refused."""
-    import numpy as np
+def test_png_encoding_changes_bytes_never_pixels_and_a_resume_keeps_the_runs(voc, tmp_path):
+    """The default encoding (level 1, rle, one libpng filter per image) writes the pixels of
+    the encoding before the options (level 6, zlib's default strategy, Pillow's adaptive
+    filter), in files smaller than level 1 with those; a run made before the options
+    (run.json without them) resumes in its own encoding, byte-identical to its uninterrupted
+    self; one made with only --png-level resumes with the strategy and filter of its day;
+    asking another encoding on a resume is refused, naming it."""
     from PIL import Image
 
-    fast, slow, cut = tmp_path / "fast", tmp_path / "slow", tmp_path / "cut"
-    assert cli("generate", "--voc", voc.parent, "--n", 3, "--out", fast).exit_code == 0
-    res = cli("generate", "--voc", voc.parent, "--n", 3, "--out", slow, "--png-level", 6)
-    assert res.exit_code == 0, res.output
-    assert json.loads((fast / "run.json").read_text())["png_level"] == 1
-    pngs = sorted(slow.rglob("*.png"))
+    old = ["--png-level", 6, "--png-strategy", "default", "--png-filter", "adaptive"]
+    day1 = ["--png-level", 1, "--png-strategy", "default", "--png-filter", "adaptive"]
+    fast, slow, first = tmp_path / "fast", tmp_path / "slow", tmp_path / "first"
+    for out, args in ((fast, []), (slow, old), (first, day1)):
+        res = cli("generate", "--voc", voc.parent, "--n", 3, "--out", out, *args)
+        assert res.exit_code == 0, res.output
+    run = json.loads((fast / "run.json").read_text())
+    assert (run["png_level"], run["png_strategy"], run["png_filter"]) == (1, "rle", "auto")
+    pngs = [f.relative_to(slow) for f in sorted(slow.rglob("*.png"))]
     assert len(pngs) == 3 * 2 * 3  # image, gt, soft of 3 images per model
     for f in pngs:
-        other = fast / f.relative_to(slow)
-        assert np.array_equal(np.asarray(Image.open(f)), np.asarray(Image.open(other)))
-    assert sum(f.stat().st_size for f in pngs) < sum(
-        (fast / f.relative_to(slow)).stat().st_size for f in pngs
-    )
-    # a legacy run: made at level 6, its run.json without the key, interrupted at --n 2
-    assert (
-        cli("generate", "--voc", voc.parent, "--n", 2, "--out", cut, "--png-level", 6).exit_code
-        == 0
-    )
-    run = json.loads((cut / "run.json").read_text())
-    del run["png_level"]
-    (cut / "run.json").write_text(json.dumps(run))
-    res = CliRunner().invoke(
-        main, ["generate", "--voc", str(voc.parent), "--n", "3", "--out", str(cut), "--resume",
-               "--png-level", "1"],
-    )  # fmt: skip
-    assert res.exit_code == 1 and "png_level differ" in res.output
-    res = cli("generate", "--voc", voc.parent, "--n", 3, "--out", cut, "--resume")
-    assert res.exit_code == 0, res.output
+        pixels = np.asarray(Image.open(slow / f))
+        assert np.array_equal(pixels, np.asarray(Image.open(fast / f)))
+        assert (slow / f).read_bytes() != (fast / f).read_bytes()
+    size = {d: sum((d / f).stat().st_size for f in pngs) for d in (fast, first)}
+    assert size[fast] < size[first]
+
+    def interrupted(out: Path, args: list, drop: tuple[str, ...]) -> None:
+        """A run made at --n 2 whose run.json does not name ``drop`` (made before them)."""
+        assert cli("generate", "--voc", voc.parent, "--n", 2, "--out", out, *args).exit_code == 0
+        run = json.loads((out / "run.json").read_text())
+        (out / "run.json").write_text(json.dumps({k: v for k, v in run.items() if k not in drop}))
+
+    cut = tmp_path / "cut"  # before every option
+    interrupted(cut, old, ("png_level", "png_strategy", "png_filter"))
+    resume = ["generate", "--voc", str(voc.parent), "--n", "3", "--out", str(cut), "--resume"]
+    for option, value, key in (("--png-level", "1", "png_level"), ("--png-filter", "auto",
+                               "png_filter")):  # fmt: skip
+        res = CliRunner().invoke(main, [*resume, option, value])
+        assert res.exit_code == 1 and f"{key} differ" in res.output
+    assert CliRunner().invoke(main, resume).exit_code == 0
+    part = tmp_path / "part"  # made when --png-level was the only option
+    interrupted(part, day1, ("png_strategy", "png_filter"))
+    assert cli("generate", "--voc", voc.parent, "--n", 3, "--out", part, "--resume").exit_code == 0
     for f in pngs:
-        assert f.read_bytes() == (cut / f.relative_to(slow)).read_bytes()
+        assert (slow / f).read_bytes() == (cut / f).read_bytes()
+        assert (first / f).read_bytes() == (part / f).read_bytes()
+
+
+def test_png_encoding_options_are_checked(voc, tmp_path):
+    for kwargs, words in (
+        ({"png_strategy": "zip"}, "--png-strategy must be one of default, filtered"),
+        ({"png_filter": "best"}, "--png-filter must be one of adaptive, auto"),
+        ({"png_level": 10}, "--png-level must be 0..9"),
+    ):
+        with pytest.raises(BlursynthError, match=words):
+            generate(tmp_path / "x", n=1, voc=voc.parent, quiet=True, **kwargs)
+        assert not (tmp_path / "x").exists()

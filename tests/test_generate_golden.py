@@ -99,6 +99,11 @@ def test_a_run_interrupted_before_the_registry_resumes_to_the_same_bytes(tmp_pat
         for p in sorted(out.rglob("*"))
         if p.is_file() and p.name not in SKIP
     }
+    # run.json now names the encoding the run had without naming it (issue 24's options)
+    legacy = json.loads(json.loads(LEGACY_RUN.read_text())["files"]["run.json"])
+    named = {**legacy, "png_strategy": "default", "png_filter": "adaptive"}
+    assert json.loads((out / "run.json").read_text()) == named
+    assert got.pop("run.json") != expected.pop("run.json")
     assert got == expected
 
 
