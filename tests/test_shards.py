@@ -368,3 +368,41 @@ def test_an_undrawn_row_stops_the_assembly(tmp_path):
     split.take(0, np.array([0, 1, 3]), zeros)
     with pytest.raises(RuntimeError, match="row 2 of val not drawn"):
         split.shard_jobs([0], _cutter)
+
+
+def test_a_finished_shard_is_on_disk_before_it_takes_its_name(tmp_path, monkeypatch):
+    """Each shard is hashed, flushed (fsync) and dropped from the page cache from its
+    temporary name; only then is it renamed: a crash never leaves a named shard whose bytes
+    are not on disk, and a build larger than memory does not cache what it wrote."""
+    import os
+
+    events = []
+
+    def name_of(fd: int) -> str:
+        return os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", name_of(fd))),
+                                                 real_fsync(fd))[1])  # fmt: skip
+    if hasattr(os, "posix_fadvise"):
+        real_fadvise = os.posix_fadvise
+
+        def fadvise(fd, offset, length, advice):
+            events.append(("drop" if advice == os.POSIX_FADV_DONTNEED else "?", name_of(fd)))
+            return real_fadvise(fd, offset, length, advice)
+
+        monkeypatch.setattr(os, "posix_fadvise", fadvise)
+    n, p = 23, 5
+    rows = {k: np.zeros((n, *s), d) for k, (d, s) in field_specs(p, "hdf5").items()}
+    with ShardWriter(
+        tmp_path, "train", n, 10, field_specs(p, "hdf5"), "hdf5", {"plan_sha256": "x"}
+    ) as w:
+        w.write(rows)
+    names = [r.file for r in w.records]
+    assert len(names) == 3
+    for name in names:
+        tmp = [e for e in events if e[1].startswith(f"{name}.tmp-")]
+        assert [kind for kind, _ in tmp] == (
+            ["fsync", "drop"] if hasattr(os, "posix_fadvise") else ["fsync"]
+        )
+        assert (tmp_path / name).is_file() and not list(tmp_path.glob(f"{name}.tmp-*"))
