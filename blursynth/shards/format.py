@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import h5py
@@ -70,23 +69,12 @@ def field_specs(
     return entry.fields(size, fmt)
 
 
-def sha256_file(path: str | Path, block: int = 1 << 22, *, settle: bool = False) -> str:
-    """Hex sha256 of a file's bytes.
-
-    ``settle``: for a file just written, also flush it to disk (``fsync``) and drop it from
-    the page cache (``posix_fadvise(DONTNEED)``, where the OS has it) once hashed. A finished
-    shard then survives a crash whole, and a build that writes more than the memory holds
-    keeps its decoded images cached instead of shards no one reads again (a 20,000-image
-    ``tiles`` build writes 20 GB of them: docs/benchmarks.md).
-    """
+def sha256_file(path: str | Path, block: int = 1 << 22) -> str:
+    """Hex sha256 of a file's bytes."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(block):
             digest.update(chunk)
-        if settle:
-            os.fsync(f.fileno())
-            if hasattr(os, "posix_fadvise"):
-                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
     return digest.hexdigest()
 
 

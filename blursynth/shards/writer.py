@@ -159,10 +159,10 @@ class ShardWriter:
         self._file.close()
         self._file = None
         path = self.shard_path(len(self.records))
-        digest = sha256_file(self._tmp, settle=True)  # on disk before it takes its name
         os.replace(self._tmp, path)
         self._tmp = None
         self._in_shard = 0
+        digest = sha256_file(path)
         if self.record_digests:
             # the digest of the bytes as written: a rerun reuses the shard only if it still
             # hashes to this (a corrupted shard is rebuilt, never blessed)
