@@ -10,7 +10,8 @@ option), level 1 with zlib's default strategy and Pillow's adaptive filter (the 
 first default), and level 1 with ``rle`` and one libpng filter per image (the default now),
 one after the other. For each: images/s of the whole ``generate`` in
 one process (scan included), then, per image on one core, decode (reading F and B) + render
-(crops, kernels, compositing, camera, ground truth) + encode (three PNGs and the record).
+(crops, kernels, compositing, camera, ground truth) + encode (three PNGs and the record): the
+median of ``--repeat`` rounds in which every encoding is timed once.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -67,6 +69,7 @@ def split_times(out: Path, sources, scratch: Path, png: tuple) -> tuple[float, f
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10, help="images per model")
+    ap.add_argument("--repeat", type=int, default=5, help="interleaved timings per encoding")
     args = ap.parse_args()
     shared = Path(os.environ.get("BLURSYNTH_SHARED_DATA", "../shared/data"))
     voc, ecssd = shared / "voc-sample", shared / "ecssd"
@@ -76,7 +79,10 @@ def main() -> None:
         ("ECSSD (--objects)", {"objects": [ecssd]}, None),
         ("ECSSD + shake, disk, linear light, noise, JPEG 90", {"objects": [ecssd]}, CAMERA),
     )
-    print(f"{2 * args.n} images per configuration (seed 0), one process, one OpenCV thread")
+    print(
+        f"{2 * args.n} images per configuration (seed 0), one process, one OpenCV thread; "
+        f"per-image times: the median of {args.repeat} rounds, the encodings interleaved"
+    )
     print(
         "| source | PNG level, strategy, filter | images/s (whole run) | ms/image: decode | render "
         "| encode | total | × level 6 | kB/image |"
@@ -84,7 +90,7 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for k, (name, where, params) in enumerate(sources):
-            before = None
+            rows = {}
             for png in ENCODINGS:  # side by side, one after the other
                 out = Path(tmp) / f"c{k}-{'-'.join(map(str, png))}"
                 t0 = time.perf_counter()
@@ -94,13 +100,19 @@ def main() -> None:
                 )  # fmt: skip
                 rate = 2 * args.n / (time.perf_counter() - t0)
                 kb = sum(f.stat().st_size for f in out.rglob("*.png")) / 2 / args.n / 1000
-                src = scene_sources(
-                    where.get("voc"), where.get("split", "train"), where.get("objects", ())
-                )
-                scratch = Path(tmp) / "x"
-                scratch.mkdir(exist_ok=True)
-                dec, ren, enc = split_times(out, src, scratch, png)
-                total = dec + ren + enc
+                rows[png] = (out, rate, kb, [])
+            src = scene_sources(
+                where.get("voc"), where.get("split", "train"), where.get("objects", ())
+            )
+            scratch = Path(tmp) / "x"
+            scratch.mkdir(exist_ok=True)
+            for _ in range(args.repeat):  # every encoding in each round: drift hits all alike
+                for png, (out, _, _, times) in rows.items():
+                    times.append(split_times(out, src, scratch, png))
+            before = None
+            for png, (_, rate, kb, times) in rows.items():
+                dec, ren, enc = (statistics.median(t[i] for t in times) for i in range(3))
+                total = statistics.median(sum(t) for t in times)
                 before = before or total
                 print(
                     f"| {name} | {', '.join(map(str, png))} | {rate:.1f} | {1000 * dec:.0f} | "
