@@ -43,7 +43,7 @@ from blursynth.schema import (
     resolve_root,
 )
 from blursynth.shards import ShardRecord, shard_attrs, shard_name
-from blursynth.shards.assembly import SplitAssembly, assemble_shard
+from blursynth.shards.assembly import SplitAssembly, assemble_shard, release_buffers
 from blursynth.shards.format import attr_value, sha256_file
 from blursynth.shards.writer import recorded_digest, sidecar_path
 from blursynth.workers import die_with_parent
@@ -120,9 +120,12 @@ def write_shards(shard_jobs: list, jobs: int, quiet: bool) -> list[ShardRecord]:
     records = []
     with progressbar(length=len(shard_jobs), label="write shards", quiet=quiet) as bar:
         calls = (delayed(assemble_shard)(j) for j in shard_jobs)
-        for rec in run_tasks(calls, jobs=jobs, batch_size=1):
-            records.append(rec)
-            bar.update(1)
+        try:
+            for rec in run_tasks(calls, jobs=jobs, batch_size=1):
+                records.append(rec)
+                bar.update(1)
+        finally:
+            release_buffers()  # those of this process, when it ran the shards itself
     return records
 
 

@@ -368,3 +368,41 @@ def test_an_undrawn_row_stops_the_assembly(tmp_path):
     split.take(0, np.array([0, 1, 3]), zeros)
     with pytest.raises(RuntimeError, match="row 2 of val not drawn"):
         split.shard_jobs([0], _cutter)
+
+
+def test_a_process_reuses_its_shard_buffers_and_a_build_releases_them():
+    """The next shard of a process is cut into the buffer of the last (fresh memory costs a
+    page fault per 4 KiB): the same memory for as many rows or fewer, a new buffer for more,
+    separate buffers per field; release_buffers drops them."""
+    from blursynth.shards.assembly import _BUFFERS, release_buffers, shard_buffer
+
+    release_buffers()
+    a = shard_buffer("image", 10, (3, 4, 4), np.uint8)
+    b = shard_buffer("image", 7, (3, 4, 4), np.uint8)
+    assert b.shape == (7, 3, 4, 4) and np.shares_memory(a, b)
+    assert not np.shares_memory(a, shard_buffer("label", 10, (4, 4), np.uint8))
+    c = shard_buffer("image", 12, (3, 4, 4), np.uint8)
+    assert c.shape == (12, 3, 4, 4) and not np.shares_memory(a, c)
+    assert len(_BUFFERS) == 2
+    release_buffers()
+    assert not _BUFFERS
+
+
+def test_shards_cut_into_reused_buffers_are_those_of_fresh_ones(tree, tmp_path):
+    """A build in one process (every shard after the first reuses its buffers) writes the
+    bytes of a build whose every shard has fresh buffers."""
+    import blursynth.shards.assembly as assembly
+
+    reused, fresh = tmp_path / "reused", tmp_path / "fresh"
+    params = _params(tree, rows_per_shard=150)
+    build_patch_dataset(params, reused)
+    real = assembly.shard_buffer
+    try:
+        assembly.shard_buffer = lambda name, rows, shape, dtype: np.empty((rows, *shape), dtype)
+        build_patch_dataset(params, fresh)
+    finally:
+        assembly.shard_buffer = real
+    shards = sorted(p.name for p in reused.glob("*.h5"))
+    assert len(shards) > 2
+    for name in shards:
+        assert (reused / name).read_bytes() == (fresh / name).read_bytes()
