@@ -131,17 +131,25 @@ def write_shards(shard_jobs: list, jobs: int, quiet: bool) -> list[ShardRecord]:
 
 @contextmanager
 def dataset_build(
-    out, kind: str, backend: Backend | None, root, params: dict | None = None, force=False
+    out,
+    kind: str,
+    backend: Backend | None,
+    root,
+    params: dict | None = None,
+    force=False,
+    *,
+    classes: bool = False,
 ):
     """The frame of a dataset build (``patches``, ``tiles``): the output folder's claim
     (:func:`claim_folder`, with the ``params`` the manifest will record), its lock, the
-    workers' backend, and the decode cache, which it yields and removes at the end."""
+    workers' backend, and the decode cache, which it yields and removes at the end (with
+    ``classes``, it keeps the per-pixel blur types of mixed synthetic images)."""
     from blursynth.locking import folder_lock
 
     if params is not None and not force:
         claim_folder(out, kind, params)
     with folder_lock(out, kind), use_backend(backend, out, [root]):
-        cache = decoded_cache(out)
+        cache = decoded_cache(out, classes=classes)
         try:
             yield cache
         finally:

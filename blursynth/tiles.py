@@ -41,7 +41,7 @@ from blursynth.build import (
     start_unfinished,
     write_splits,
 )
-from blursynth.decoded import DecodedCache
+from blursynth.decoded import DecodedCache, cells_of, classes_of
 from blursynth.errors import BlursynthError
 from blursynth.imageio import write_json
 from blursynth.parallel import Backend, run_tasks
@@ -177,14 +177,14 @@ def tile_count(height: int, width: int, params: TileParams) -> int:
     return max(n, params.tiles_per_image or 0)
 
 
-def _labels(cache: DecodedCache, index: int, blur_type: str, params: TileParams) -> np.ndarray:
-    """An image's label map from its kept cell map (low bit: blurred); with 3 classes, a
-    mixed synthetic image's own per-pixel blur types."""
+def _labels(truth: np.ndarray, blur_type: str, params: TileParams) -> np.ndarray:
+    """An image's label map from its kept truth plane (:mod:`blursynth.decoded`): the blur
+    bit, or with 3 classes a mixed synthetic image's own per-pixel blur types."""
     if params.classes == 3:
-        classes = cache.classes(index)
+        classes = classes_of(truth)
         if classes is not None:
             return classes
-    return label_map(cache.cells(index) & np.uint8(1), blur_type, params.classes)
+    return label_map(cells_of(truth) & np.uint8(1), blur_type, params.classes)
 
 
 def draw_tiles(
@@ -193,7 +193,7 @@ def draw_tiles(
     """One image's tile origins and provenance (a worker's task), and its labelled pixels
     per class value (256 bins) over those tiles."""
     die_with_parent()
-    labels = _labels(cache, index, blur_type, params)
+    labels = _labels(cache.truth(index), blur_type, params)
     seq = np.random.SeedSequence(params.seed, spawn_key=(TILE_STREAM, index))
     rng = np.random.default_rng(seq) if params.jitter or params.tiles_per_image else None
     ys, xs = tile_grid(
@@ -232,9 +232,9 @@ class TileCutter:
 
     def __call__(self, index: int, rows: dict, out: dict, dest: np.ndarray) -> None:
         blur_type = BLUR_TYPES[int(rows["blur_type"][0])]
-        labels = _labels(self.cache, index, blur_type, self.params)
-        planar = self.cache.planar(index)
-        tiles_at(planar, labels, self.params.tile_size, rows["y"], rows["x"], out, dest)
+        kept = self.cache.load(index)
+        labels = _labels(kept[3], blur_type, self.params)
+        tiles_at(kept[:3], labels, self.params.tile_size, rows["y"], rows["x"], out, dest)
 
 
 @dataclass
@@ -266,7 +266,9 @@ def build_tile_dataset(
         As for patches (bad source, too few images), or a folder holding another dataset.
     """
     recorded = replace(params, root=published_root(params.root, out)).to_dict()
-    with dataset_build(out, "tiles", backend, params.root, recorded, force) as cache:
+    with dataset_build(
+        out, "tiles", backend, params.root, recorded, force, classes=params.classes == 3
+    ) as cache:
         return _build_locked(params, Path(out), jobs=jobs, quiet=quiet, cache=cache)
 
 

@@ -67,7 +67,28 @@ def test_a_killed_builds_decoded_images_are_removed_by_the_next_run(tmp_path):
     build_patch_dataset(params, tmp_path / "ref")
     out = tmp_path / "ds"
     (out / ".decoded").mkdir(parents=True)
-    (out / ".decoded" / "0000003.chw.npy").write_bytes(b"half an image from a killed run")
+    (out / ".decoded" / "0000003.npy").write_bytes(b"half an image from a killed run")
     build_patch_dataset(params, out)
     assert not (out / ".decoded").exists()
     assert (out / "SHA256SUMS").read_text() == (tmp_path / "ref" / "SHA256SUMS").read_text()
+
+
+def test_the_cache_keeps_a_mixed_images_classes_only_when_asked(tmp_path):
+    """One file per image: the planar pixels and a packed truth plane (cells, and the
+    per-pixel blur types of a mixed synthetic image when the cache keeps them)."""
+    from blursynth.decoded import cells_of, classes_of
+
+    root = make_tree(tmp_path / "src", motion=1, defocus=1, size=(40, 50))
+    source, items = open_items("shi", str(root))
+    per_pixel = np.zeros((40, 50), np.uint8)
+    per_pixel[:, 10:30], per_pixel[:, 30:] = 1, 2
+    source.load_classes = lambda item: per_pixel  # as a synth source's mixed image
+    for keep in (False, True):
+        cache = decoded_cache(tmp_path / f"ds-{keep}", classes=keep)
+        cells = cache.store(source, items[0], 0, 7)
+        assert [p.name for p in cache.folder.iterdir()] == ["0000000.npy"]
+        kept = cache.load(0)
+        assert kept.shape == (4, 40, 50) and np.array_equal(cells_of(kept[3]), cells)
+        assert np.array_equal(cache.cells(0), cells)
+        got = classes_of(cache.truth(0))
+        assert (got is None) if not keep else np.array_equal(got, per_pixel)
