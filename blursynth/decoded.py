@@ -16,8 +16,8 @@ truth, packed:
 * bits 2-3: ``1 + `` the pixel's blur type (0 sharp, 1 motion, 2 defocus) for a mixed
   synthetic image when the cache keeps them (``classes=True``), else 0.
 
-One file and one write per image, not one per array under a temporary name, and a 2-class
-build does not decode the per-pixel types it never reads. Measured at 2,000 images on the
+One file and one write per image, and a 2-class build does not decode the per-pixel types
+it never reads. Measured at 2,000 images on the
 project's VM, this layout and the earlier one (2-3 files an image, each renamed into place)
 build in the same time within that VM's noise; what a build there pays for is fresh memory
 (``docs/benchmarks.md``). Nothing is written under a temporary name: the cache belongs to
