@@ -8,6 +8,8 @@ keeps them equal.
 MODEL_KINDS = ("blurnet", "unet", "liteunet")
 ENCODERS = ("lite0", "lite1", "lite2")
 PRETRAINED = ("imagenet", "none")
+CONTEXTS = ("none", "ppm")
+"""liteunet: what sees the whole image before the decoder (``ppm``: pyramid pooling)."""
 LR_SCHEDULES = ("constant", "cosine", "step")
 OPTIMIZERS = ("sgd", "adamw")
 DEVICES = ("auto", "cpu", "cuda")

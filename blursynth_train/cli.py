@@ -11,6 +11,7 @@ from blursynth.postprocess import POSTPROCESS
 from blursynth.schema import KNOWN_BLUR_TYPES, POLARITIES, SOURCE_KINDS
 from blursynth_train import __version__
 from blursynth_train.choices import (
+    CONTEXTS,
     DEVICES,
     ENCODERS,
     LOSSES,
@@ -197,6 +198,12 @@ def recipe_option(*decls, **kwargs):
     type=click.IntRange(min=0),
     help="liteunet: keep the stem and the first N encoder blocks (and their BatchNorm "
     "statistics) as they start [default: 11].",
+)
+@recipe_option(
+    "--context",
+    type=click.Choice(CONTEXTS),
+    help="liteunet: ppm puts a pyramid pooling module (means over 1, 2, 3 and 6 bins of the "
+    "whole image) before the decoder [default: none].",
 )
 @recipe_option(
     "--select-by",

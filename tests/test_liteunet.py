@@ -4,6 +4,7 @@ inference through the CLI and the Python API."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from blursynth_train.models import (
     parameter_groups,
 )
 from blursynth_train.models.efficientnet_lite import EfficientNetLite, imagenet_state_dict
+from blursynth_train.models.liteunet import PyramidPooling
 from blursynth_train.predict import Predictor, Segmenter
 
 SCRATCH = LiteUNetConfig(pretrained="none", freeze_blocks=4, decoder=(8, 8, 8, 8))
@@ -127,6 +129,30 @@ def test_liteunet_takes_any_input_size(shape):
     assert model(x).shape == (shape[0], 3, *shape[2:])
 
 
+def test_pyramid_pooling_sees_the_whole_image_and_trains_with_the_decoder():
+    torch.manual_seed(0)
+    ppm = PyramidPooling(16).eval()
+    # a change at one end of the feature map reaches the other end only through the pooling
+    f = torch.randn(1, 16, 4, 40)
+    far = f.clone()
+    far[..., 36:] += 3.0
+    with torch.no_grad():
+        near = ppm(f)[..., :4] - ppm(far)[..., :4]
+    assert near.abs().max() > 1e-3
+    model = LiteUNet(replace(SCRATCH, context="ppm"))
+    calls = []
+    model.context.register_forward_hook(lambda *a: calls.append(a[2].shape))
+    # one image a batch trains (the 1x1 mean has no BatchNorm), at any size
+    model.train()(torch.randint(0, 256, (1, 3, 45, 71), dtype=torch.uint8)).sum().backward()
+    assert calls == [(1, model.encoder.out_channels[-1], 2, 3)]
+    decoder = {id(p) for g in parameter_groups(model, 1e-4) if g["lr_scale"] == 1.0
+               for p in g["params"]}  # fmt: skip
+    assert all(id(p) in decoder for p in model.context.parameters())
+    assert all(p.grad is not None for p in model.context.parameters())
+    with pytest.raises(ValueError, match="context must be one of"):
+        LiteUNetConfig(context="aspp")
+
+
 def test_frozen_blocks_keep_their_weights_and_batchnorm_statistics_while_training():
     torch.manual_seed(0)
     model = LiteUNet(SCRATCH).train()
@@ -209,10 +235,11 @@ def test_fit_resume_segment_and_api_of_a_3class_liteunet(tmp_path):
     root, _ = _tiles(tmp_path, classes=3)
     run = tmp_path / "run"
     opts = ("--pretrained", "none", "--freeze-blocks", "3", "--encoder", "lite0")
-    res = _fit(tmp_path, run, "--iterations", "2", *opts)
+    res = _fit(tmp_path, run, "--iterations", "2", *opts, "--context", "ppm")
     assert res.exit_code == 0, res.output
     saved = checkpoint.load_checkpoint(run / "last.pt")
     assert saved["model_config"]["freeze_blocks"] == 3
+    assert saved["model_config"]["context"] == "ppm"
     assert saved["model_config"]["classes"] == 3
     assert saved["train_config"]["pretrained"] == "none"
     # resume keeps the family's options without repeating them; a different one is refused
@@ -221,6 +248,9 @@ def test_fit_resume_segment_and_api_of_a_3class_liteunet(tmp_path):
     assert checkpoint.load_checkpoint(run / "last.pt")["iteration"] == 4
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["freeze_blocks"] == 3 and config["fit"]["encoder"] == "lite0"
+    assert config["model"]["context"] == "ppm" == config["fit"]["context"]
+    res = _fit(tmp_path, run, "--iterations", "6", "--resume", "--context", "none")
+    assert res.exit_code != 0 and "context" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(
         train_cli,
         ["segment", str(root / "image"), "--model", str(run / "best.pt"), "--out",

@@ -8,6 +8,13 @@ scale and mixes them with two 3x3 conv + BatchNorm + ReLU; a 1x1 conv gives logi
 2, upsampled bilinearly to the input. Any input size: :meth:`LiteUNet.forward` pads to a
 multiple of 32 (reflect) and crops back.
 
+``context="ppm"`` puts a pyramid pooling module (PSPNet's, Zhao et al. 2017; anchor:
+segmentation_models_pytorch ``decoders/pspnet``) on the deepest features before the decoder:
+their means over 1x1, 2x2, 3x3 and 6x6 bins of the whole input, each reduced by a 1x1 conv,
+upsampled and concatenated back, then mixed to the features' width by a 1x1 conv. Whether an
+image is blurred is often a property of a whole region (a background, a moving object), which
+a stride-32 feature sees only as far as its receptive field reaches.
+
 ``freeze_blocks`` N keeps the stem and the first N encoder blocks at their ImageNet weights
 and BatchNorm statistics (eval mode even while training, no gradient): the early blocks see
 edges and textures, which blur changes, and ImageNet has taught them those better than 800
@@ -23,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from blursynth_train.choices import CONTEXTS
 from blursynth_train.models.efficientnet_lite import (
     VARIANTS,
     EfficientNetLite,
@@ -31,6 +39,7 @@ from blursynth_train.models.efficientnet_lite import (
 
 ENCODERS = tuple(VARIANTS)
 PRETRAINED = ("imagenet", "none")
+PPM_BINS = (1, 2, 3, 6)
 ENCODER_LR_SCALE = 0.1
 """The encoder's learning rate relative to the decoder's: pretrained features move slowly."""
 
@@ -51,6 +60,7 @@ class LiteUNetConfig:
     pretrained: str = "imagenet"
     freeze_blocks: int = 11
     decoder: tuple[int, int, int, int] = (96, 64, 48, 32)
+    context: str = "none"
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
 
@@ -63,6 +73,8 @@ class LiteUNetConfig:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
         if self.pretrained not in PRETRAINED:
             raise ValueError(f"pretrained must be one of {PRETRAINED}, got {self.pretrained!r}")
+        if self.context not in CONTEXTS:
+            raise ValueError(f"context must be one of {CONTEXTS}, got {self.context!r}")
         if not 0 <= self.freeze_blocks or len(self.decoder) != 4 or min(self.decoder) < 4:
             raise ValueError(
                 f"freeze_blocks must be >= 0 and decoder four widths >= 4; got "
@@ -85,6 +97,41 @@ def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
 
 
+class PyramidPooling(nn.Module):
+    """PSPNet's pyramid pooling: ``x`` and its bin means (:data:`PPM_BINS`), each reduced
+    to a quarter of the channels, upsampled and concatenated, mixed back to ``channels``."""
+
+    def __init__(self, channels: int, bins=PPM_BINS):
+        super().__init__()
+        reduced = max(channels // len(bins), 4)
+        self.bins = tuple(bins)
+        self.branches = nn.ModuleList(
+            # a 1x1 mean has one value per channel and image: no BatchNorm there (one image a
+            # batch could not be normalised), as in smp's PSPBlock
+            nn.Sequential(nn.Conv2d(channels, reduced, 1), nn.ReLU(True))
+            if b == 1
+            else nn.Sequential(
+                nn.Conv2d(channels, reduced, 1, bias=False), nn.BatchNorm2d(reduced), nn.ReLU(True)
+            )
+            for b in self.bins
+        )
+        self.mix = nn.Sequential(
+            nn.Conv2d(channels + reduced * len(self.bins), channels, 1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        pooled = [
+            F.interpolate(
+                branch(F.adaptive_avg_pool2d(x, b)), size=size, mode="bilinear", align_corners=False
+            )
+            for b, branch in zip(self.bins, self.branches, strict=True)
+        ]
+        return self.mix(torch.cat([x, *pooled], dim=1))
+
+
 class LiteUNet(nn.Module):
     """Per-pixel classifier: sharp (class 0) vs blurred, or sharp / motion / defocus."""
 
@@ -99,6 +146,7 @@ class LiteUNet(nn.Module):
             )
         skips = self.encoder.out_channels  # strides 2, 4, 8, 16, 32
         cin = skips[-1]
+        self.context = PyramidPooling(cin) if c.context == "ppm" else nn.Identity()
         stages = []
         for width, skip in zip(c.decoder, reversed(skips[:-1]), strict=True):
             stages.append(
@@ -135,9 +183,14 @@ class LiteUNet(nn.Module):
 
     def parameter_groups(self) -> list[tuple[str, list[nn.Parameter], float]]:
         """``(name, parameters, learning-rate scale)`` of what trains: the encoder's blocks
-        after the frozen ones at :data:`ENCODER_LR_SCALE`, the decoder and head at 1."""
+        after the frozen ones at :data:`ENCODER_LR_SCALE`; the context module, the decoder and
+        the head at 1."""
         encoder = [p for p in self.encoder.parameters() if p.requires_grad]
-        decoder = [*self.decoder.parameters(), *self.head.parameters()]
+        decoder = [
+            *self.context.parameters(),
+            *self.decoder.parameters(),
+            *self.head.parameters(),
+        ]
         return [("encoder", encoder, ENCODER_LR_SCALE), ("decoder", decoder, 1.0)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,7 +203,7 @@ class LiteUNet(nn.Module):
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
         full = x.shape[-2:]
         feats = self.encoder(x, frozen=self.config.freeze_blocks if self.training else 0)
-        y = feats.pop()
+        y = self.context(feats.pop())
         for stage in self.decoder:
             skip = feats.pop()
             y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
