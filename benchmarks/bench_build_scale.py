@@ -14,10 +14,15 @@ interruption and finished steps are skipped, an interrupted one resumes); result
    (streaming: no Arrow copy of tens of GB).
 3. The floor of each dataset build, measured on the same disk in the same run: decode every
    source image once (its image and truth PNGs, on the same number of processes), then write
-   the dataset's bytes raw, hash them and ``sync``. Each build is reported as a multiple of it.
+   the dataset's bytes raw, hash them and ``sync``. Each build is reported as a multiple of it,
+   timed the same way: until a ``sync`` after it returns (a build's shards left in the page
+   cache are not yet written; the floor waits for its bytes, so must the build).
 4. ``--small N2``: the same three steps at N2 per model, to show peak memory flat in the
    number of images; and ``generate`` of it on a loopback ``dask.distributed`` cluster of
    ``--jobs`` single-threaded workers beside local processes, side by side.
+
+``--again tiles patches`` builds the datasets of finished renderings again, each beside a
+floor measured right after it (this VM's disk changes speed from hour to hour).
 
 Each step runs the CLI in a child process; its wall time and the peak RSS of its largest
 process (the command or one of its workers) are recorded in ``WORK/results.json``.
@@ -30,6 +35,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -48,12 +54,19 @@ CAMERA = [
 ]  # fmt: skip
 
 
-def run(cmd: list[str]) -> dict:
-    """Wall seconds and the peak RSS (MiB) of the largest process of one CLI call."""
+def run(cmd: list[str], durable: bool = False) -> dict:
+    """Wall seconds and the peak RSS (MiB) of the largest process of one CLI call.
+
+    ``durable``: the wall time runs until what the call wrote is on disk (``sync`` after it,
+    as the floor syncs its bytes; the page cache is flushed before it starts)."""
+    if durable:
+        os.sync()
     t = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-c", _RSS_WRAPPER, *cmd], check=True, capture_output=True, text=True
     )
+    if durable:
+        os.sync()
     wall = time.perf_counter() - t
     return {"wall_s": round(wall, 1), "peak_rss_mib": round(int(out.stdout.split()[-1]) / 1024)}
 
@@ -126,9 +139,12 @@ def build(results, rpath, tag: str, work: Path, n: int, jobs: int, shared: Path,
     g.setdefault("images_per_s", round(images / g["wall_s"], 2))
     g.setdefault("bytes_per_image", round(folder_bytes(gen) / images))
     for kind, out in (("tiles", tiles), ("patches", patches)):
-        r = stage(results, f"{tag}/{kind}", rpath, lambda kind=kind, out=out: run(cli(
-            "blursynth", kind, "--source", "synth", "--root", gen, "--out", out, "-j", jobs, "-q",
-        )))  # fmt: skip
+        r = stage(
+            results,
+            f"{tag}/{kind}",
+            rpath,
+            lambda kind=kind, out=out: dataset_build(kind, gen, out, jobs),
+        )
         stage(results, f"{tag}/{kind}-verify", rpath, lambda out=out: run(cli(
             "blursynth", "verify", out, "-q")))  # fmt: skip
         r.setdefault("shard_bytes", folder_bytes(out, "*.h5"))
@@ -137,6 +153,35 @@ def build(results, rpath, tag: str, work: Path, n: int, jobs: int, shared: Path,
         r["over_floor"] = round(r["wall_s"] / f["floor_s"], 2)
     rpath.write_text(json.dumps(results, indent=1) + "\n")
     return gen, tiles, patches
+
+
+def dataset_build(kind: str, gen: Path, out: Path, jobs: int) -> dict:
+    """``tiles`` or ``patches`` of the renderings ``gen``, timed until its bytes are on disk."""
+    return run(
+        cli("blursynth", kind, "--source", "synth", "--root", gen, "--out", out, "-j", jobs, "-q"),
+        durable=True,
+    )
+
+
+def again(results, rpath, work: Path, n: int, jobs: int, kinds) -> None:
+    """Build ``kinds`` of the existing ``n``-per-model renderings anew (the folder removed
+    first), each beside its floor measured right after it, and append the pair to
+    ``results["n{n}/again"]`` with the time of day: the same step on other hours' disk."""
+    gen = work / f"gen-n{n}"
+    if not (gen / "run.json").is_file():
+        raise SystemExit(f"{gen}: no finished renderings; run the full benchmark first")
+    for kind in kinds:
+        out = work / f"{kind}-n{n}"
+        shutil.rmtree(out, ignore_errors=True)
+        print(f"[{time.strftime('%H:%M:%S')}] {kind} again ...", flush=True)
+        r = dataset_build(kind, gen, out, jobs)
+        r["shard_bytes"] = folder_bytes(out, "*.h5")
+        f = floor(gen, r["shard_bytes"], jobs, work / "floor.bin")
+        entry = {"kind": kind, "at": time.strftime("%Y-%m-%d %H:%M"), **r, "floor": f}
+        entry["over_floor"] = round(r["wall_s"] / f["floor_s"], 2)
+        results.setdefault(f"n{n}/again", []).append(entry)
+        rpath.write_text(json.dumps(results, indent=1) + "\n")
+        print(f"[{time.strftime('%H:%M:%S')}] {kind} again: {entry}", flush=True)
 
 
 def hf_load(folder: Path) -> dict:
@@ -198,6 +243,12 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=250, help="Per model for the small run.")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--skip", nargs="*", default=(), choices=("large", "small", "dask"))
+    ap.add_argument(
+        "--again",
+        nargs="+",
+        choices=("tiles", "patches"),
+        help="Only build these again from the finished --n renderings, each with its floor.",
+    )
     args = ap.parse_args()
     shared = Path(os.environ.get("BLURSYNTH_SHARED_DATA", "../shared/data")).resolve()
     work = args.work.resolve()
@@ -206,6 +257,9 @@ def main() -> None:
     results = json.loads(rpath.read_text()) if rpath.is_file() else {}
     results.setdefault("machine", f"{platform.machine()}, {os.cpu_count()} CPUs")
     results.setdefault("date", time.strftime("%Y-%m-%d"))
+    if args.again:
+        again(results, rpath, work, args.n, args.jobs, args.again)
+        return
     if "small" not in args.skip:
         build(results, rpath, f"n{args.small}", work, args.small, args.jobs, shared)
     if "dask" not in args.skip:
