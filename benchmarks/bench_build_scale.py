@@ -22,7 +22,12 @@ interruption and finished steps are skipped, an interrupted one resumes); result
    ``--jobs`` single-threaded workers beside local processes, side by side.
 
 ``--again tiles patches`` builds the datasets of finished renderings again, each beside a
-floor measured right after it (this VM's disk changes speed from hour to hour).
+floor measured right after it (this VM's disk changes speed from hour to hour); with
+``--builds-in /dev/shm/...`` both write to memory, which shows what a build costs beyond its
+floor when the disk costs nothing::
+
+    python benchmarks/bench_build_scale.py --work /tmp/again --again tiles patches \
+        --renderings /work/sub2k --builds-in /dev/shm/bench --rounds 3
 
 Each step runs the CLI in a child process; its wall time and the peak RSS of its largest
 process (the command or one of its workers) are recorded in ``WORK/results.json``.
@@ -163,25 +168,30 @@ def dataset_build(kind: str, gen: Path, out: Path, jobs: int) -> dict:
     )
 
 
-def again(results, rpath, work: Path, n: int, jobs: int, kinds) -> None:
-    """Build ``kinds`` of the existing ``n``-per-model renderings anew (the folder removed
-    first), each beside its floor measured right after it, and append the pair to
-    ``results["n{n}/again"]`` with the time of day: the same step on other hours' disk."""
-    gen = work / f"gen-n{n}"
-    if not (gen / "run.json").is_file():
-        raise SystemExit(f"{gen}: no finished renderings; run the full benchmark first")
-    for kind in kinds:
-        out = work / f"{kind}-n{n}"
-        shutil.rmtree(out, ignore_errors=True)
-        print(f"[{time.strftime('%H:%M:%S')}] {kind} again ...", flush=True)
-        r = dataset_build(kind, gen, out, jobs)
-        r["shard_bytes"] = folder_bytes(out, "*.h5")
-        f = floor(gen, r["shard_bytes"], jobs, work / "floor.bin")
-        entry = {"kind": kind, "at": time.strftime("%Y-%m-%d %H:%M"), **r, "floor": f}
-        entry["over_floor"] = round(r["wall_s"] / f["floor_s"], 2)
-        results.setdefault(f"n{n}/again", []).append(entry)
-        rpath.write_text(json.dumps(results, indent=1) + "\n")
-        print(f"[{time.strftime('%H:%M:%S')}] {kind} again: {entry}", flush=True)
+def again(results, rpath, gen: Path, builds: Path, jobs: int, kinds, rounds: int = 1) -> None:
+    """Build ``kinds`` of the finished renderings ``gen`` anew in ``builds`` (the folder
+    removed first), each beside its floor measured right after it (its bytes written in
+    ``builds`` too), ``rounds`` times, and append each pair to ``results["again"]`` with
+    the time of day: the same step on other hours' disk, or, with ``builds`` on a tmpfs
+    such as ``/dev/shm``, with no disk at all (the builder's own cost against the floor's)."""
+    if not (gen / "image").is_dir():
+        raise SystemExit(f"{gen}: no renderings (image/)")
+    builds.mkdir(parents=True, exist_ok=True)
+    for _ in range(rounds):
+        for kind in kinds:
+            out = builds / f"{kind}-again"
+            shutil.rmtree(out, ignore_errors=True)
+            print(f"[{time.strftime('%H:%M:%S')}] {kind} again ...", flush=True)
+            r = dataset_build(kind, gen, out, jobs)
+            r["shard_bytes"] = folder_bytes(out, "*.h5")
+            shutil.rmtree(out)
+            f = floor(gen, r["shard_bytes"], jobs, builds / "floor.bin")
+            entry = {"kind": kind, "renderings": str(gen), "builds_in": str(builds)}
+            entry.update(at=time.strftime("%Y-%m-%d %H:%M"), **r, floor=f)
+            entry["over_floor"] = round(r["wall_s"] / f["floor_s"], 2)
+            results.setdefault("again", []).append(entry)
+            rpath.write_text(json.dumps(results, indent=1) + "\n")
+            print(f"[{time.strftime('%H:%M:%S')}] {kind} again: {entry}", flush=True)
 
 
 def hf_load(folder: Path) -> dict:
@@ -247,8 +257,20 @@ def main() -> None:
         "--again",
         nargs="+",
         choices=("tiles", "patches"),
-        help="Only build these again from the finished --n renderings, each with its floor.",
+        help="Only build these again from finished renderings, each beside its floor.",
     )
+    ap.add_argument(
+        "--renderings",
+        type=Path,
+        help="With --again: the renderings to build from [default: WORK/gen-nN].",
+    )
+    ap.add_argument(
+        "--builds-in",
+        type=Path,
+        help="With --again: where the builds and the floor write (e.g. /dev/shm/bench: no "
+        "disk) [default: WORK].",
+    )
+    ap.add_argument("--rounds", type=int, default=1, help="With --again: rounds of each.")
     args = ap.parse_args()
     shared = Path(os.environ.get("BLURSYNTH_SHARED_DATA", "../shared/data")).resolve()
     work = args.work.resolve()
@@ -258,7 +280,8 @@ def main() -> None:
     results.setdefault("machine", f"{platform.machine()}, {os.cpu_count()} CPUs")
     results.setdefault("date", time.strftime("%Y-%m-%d"))
     if args.again:
-        again(results, rpath, work, args.n, args.jobs, args.again)
+        gen = (args.renderings or work / f"gen-n{args.n}").resolve()
+        again(results, rpath, gen, args.builds_in or work, args.jobs, args.again, args.rounds)
         return
     if "small" not in args.skip:
         build(results, rpath, f"n{args.small}", work, args.small, args.jobs, shared)
