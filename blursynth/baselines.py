@@ -31,7 +31,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy import ndimage
 
 BASELINES = ("su", "laplacian", "lbp", "all-blurred")
 
@@ -52,6 +51,8 @@ def su_feature(grey: np.ndarray, window: int = 15, k: int = 3, step: int = 4) ->
     Computed for the windows centred on every ``step``-th pixel (reflect padding) and
     upsampled bilinearly; a window of zeros counts as fully blurred (1.0).
     """
+    from scipy import ndimage  # here, not at the top: it costs every CLI call ~0.4 s
+
     if window % 2 == 0 or not 0 < k <= window:
         raise ValueError(f"window must be odd and 0 < k <= window, got {window}, {k}")
     H, W = grey.shape

@@ -36,11 +36,13 @@ def test_importing_every_blursynth_module_leaves_torch_out():
     assert len(names) > 15 and out.stdout.strip() == "False", out.stderr
 
 
-def test_the_cli_starts_without_scipy():
-    """``blursynth --help`` (and every command's start) imports no scipy: ~0.4 s a call."""
-    code = "import sys\nfrom blursynth.cli import main\nprint('scipy' in sys.modules)\n"
+@pytest.mark.parametrize("cli", ["blursynth.cli", "blursynth_train.cli"])
+def test_the_clis_start_without_scipy_or_torch(cli):
+    """Every command's start (``--help`` too) imports neither: scipy costs ~0.4 s a call,
+    torch seconds; the commands that need them import them."""
+    code = f"import sys, {cli}\nprint('scipy' in sys.modules, 'torch' in sys.modules)\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False", out.stderr
+    assert out.stdout.strip() == "False False", out.stderr
 
 
 def test_cli_model_choices_are_the_registry():
