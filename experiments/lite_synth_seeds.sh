@@ -17,19 +17,6 @@ LITE="--arch liteunet --encoder lite0 --pretrained imagenet --freeze-blocks 11 -
     --crop 224 --augment --optimizer adamw --lr 1e-3 --weight-decay 1e-4 --lr-schedule cosine \
     --val-rows 240 --select-by miou --workers 0 -q"
 
-# fit_run OUT ARGS...: train into OUT unless it holds a summary; continue an interrupted run
-fit_run() {
-    local out=$1
-    shift
-    if [ -e "$out/summary.json" ]; then echo "skip $out"; return; fi
-    echo "== $out ($(date -u +%T))"
-    if [ -e "$out/last.pt" ]; then
-        $BIN/blursynth_train fit "$@" --out "$out" $LITE --resume
-    else
-        $BIN/blursynth_train fit "$@" --out "$out" $LITE
-    fi
-}
-
 # score NAME CLASSES: evaluate runs/NAME/best.pt on the 156 validation images
 score() {
     local tiles=data/cuhk-tiles
@@ -42,8 +29,9 @@ synth_cuhk() {  # synth_cuhk SEED CLASSES: pre-train on renderings, then CUHK
     local seed=$1 c=$2 pre post tiles=data/objects-every-tiles cuhk=data/cuhk-tiles
     [ "$c" = 3 ] && { tiles=data/objects-every-tiles3; cuhk=data/cuhk-tiles3; }
     pre="runs/lite${c/2/}-synth-s$seed" post="lite${c/2/}-synth-cuhk-s$seed"
-    fit_run "$pre" "$tiles" --val-dataset "$cuhk" --iterations 500 --eval-every 250 --seed "$seed"
-    fit_run "runs/$post" "$cuhk" --init "$pre/best.pt" --iterations 1500 --eval-every 250 \
+    fit_run "$pre" "$tiles" $LITE --val-dataset "$cuhk" --iterations 500 --eval-every 250 \
+        --seed "$seed"
+    fit_run "runs/$post" "$cuhk" $LITE --init "$pre/best.pt" --iterations 1500 --eval-every 250 \
         --seed "$seed"
     score "$post" "$c"
 }
@@ -52,13 +40,13 @@ cuhk_only() {  # cuhk_only SEED CLASSES
     local seed=$1 c=$2 name cuhk=data/cuhk-tiles
     [ "$c" = 3 ] && cuhk=data/cuhk-tiles3
     name="lite${c/2/}-cuhk-s$seed"
-    fit_run "runs/$name" "$cuhk" --iterations 2000 --eval-every 250 --seed "$seed"
+    fit_run "runs/$name" "$cuhk" $LITE --iterations 2000 --eval-every 250 --seed "$seed"
     score "$name" "$c"
 }
 
 synth_only() {  # synth_only SEED: 2 classes, the renderings alone
     local name="lite-synth-only-s$1"
-    fit_run "runs/$name" data/objects-every-tiles --val-dataset data/cuhk-tiles \
+    fit_run "runs/$name" data/objects-every-tiles $LITE --val-dataset data/cuhk-tiles \
         --iterations 2000 --eval-every 250 --seed "$1"
     score "$name" 2
 }

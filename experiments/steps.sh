@@ -8,6 +8,21 @@ BIN=.venv/bin
 # an interrupted script continues where it stopped
 step() { [ -e "$1" ] && echo "skip $1" || { echo "== $1 ($(date -u +%T))"; shift; "$@"; }; }
 
+# fit_run OUT FIT-ARGS...: `blursynth_train fit FIT-ARGS --out OUT` unless OUT holds a
+# summary; an interrupted run (OUT/last.pt) continues with --resume, so a script can be run
+# again across sessions until it is complete
+fit_run() {
+    local out=$1
+    shift
+    if [ -e "$out/summary.json" ]; then echo "skip $out"; return; fi
+    echo "== $out ($(date -u +%T))"
+    if [ -e "$out/last.pt" ]; then
+        $BIN/blursynth_train fit "$@" --out "$out" --resume
+    else
+        $BIN/blursynth_train fit "$@" --out "$out"
+    fi
+}
+
 # variant NAME GENERATE-OPTIONS...: render ECSSD/DUTS photographs with the options into
 # synth/NAME, tile them (data/NAME-tiles), train a dense U-Net on them alone with
 # $VARIANT_RECIPE (runs/v-NAME-only) and score it on the CUHK validation images
