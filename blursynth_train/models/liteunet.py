@@ -13,7 +13,8 @@ segmentation_models_pytorch ``decoders/pspnet``) on the deepest features before 
 their means over 1x1, 2x2, 3x3 and 6x6 bins of the whole input, each reduced by a 1x1 conv,
 upsampled and concatenated back, then mixed to the features' width by a 1x1 conv. Whether an
 image is blurred is often a property of a whole region (a background, a moving object), which
-a stride-32 feature sees only as far as its receptive field reaches.
+a stride-32 feature sees only as far as its receptive field reaches. On CUHK it did not pay
+(mean IoU 0.784 against 0.786 without it, docs/results.md), so the shipped models have none.
 
 ``freeze_blocks`` N keeps the stem and the first N encoder blocks at their ImageNet weights
 and BatchNorm statistics (eval mode even while training, no gradient): the early blocks see
