@@ -148,7 +148,7 @@ def build(results, rpath, tag: str, work: Path, n: int, jobs: int, shared: Path,
             results,
             f"{tag}/{kind}",
             rpath,
-            lambda kind=kind, out=out: dataset_build(kind, gen, out, jobs),
+            lambda kind=kind, out=out: timed_build(kind, gen, out, jobs),
         )
         stage(results, f"{tag}/{kind}-verify", rpath, lambda out=out: run(cli(
             "blursynth", "verify", out, "-q")))  # fmt: skip
@@ -160,7 +160,7 @@ def build(results, rpath, tag: str, work: Path, n: int, jobs: int, shared: Path,
     return gen, tiles, patches
 
 
-def dataset_build(kind: str, gen: Path, out: Path, jobs: int) -> dict:
+def timed_build(kind: str, gen: Path, out: Path, jobs: int) -> dict:
     """``tiles`` or ``patches`` of the renderings ``gen``, timed until its bytes are on disk."""
     return run(
         cli("blursynth", kind, "--source", "synth", "--root", gen, "--out", out, "-j", jobs, "-q"),
@@ -182,7 +182,7 @@ def again(results, rpath, gen: Path, builds: Path, jobs: int, kinds, rounds: int
             out = builds / f"{kind}-again"
             shutil.rmtree(out, ignore_errors=True)
             print(f"[{time.strftime('%H:%M:%S')}] {kind} again ...", flush=True)
-            r = dataset_build(kind, gen, out, jobs)
+            r = timed_build(kind, gen, out, jobs)
             r["shard_bytes"] = folder_bytes(out, "*.h5")
             shutil.rmtree(out)
             f = floor(gen, r["shard_bytes"], jobs, builds / "floor.bin")
