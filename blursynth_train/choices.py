@@ -10,6 +10,10 @@ ENCODERS = ("lite0", "lite1", "lite2")
 PRETRAINED = ("imagenet", "none")
 CONTEXTS = ("none", "ppm")
 """liteunet: what sees the whole image before the decoder (``ppm``: pyramid pooling)."""
+DECODER_KINDS = ("unet", "fpn")
+"""liteunet: how the decoder merges the encoder's scales (U-Net stages or an FPN)."""
+REFINES = ("none", "full")
+"""liteunet: ``full`` refines the decoder's map at the input's resolution, with the image."""
 LR_SCHEDULES = ("constant", "cosine", "step")
 OPTIMIZERS = ("sgd", "adamw")
 DEVICES = ("auto", "cpu", "cuda")

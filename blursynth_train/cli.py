@@ -12,6 +12,7 @@ from blursynth.schema import KNOWN_BLUR_TYPES, POLARITIES, SOURCE_KINDS
 from blursynth_train import __version__
 from blursynth_train.choices import (
     CONTEXTS,
+    DECODER_KINDS,
     DEVICES,
     ENCODERS,
     LOSSES,
@@ -21,6 +22,7 @@ from blursynth_train.choices import (
     ON_DEVICE,
     OPTIMIZERS,
     PRETRAINED,
+    REFINES,
     SELECT_BY,
     STRIDES,
     TTA,
@@ -204,6 +206,18 @@ def recipe_option(*decls, **kwargs):
     type=click.Choice(CONTEXTS),
     help="liteunet: ppm puts a pyramid pooling module (means over 1, 2, 3 and 6 bins of the "
     "whole image) before the decoder [default: none].",
+)
+@recipe_option(
+    "--decoder-kind",
+    type=click.Choice(DECODER_KINDS),
+    help="liteunet: U-Net stages (logits at stride 2) or a feature pyramid merged at stride 4 "
+    "[default: unet].",
+)
+@recipe_option(
+    "--refine",
+    type=click.Choice(REFINES),
+    help="liteunet: full adds a refinement stage that sees the image at its own resolution "
+    "[default: none].",
 )
 @recipe_option(
     "--select-by",

@@ -83,10 +83,11 @@ class Recipe:
     photometric : bool
         Random gamma, gain, contrast and saturation of each row
         (:func:`blursynth_train.data.photometric`).
-    encoder, pretrained, freeze_blocks, context : optional
+    encoder, pretrained, freeze_blocks, context, decoder_kind, refine : optional
         Options of the ``liteunet`` family (its encoder ``lite0|lite1|lite2``, whether it
         starts from ImageNet weights, how many of its first blocks stay frozen, whether a
-        pyramid pooling module gives the decoder the whole image's context); None: the
+        pyramid pooling module gives the decoder the whole image's context, a U-Net or an
+        FPN decoder, whether a refinement stage works at the input's resolution); None: the
         family's default. Refused for families that do not take them.
     crop : int
         Train dense models on a random ``crop`` x ``crop`` window of each batch (0: whole
@@ -119,6 +120,8 @@ class Recipe:
     pretrained: str | None = None
     freeze_blocks: int | None = None
     context: str | None = None
+    decoder_kind: str | None = None
+    refine: str | None = None
     bf16: bool = False
 
     def __post_init__(self):
@@ -272,7 +275,7 @@ class FitConfig(Recipe):
         return [self.datasets] if isinstance(self.datasets, str) else list(self.datasets)
 
 
-FAMILY_OPTIONS = ("encoder", "pretrained", "freeze_blocks", "context")
+FAMILY_OPTIONS = ("encoder", "pretrained", "freeze_blocks", "context", "decoder_kind", "refine")
 """Recipe fields that only some model families take (:attr:`ModelFamily.options`)."""
 
 RESUME_MAY_CHANGE = ("iterations", "eval_every", "val_dataset")

@@ -123,10 +123,47 @@ def test_missing_or_altered_weights_are_one_clear_error(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 32, 32), (2, 3, 45, 71), (1, 3, 7, 9)])
-def test_liteunet_takes_any_input_size(shape):
-    model = LiteUNet(LiteUNetConfig(classes=3, pretrained="none")).eval()
+@pytest.mark.parametrize("decoder", [("unet", "none"), ("fpn", "none"), ("unet", "full")])
+def test_liteunet_takes_any_input_size(shape, decoder):
+    config = LiteUNetConfig(
+        classes=3, pretrained="none", decoder_kind=decoder[0], refine=decoder[1]
+    )
+    model = LiteUNet(config).eval()
     x = torch.randint(0, 256, shape, dtype=torch.uint8)
     assert model(x).shape == (shape[0], 3, *shape[2:])
+
+
+@pytest.mark.parametrize(
+    "decoder_kind, refine, stride",
+    [("unet", "none", 2), ("fpn", "none", 4), ("unet", "full", 1), ("fpn", "full", 1)],
+)
+def test_decoders_give_logits_at_their_stride_and_train_at_the_decoders_rate(
+    decoder_kind, refine, stride
+):
+    torch.manual_seed(0)
+    model = LiteUNet(replace(SCRATCH, decoder_kind=decoder_kind, refine=refine)).train()
+    heads = []
+    model.head.register_forward_hook(lambda *a: heads.append(a[1][0].shape))
+    # a batch of one image trains; 45 x 71 is padded to 64 x 96
+    model(torch.randint(0, 256, (1, 3, 45, 71), dtype=torch.uint8)).sum().backward()
+    assert heads[0][-2:] == (64 // stride, 96 // stride)
+    fast = {id(p) for g in parameter_groups(model, 1e-4) if g["lr_scale"] == 1.0
+            for p in g["params"]}  # fmt: skip
+    added = [*model.decoder.parameters(), *(model.refine.parameters() if model.refine else ())]
+    assert all(id(p) in fast for p in added)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in added)
+
+
+def test_decoder_options_are_checked_and_old_configs_mean_the_unet_decoder():
+    with pytest.raises(ValueError, match="decoder_kind must be one of"):
+        LiteUNetConfig(decoder_kind="deeplab")
+    with pytest.raises(ValueError, match="refine must be one of"):
+        LiteUNetConfig(refine="crf")
+    old = {k: v for k, v in SCRATCH.to_dict().items() if k not in ("decoder_kind", "refine")}
+    config = LiteUNetConfig.from_dict(old)  # a checkpoint written before the options
+    assert (config.decoder_kind, config.refine) == ("unet", "none")
+    # the U-Net decoder's weights keep their names: decoder.N.M (shipped weights load)
+    assert "decoder.0.0.weight" in LiteUNet(config).state_dict()
 
 
 def test_pyramid_pooling_sees_the_whole_image_and_trains_with_the_decoder():
@@ -275,6 +312,26 @@ def test_fit_resume_segment_and_api_of_a_3class_liteunet(tmp_path):
     assert seg.predict(image[:, :, 0])[0].shape == (40, 70)
     with pytest.raises(BlursynthError, match="must be"):
         seg.predict(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_fit_records_the_decoder_options_and_resume_keeps_them(tmp_path):
+    _tiles(tmp_path)
+    run = tmp_path / "run"
+    opts = ("--pretrained", "none", "--freeze-blocks", "3", "--decoder-kind", "fpn")
+    res = _fit(tmp_path, run, "--iterations", "2", *opts, "--refine", "full")
+    assert res.exit_code == 0, res.output
+    saved = checkpoint.load_checkpoint(run / "last.pt")
+    assert saved["model_config"]["decoder_kind"] == "fpn" == saved["train_config"]["decoder_kind"]
+    assert saved["model_config"]["refine"] == "full"
+    assert any(k.startswith("refine.") for k in saved["model_state"])
+    res = _fit(tmp_path, run, "--iterations", "3", "--resume")
+    assert res.exit_code == 0, res.output
+    assert checkpoint.load_checkpoint(run / "last.pt")["iteration"] == 3
+    res = _fit(tmp_path, run, "--iterations", "4", "--resume", "--refine", "none")
+    assert res.exit_code != 0 and "--refine none (the run's: full)" in res.output
+    assert "Traceback" not in res.output
+    res = _fit(tmp_path, tmp_path / "u", "--iterations", "1", "--decoder-kind", "mlp")
+    assert res.exit_code == 2 and "--decoder-kind" in res.output
 
 
 def test_family_options_are_refused_for_other_families(tmp_path):

@@ -177,7 +177,7 @@ register_model(
             classes=int(params.get("classes", 2)),
             **{k: v for k, v in options.items() if v is not None},
         ),
-        options=("encoder", "pretrained", "freeze_blocks", "context"),
+        options=("encoder", "pretrained", "freeze_blocks", "context", "decoder_kind", "refine"),
     )
 )
 
