@@ -14,6 +14,7 @@ slower of the two. Run by hand; results go to ``docs/benchmarks.md``::
     python benchmarks/bench_train.py                      # CPU, 1 and 2 threads
     python benchmarks/bench_train.py --device cuda        # on a GPU machine
     python benchmarks/bench_train.py --arch unet --batch-size 8 [--device cuda]  # dense model
+    python benchmarks/bench_train.py --arch liteunet --crop 224 --freeze-blocks 0  # whole encoder
     python benchmarks/bench_train.py --shards DIR         # data path on a real dataset
     python benchmarks/bench_train.py --no-data --json r.json  # model step only, machine-readable
 """
@@ -33,7 +34,7 @@ from blursynth.imageio import write_json
 from blursynth.schema import MANIFEST, manifest_base
 from blursynth.shards import ShardWriter, open_dataset
 from blursynth_train.data import ResidentBatches, StreamedBatches, load_split
-from blursynth_train.models import BlurNet, UNet, UNetConfig
+from blursynth_train.models import create_model, get_family, model_kinds, parameter_groups
 
 RECIPE_ITERATIONS = 1_000_000
 
@@ -88,22 +89,29 @@ def model_step(
     compile: bool = False,
     arch: str = "blurnet",
     crop: int = 128,
+    freeze_blocks: int | None = None,
 ) -> float:
-    """Samples/s of forward + backward + SGD step on batches already on ``device``.
+    """Samples/s of forward + backward + optimizer step on batches already on ``device``.
 
-    ``arch`` ``blurnet``: 31 x 31 patches; ``unet``: ``crop`` x ``crop`` tiles with label maps.
+    ``arch``: a registered family; a patch model on 31 x 31 patches (SGD, the report's), a
+    dense one on ``crop`` x ``crop`` tiles with label maps (AdamW over its parameter groups,
+    as ``fit`` builds them). ``freeze_blocks``: the liteunet's option (None: its default).
     """
     torch.manual_seed(0)
-    if arch == "unet":
-        model = UNet(UNetConfig()).to(device).train()
-        x = torch.randint(0, 256, (batch, 3, crop, crop), dtype=torch.uint8, device=device)
-        y = torch.randint(0, 2, (batch, crop, crop), device=device)
+    family = get_family(arch)
+    options = {"pretrained": "none"} if "pretrained" in family.options else {}
+    if freeze_blocks is not None:
+        options["freeze_blocks"] = freeze_blocks
+    params = {"classes": 2} if family.dense else {"patch_size": 31}
+    model = create_model(family.config_for_dataset(params, options)).to(device).train()
+    side = crop if family.dense else 31
+    x = torch.randint(0, 256, (batch, 3, side, side), dtype=torch.uint8, device=device)
+    y = torch.randint(0, 2, (batch, side, side) if family.dense else (batch,), device=device)
+    if family.dense:
+        opt = torch.optim.AdamW(parameter_groups(model, 1e-4), lr=1e-3)
     else:
-        model = BlurNet().to(device).train()
-        x = torch.randint(0, 256, (batch, 3, 31, 31), dtype=torch.uint8, device=device)
-        y = torch.randint(0, 2, (batch,), device=device)
+        opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4)
     step_model = torch.compile(model) if compile else model
-    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4)
     warmup = 3 if device.type == "cpu" else 20
     for i in range(warmup + steps):
         if i == warmup:
@@ -166,10 +174,13 @@ def main() -> None:
     ap.add_argument(
         "--arch",
         default="blurnet",
-        choices=("blurnet", "unet"),
-        help="Model family: the report's CNN on 31-px patches, or the dense U-Net on --crop tiles.",
+        choices=model_kinds(),
+        help="Model family: the report's CNN on 31-px patches, or a dense one on --crop tiles.",
     )
-    ap.add_argument("--crop", type=int, default=128, help="U-Net tile side.")
+    ap.add_argument("--crop", type=int, default=128, help="Dense models' tile side.")
+    ap.add_argument(
+        "--freeze-blocks", type=int, help="liteunet: frozen encoder blocks (default: its own)."
+    )
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=0, help="Timed model steps (0: 6 CPU, 200 GPU).")
     ap.add_argument("--rows", type=int, default=65536, help="Rows of the temporary dataset.")
@@ -193,7 +204,14 @@ def main() -> None:
             results.append(
                 (
                     f"model step, CPU {t} thread(s)",
-                    model_step(device, b, steps, arch=args.arch, crop=args.crop),
+                    model_step(
+                        device,
+                        b,
+                        steps,
+                        arch=args.arch,
+                        crop=args.crop,
+                        freeze_blocks=args.freeze_blocks,
+                    ),
                 )
             )
         torch.set_num_threads(max(args.threads))
@@ -206,7 +224,14 @@ def main() -> None:
             label = f"model step, {name} {'bf16' if bf16 else 'fp32'}"
             label += " + compile" if compiled else ""
             rate = model_step(
-                device, b, steps, bf16=bf16, compile=compiled, arch=args.arch, crop=args.crop
+                device,
+                b,
+                steps,
+                bf16=bf16,
+                compile=compiled,
+                arch=args.arch,
+                crop=args.crop,
+                freeze_blocks=args.freeze_blocks,
             )
             results.append((label, rate))
     step_rate = max(r for _, r in results)
@@ -214,7 +239,7 @@ def main() -> None:
     # -- data path -------------------------------------------------------------------------
     if not args.no_data:
         results += data_path_rates(args, device, b)
-    model = "BlurNet" if args.arch == "blurnet" else f"U-Net, {args.crop} px crops"
+    model = "BlurNet" if args.arch == "blurnet" else f"{args.arch}, {args.crop} px crops"
     print(f"{model}, batch {b}, device {device}, torch {torch.__version__}")
     print("| path | samples/s | 1M iterations at this rate (h) |")
     print("|---|---:|---:|")
