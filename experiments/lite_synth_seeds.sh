@@ -11,6 +11,13 @@
 # skipped once done, and an interrupted run continues from its last.pt (--resume), so the
 # script can be run again across sessions until it is complete. Scored on the 156 CUHK
 # validation images (evals/val-*); experiments/lite_seed_table.py prints the table.
+#
+# With arguments, it runs only the steps named, in order, e.g. two streams side by side
+# with one thread each (on 2 cores, two 1-thread runs train ~2x the crops per second of one
+# 2-thread run: the depthwise convolutions do not share out over threads):
+#   OMP_NUM_THREADS=1 bash experiments/lite_synth_seeds.sh "cuhk_only 2 2" "synth_only 1"
+#   OMP_NUM_THREADS=1 bash experiments/lite_synth_seeds.sh "synth_cuhk 2 2" "synth_only 2"
+# Two streams must not name the same step: a run folder is locked by the run that writes it.
 source "$(dirname "$0")/steps.sh"
 
 LITE="--arch liteunet --encoder lite0 --pretrained imagenet --freeze-blocks 11 --batch-size 8 \
@@ -53,6 +60,17 @@ synth_only() {  # synth_only SEED: 2 classes, the renderings alone
 
 step data/objects-every-tiles/SHA256SUMS $BIN/blursynth tiles --source synth \
     --root synth/objects-every --out data/objects-every-tiles --eval-images 0 --jobs 2 -q
+if [ $# -gt 0 ]; then
+    for named in "$@"; do
+        read -r fn args <<<"$named"
+        case "$fn" in
+            cuhk_only | synth_cuhk | synth_only) $fn $args ;;
+            *) echo "unknown step: $named (cuhk_only|synth_cuhk SEED CLASSES, synth_only SEED)" >&2
+               exit 2 ;;
+        esac
+    done
+    exit 0
+fi
 synth_cuhk 0 2
 cuhk_only 1 2
 synth_cuhk 1 2
