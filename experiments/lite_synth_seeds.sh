@@ -13,8 +13,8 @@
 # validation images (evals/val-*); experiments/lite_seed_table.py prints the table.
 #
 # With arguments, it runs only the steps named, in order, e.g. two streams side by side
-# with one thread each (on 2 cores, two 1-thread runs train ~2x the crops per second of one
-# 2-thread run: the depthwise convolutions do not share out over threads):
+# with one thread each (on the 2-core VM two 1-thread training steps make 1.13-1.23x the
+# crops per second of one 2-thread step: docs/benchmarks.md, "dense"):
 #   OMP_NUM_THREADS=1 bash experiments/lite_synth_seeds.sh "cuhk_only 2 2" "synth_only 1"
 #   OMP_NUM_THREADS=1 bash experiments/lite_synth_seeds.sh "synth_cuhk 2 2" "synth_only 2"
 # Two streams must not name the same step: a run folder is locked by the run that writes it.
