@@ -71,20 +71,20 @@ if budget < 8 * 2**20:
     sys.exit(f"the working tree is {tree / 2**20:.1f} MiB: too little room left for data")
 for old in dest.glob("cuhk[0-9]*"):
     shutil.rmtree(old)
-stems = sorted(p.stem for p in (cuhk / "image").iterdir())
+images = sorted((cuhk / "image").iterdir())
 masks = {p.stem: p for p in (cuhk / "gt").iterdir()}
 part, size = 0, budget
-for stem in stems:
-    image = next((cuhk / "image").glob(stem + ".*"))
-    need = image.stat().st_size + masks[stem].stat().st_size
+for image in images:
+    mask = masks[image.stem]
+    need = image.stat().st_size + mask.stat().st_size
     if size + need > budget:
         part, size = part + 1, 0
         for sub in ("image", "gt"):
             (dest / f"cuhk{part}" / sub).mkdir(parents=True)
     shutil.copy2(image, dest / f"cuhk{part}" / "image" / image.name)
-    shutil.copy2(masks[stem], dest / f"cuhk{part}" / "gt" / masks[stem].name)
+    shutil.copy2(mask, dest / f"cuhk{part}" / "gt" / mask.name)
     size += need
-print(f"working tree {tree / 2**20:.1f} MiB; {len(stems)} images in {part} parts of at most "
+print(f"working tree {tree / 2**20:.1f} MiB; {len(images)} images in {part} parts of at most "
       f"{budget / 2**20:.1f} MiB. Device calls, back to back (the machine goes back 30 s "
       "after a call):")
 for k in range(1, part + 1):

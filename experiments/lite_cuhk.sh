@@ -6,9 +6,6 @@
 # runs' best.pt, exported (README: "Pretrained weights").
 source "$(dirname "$0")/steps.sh"
 
-LITE="--arch liteunet --encoder lite0 --pretrained imagenet --freeze-blocks 11 --batch-size 8 \
-    --crop 224 --augment --optimizer adamw --lr 1e-3 --weight-decay 1e-4 --lr-schedule cosine \
-    --val-rows 240 --select-by miou --workers 0 -q"
 step data/cuhk-tiles/SHA256SUMS $BIN/blursynth tiles --source shi --root "$SHARED/cuhk" \
     --out data/cuhk-tiles --no-jitter --jobs 2 -q
 step data/cuhk-tiles3/SHA256SUMS $BIN/blursynth tiles --source shi --root "$SHARED/cuhk" \

@@ -20,10 +20,6 @@
 # Two streams must not name the same step: a run folder is locked by the run that writes it.
 source "$(dirname "$0")/steps.sh"
 
-LITE="--arch liteunet --encoder lite0 --pretrained imagenet --freeze-blocks 11 --batch-size 8 \
-    --crop 224 --augment --optimizer adamw --lr 1e-3 --weight-decay 1e-4 --lr-schedule cosine \
-    --val-rows 240 --select-by miou --workers 0 -q"
-
 # score NAME CLASSES: evaluate runs/NAME/best.pt on the 156 validation images
 score() {
     local tiles=data/cuhk-tiles

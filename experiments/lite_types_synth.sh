@@ -8,9 +8,6 @@
 # all, against runs/lite3-cuhk (CUHK alone, 2,000 iterations).
 source "$(dirname "$0")/steps.sh"
 
-LITE="--arch liteunet --encoder lite0 --pretrained imagenet --freeze-blocks 11 --batch-size 8 \
-    --crop 224 --augment --optimizer adamw --lr 1e-3 --weight-decay 1e-4 --lr-schedule cosine \
-    --val-rows 240 --select-by miou --workers 0 -q"
 step synth/objects-every/records.jsonl $BIN/blursynth generate --objects "$SHARED/ecssd" \
     --objects "$SHARED/duts-subset" --out synth/objects-every --seed 0 -j 2 -q --model all \
     --n 500 --motion-kernel shake --defocus-kernel disk --linear-light --noise --uniform-share 0.2

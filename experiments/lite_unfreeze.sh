@@ -6,9 +6,6 @@
 # scored on the 156 validation images beside the shipped `bundled` model.
 source "$(dirname "$0")/steps.sh"
 
-LITE="--arch liteunet --encoder lite0 --pretrained imagenet --batch-size 8 --crop 224 \
-    --augment --optimizer adamw --lr 1e-3 --weight-decay 1e-4 --lr-schedule cosine \
-    --val-rows 240 --select-by miou --workers 0 -q"
 step runs/lite-f5-cuhk/summary.json $BIN/blursynth_train fit data/cuhk-tiles \
     --out runs/lite-f5-cuhk $LITE --freeze-blocks 5 --iterations 2000 --eval-every 250
 step evals/val-lite-f5-cuhk/results.json $BIN/blursynth_train evaluate \

@@ -6,17 +6,5 @@
 # run continues (fit_run).
 source "$(dirname "$0")/steps.sh"
 
-LITE="--arch liteunet --pretrained imagenet --batch-size 8 --crop 224 --augment \
-    --optimizer adamw --lr 1e-3 --weight-decay 1e-4 --lr-schedule cosine --val-rows 240 \
-    --select-by miou --workers 0 -q"
-
-variant() {  # variant ENCODER: runs/ENCODER-cuhk, evals/val-ENCODER-cuhk
-    fit_run "runs/$1-cuhk" data/cuhk-tiles $LITE --encoder "$1" --freeze-blocks 14 \
-        --iterations 2000 --eval-every 250
-    step "evals/val-$1-cuhk/results.json" $BIN/blursynth_train evaluate \
-        --dataset data/cuhk-tiles --split val --model "$1=runs/$1-cuhk/best.pt" \
-        --postprocess guided --out "evals/val-$1-cuhk" -q
-}
-
-variant lite1
-variant lite2
+lite_variant lite1-cuhk lite1 --encoder lite1 --freeze-blocks 14
+lite_variant lite2-cuhk lite2 --encoder lite2 --freeze-blocks 14

@@ -23,6 +23,24 @@ fit_run() {
     fi
 }
 
+# LITE: the shipped 2-class liteunet recipe (experiments/lite_cuhk.sh: `bundled`), the base
+# of every issue-22 script; a variant adds options after it (the last value of an option wins)
+LITE="--arch liteunet --encoder lite0 --pretrained imagenet --freeze-blocks 11 --batch-size 8 \
+    --crop 224 --augment --optimizer adamw --lr 1e-3 --weight-decay 1e-4 --lr-schedule cosine \
+    --val-rows 240 --select-by miou --workers 0 -q"
+
+# lite_variant RUN MODEL FIT-OPTIONS...: $LITE with FIT-OPTIONS for 2,000 iterations on the
+# CUHK tiles into runs/RUN (resumed if interrupted), then scored as MODEL on the 156
+# validation images into evals/val-RUN (with the guided filter beside the raw maps)
+lite_variant() {
+    local run=$1 model=$2
+    shift 2
+    fit_run "runs/$run" data/cuhk-tiles $LITE "$@" --iterations 2000 --eval-every 250
+    step "evals/val-$run/results.json" $BIN/blursynth_train evaluate --dataset data/cuhk-tiles \
+        --split val --model "$model=runs/$run/best.pt" --postprocess guided \
+        --out "evals/val-$run" -q
+}
+
 # variant NAME GENERATE-OPTIONS...: render ECSSD/DUTS photographs with the options into
 # synth/NAME, tile them (data/NAME-tiles), train a dense U-Net on them alone with
 # $VARIANT_RECIPE (runs/v-NAME-only) and score it on the CUHK validation images

@@ -221,7 +221,7 @@ class FPNDecoder(nn.Module):
             p = lateral(f) + F.interpolate(p, size=f.shape[-2:], mode="nearest")
             pyramid.append(p)
         merged = [merge(p) for merge, p in zip(self.merge, reversed(pyramid), strict=True)]
-        return torch.stack(merged).sum(dim=0)
+        return sum(merged[1:], merged[0])
 
 
 class FullResolutionRefine(nn.Module):
