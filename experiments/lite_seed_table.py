@@ -40,19 +40,34 @@ def cell(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
+def finished(runs: list[tuple[str, str]]) -> list[tuple[int, dict]]:
+    """``(seed, summary)`` of each finished run of an arm."""
+    scores = []
+    for seed, (folder, model) in enumerate(runs):
+        path = Path("evals") / folder / "results.json"
+        if path.is_file():
+            scores.append((seed, json.loads(path.read_text())["summary"][model]))
+    return scores
+
+
 def main() -> None:
     print("| arm | seeds done | mean IoU motion | defocus | all | type acc. motion | defocus "
           "| pooled IoU motion class |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
     for arm, runs in ARMS.items():
-        scores = []
-        for seed, (folder, model) in enumerate(runs):
-            path = Path("evals") / folder / "results.json"
-            if path.is_file():
-                scores.append((seed, json.loads(path.read_text())["summary"][model]))
+        scores = finished(runs)
         cells = [cell([s[g][m] for _, s in scores if m in s.get(g, {})]) for g, m in COLUMNS]
         seeds = ", ".join(str(seed) for seed, _ in scores) or "none"
         print(f"| {arm} | {seeds} | " + " | ".join(cells) + " |")
+    print("\nEach seed, mean IoU all / motion:\n")
+    print("| arm | seed 0 | seed 1 | seed 2 |\n|---|---|---|---|")
+    for arm, runs in ARMS.items():
+        done = dict(finished(runs))
+        row = [
+            f"{done[k]['all']['miou']:.3f} / {done[k]['motion']['miou']:.3f}" if k in done else "–"
+            for k in range(len(runs))
+        ]
+        print(f"| {arm} | " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":

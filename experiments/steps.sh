@@ -30,12 +30,14 @@ LITE="--arch liteunet --encoder lite0 --pretrained imagenet --freeze-blocks 11 -
     --val-rows 240 --select-by miou --workers 0 -q"
 
 # lite_variant RUN MODEL FIT-OPTIONS...: $LITE with FIT-OPTIONS for 2,000 iterations on the
-# CUHK tiles into runs/RUN (resumed if interrupted), then scored as MODEL on the 156
-# validation images into evals/val-RUN (with the guided filter beside the raw maps)
+# CUHK tiles ($LITE_DATA, default data/cuhk-tiles) into runs/RUN (resumed if interrupted),
+# then scored as MODEL on the 156 validation images into evals/val-RUN (with the guided
+# filter beside the raw maps)
 lite_variant() {
     local run=$1 model=$2
     shift 2
-    fit_run "runs/$run" data/cuhk-tiles $LITE "$@" --iterations 2000 --eval-every 250
+    fit_run "runs/$run" "${LITE_DATA:-data/cuhk-tiles}" $LITE "$@" --iterations 2000 \
+        --eval-every 250
     step "evals/val-$run/results.json" $BIN/blursynth_train evaluate --dataset data/cuhk-tiles \
         --split val --model "$model=runs/$run/best.pt" --postprocess guided \
         --out "evals/val-$run" -q
