@@ -7,12 +7,6 @@ from pathlib import Path
 
 import pytest
 
-# Under pytest-xdist (``-n auto``) each worker is one process per core: torch's own threads
-# would oversubscribe the cores, so each worker runs torch on one thread. Set before any test
-# module imports torch.
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-
 
 def shared_data(sub: str = "") -> Path:
     """The folder ``$BLURSYNTH_SHARED_DATA/sub``, or skip the test when it is not there."""
