@@ -73,8 +73,7 @@ def _scores(loaded, maps, cut="fixed") -> np.ndarray:
     return np.array(out)
 
 
-def _row(label, items, loaded, maps, cut="fixed") -> dict:
-    scores = _scores(loaded, maps, cut)
+def _row(label, items, scores, cut="fixed") -> dict:
     motion = np.array([item.blur_type == "motion" for item in items])
     return {
         "name": label if cut == "fixed" else f"{label} ({cut} threshold)",
@@ -85,9 +84,9 @@ def _row(label, items, loaded, maps, cut="fixed") -> dict:
     }
 
 
-def _spread(name, loaded, maps) -> dict:
-    """How the model's per-image scores spread, and the mean without the worst tenth."""
-    scores = np.sort(_scores(loaded, maps))
+def _spread(name, scores) -> dict:
+    """How a model's per-image scores spread, and the mean without the worst tenth."""
+    scores = np.sort(scores)
     tenth = len(scores) // 10
     return {
         "name": name,
@@ -117,16 +116,16 @@ def main(dataset, models, combos, oracle, out):
     for spec in models:
         name, path = spec.split("=", 1)
         maps[name] = _maps(name, path, loaded, out / f"maps-{name}.npz")
-    rows = [_row(name, items, loaded, maps[name]) for name in maps]
+    fixed = {name: _scores(loaded, maps[name]) for name in maps}
+    rows = [_row(name, items, fixed[name]) for name in maps]
     for combo in combos:
         names = combo.split("+")
         mean = [np.mean(ms, axis=0) for ms in zip(*(maps[n] for n in names), strict=True)]
-        rows.append(_row(combo, items, loaded, mean))
-    rows += [_row(n, items, loaded, maps[n], "otsu") for n in maps]
-    if oracle:
-        rows += [_row(n, items, loaded, maps[n], "oracle") for n in maps]
+        rows.append(_row(combo, items, _scores(loaded, mean)))
+    cuts = ("otsu", "oracle") if oracle else ("otsu",)
+    rows += [_row(n, items, _scores(loaded, maps[n], c), c) for c in cuts for n in maps]
     first = next(iter(maps))
-    spread = _spread(first, loaded, maps[first])
+    spread = _spread(first, fixed[first])
     (out / "ensembles.json").write_text(json.dumps({"rows": rows, "spread": spread}, indent=1))
     for r in rows:
         print(

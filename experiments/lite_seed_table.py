@@ -54,17 +54,19 @@ def main() -> None:
     print("| arm | seeds done | mean IoU motion | defocus | all | type acc. motion | defocus "
           "| pooled IoU motion class |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
-    for arm, runs in ARMS.items():
-        scores = finished(runs)
+    done = {arm: finished(runs) for arm, runs in ARMS.items()}
+    for arm, scores in done.items():
         cells = [cell([s[g][m] for _, s in scores if m in s.get(g, {})]) for g, m in COLUMNS]
         seeds = ", ".join(str(seed) for seed, _ in scores) or "none"
         print(f"| {arm} | {seeds} | " + " | ".join(cells) + " |")
     print("\nEach seed, mean IoU all / motion:\n")
     print("| arm | seed 0 | seed 1 | seed 2 |\n|---|---|---|---|")
     for arm, runs in ARMS.items():
-        done = dict(finished(runs))
+        by_seed = dict(done[arm])
         row = [
-            f"{done[k]['all']['miou']:.3f} / {done[k]['motion']['miou']:.3f}" if k in done else "–"
+            f"{by_seed[k]['all']['miou']:.3f} / {by_seed[k]['motion']['miou']:.3f}"
+            if k in by_seed
+            else "–"
             for k in range(len(runs))
         ]
         print(f"| {arm} | " + " | ".join(row) + " |")
